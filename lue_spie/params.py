@@ -143,8 +143,8 @@ def index(name: str) -> int:
 
 def _bounds_like(x: Array) -> tuple[Array, Array]:
     if isinstance(x, torch.Tensor):
-        lo = torch.as_tensor(LOWER, dtype=x.dtype, device=x.device)
-        hi = torch.as_tensor(UPPER, dtype=x.dtype, device=x.device)
+        lo = torch.tensor(LOWER, dtype=x.dtype, device=x.device)
+        hi = torch.tensor(UPPER, dtype=x.dtype, device=x.device)
         return lo, hi
     return LOWER, UPPER
 
