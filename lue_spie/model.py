@@ -120,18 +120,19 @@ def _lag_filter_scan(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
     ``(0, x_0)`` for t = 0 (so ``y_0 = x_0``). Composing map t after map s gives
     ``(A_t A_s, A_t B_s + B_t)``; after the step with shift d every position holds the
     composition of the last ``2d`` maps, so ``ceil(log2(days))`` steps give every prefix.
+    Because alpha is constant in time, the composed slope of a window of d maps is simply
+    ``alpha**d`` (or 0 once the window reaches day 0, whose slope is 0, and those positions
+    are already final), so only one number per series is carried, squared at each step.
     """
     days = x.shape[-1]
     alpha = alpha.expand(x.shape[:-1]).unsqueeze(-1)
-    A = alpha.expand(x.shape).clone()
-    A[..., 0] = 0.0
     B = torch.cat([x[..., :1], (1.0 - alpha) * x[..., 1:]], dim=-1)
+    slope = alpha  # alpha ** d
     d = 1
     while d < days:
-        # Positions t >= d compose with the block ending at t - d; positions t < d are final.
-        B = torch.cat([B[..., :d], A[..., d:] * B[..., :-d] + B[..., d:]], dim=-1)
-        if 2 * d < days:  # A is not needed after the last step
-            A = torch.cat([A[..., :d], A[..., d:] * A[..., :-d]], dim=-1)
+        # Positions t >= d take the window of d maps ending at t - d; positions t < d are final.
+        B = torch.cat([B[..., :d], torch.addcmul(B[..., d:], slope, B[..., :-d])], dim=-1)
+        slope = slope * slope
         d *= 2
     return B
 
@@ -162,7 +163,19 @@ def lag_filter(x: torch.Tensor, alpha: torch.Tensor, method: str = "scan") -> to
     batch = torch.broadcast_shapes(x.shape[:-1], alpha.shape)
     x = x.expand(*batch, x.shape[-1])
     if method == "scan":
-        return _lag_filter_scan(x, alpha)
+        # Rows with alpha == 0 need no filtering (y = x exactly), so the scan runs only on the
+        # others: in a calibration batch most rows have alpha fixed at 0 by the lag mask.
+        # Skipped when alpha needs a gradient (d y / d alpha is not 0 at alpha = 0).
+        if alpha.requires_grad and torch.is_grad_enabled():
+            return _lag_filter_scan(x, alpha)
+        lagged = (alpha != 0).expand(batch)
+        if bool(lagged.all()):
+            return _lag_filter_scan(x, alpha)
+        if not bool(lagged.any()):
+            return x
+        out = x.clone()
+        out[lagged] = _lag_filter_scan(x[lagged], alpha.expand(batch)[lagged])
+        return out
     if method == "loop":
         return _lag_filter_loop(x, alpha)
     raise ValueError(f"lag_filter: method must be 'scan' or 'loop', got {method!r}")
