@@ -91,7 +91,10 @@ def f_VPD(
     ``co2_part = 1 + (ca - Ca0)/(ca - Ca0 + Cm)`` (above 1 when ca > Ca0). ``fVPD`` is their
     product. VPD in Pa, ca and Ca0 and Cm in ppm, kappa in Pa-1.
     """
-    vpd_part = torch.exp(kappa * torch.pow(Ca0 / ca, Ckappa) * VPD)
+    # (Ca0/ca)^Ckappa as exp(Ckappa log(Ca0/ca)) (both positive): same value, but avoids
+    # pow's costly backward pass for a tensor exponent. The ratio is formed before the log
+    # so that float32 keeps its precision (log Ca0 - log ca would cancel).
+    vpd_part = torch.exp(kappa * torch.exp(Ckappa * torch.log(Ca0 / ca)) * VPD)
     denominator = torch.clamp(ca - Ca0 + Cm, min=CO2_DENOMINATOR_MIN)
     co2_part = 1.0 + (ca - Ca0) / denominator
     return vpd_part, co2_part
@@ -109,32 +112,92 @@ def f_L(APAR: torch.Tensor, gamma: torch.Tensor) -> torch.Tensor:
 
 def f_CI(CI: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     """Cloudiness sensitivity ``CI^mu`` with CI clipped to ``[CI_MIN, 1]``."""
-    return torch.pow(torch.clamp(CI, CI_MIN, 1.0), mu)
+    # exp(mu log CI) equals the power for CI > 0 (guaranteed by the clip) and differentiates
+    # more cheaply than pow with a tensor exponent.
+    return torch.exp(mu * torch.log(torch.clamp(CI, CI_MIN, 1.0)))
 
 
 # --------------------------------------------------------------------------------- lag filter
-def _lag_filter_scan(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """Inclusive Hillis-Steele scan of the affine maps ``y -> A*y + B`` along the last axis.
+def _affine_scan(b: torch.Tensor, slope: torch.Tensor) -> torch.Tensor:
+    """Inclusive Hillis-Steele scan of ``y(0) = b(0)``, ``y(t) = slope * y(t-1) + b(t)``.
 
-    Day t is the map ``(A_t, B_t) = (alpha, (1 - alpha) x_t)`` for t >= 1 and
-    ``(0, x_0)`` for t = 0 (so ``y_0 = x_0``). Composing map t after map s gives
-    ``(A_t A_s, A_t B_s + B_t)``; after the step with shift d every position holds the
-    composition of the last ``2d`` maps, so ``ceil(log2(days))`` steps give every prefix.
-    Because alpha is constant in time, the composed slope of a window of d maps is simply
-    ``alpha**d`` (or 0 once the window reaches day 0, whose slope is 0, and those positions
-    are already final), so only one number per series is carried, squared at each step.
+    Day t is the affine map ``y -> slope*y + b(t)`` (day 0: slope 0). Composing map t after
+    map s gives ``(A_t A_s, A_t B_s + B_t)``; after the step with shift d every position holds
+    the composition of the last ``2d`` maps, so ``ceil(log2(days))`` vectorised steps give
+    every prefix. Because the slope is constant in time, the composed slope of a window of d
+    maps is simply ``slope**d`` (positions whose window reaches day 0 are already final), so
+    one number per series is carried and squared at each step: only products of numbers in
+    ``[0, 1]`` appear, which can underflow to 0 but never overflow.
+
+    Args:
+        b: ``(*batch, days)``.
+        slope: ``(*batch, 1)``, values in ``[0, 1]``.
     """
-    days = x.shape[-1]
-    alpha = alpha.expand(x.shape[:-1]).unsqueeze(-1)
-    B = torch.cat([x[..., :1], (1.0 - alpha) * x[..., 1:]], dim=-1)
-    slope = alpha  # alpha ** d
+    days = b.shape[-1]
     d = 1
     while d < days:
         # Positions t >= d take the window of d maps ending at t - d; positions t < d are final.
-        B = torch.cat([B[..., :d], torch.addcmul(B[..., d:], slope, B[..., :-d])], dim=-1)
+        b = torch.cat([b[..., :d], torch.addcmul(b[..., d:], slope, b[..., :-d])], dim=-1)
         slope = slope * slope
         d *= 2
-    return B
+    return b
+
+
+class _LagFilterScan(torch.autograd.Function):
+    """Lag filter by :func:`_affine_scan` with an analytic (adjoint) backward pass.
+
+    Written as an autograd Function because recording the scan's ``log2(days)`` steps for
+    autograd costs several times the forward pass; the adjoint of a linear recurrence is the
+    same recurrence run backwards in time, so the backward pass is one more scan:
+
+        lambda(t) = g(t) + alpha * lambda(t+1)                      (reverse-time scan)
+        dL/dx(0) = lambda(0),  dL/dx(t) = (1 - alpha) lambda(t)     (t >= 1)
+        dL/dalpha = sum_{t>=1} lambda(t) * (y(t-1) - x(t))
+
+    The backward pass is built from differentiable torch operations, so higher-order
+    gradients work too.
+    """
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        a = alpha.unsqueeze(-1)
+        b = torch.cat([x[..., :1], (1.0 - a) * x[..., 1:]], dim=-1)
+        y = _affine_scan(b, a)
+        ctx.save_for_backward(x, alpha, y)
+        return y
+
+    @staticmethod
+    def backward(ctx, g: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        x, alpha, y = ctx.saved_tensors
+        a = alpha.unsqueeze(-1)
+        lam = _LagFilterScanReverse.apply(g, alpha)
+        grad_x = torch.cat([lam[..., :1], (1.0 - a) * lam[..., 1:]], dim=-1)
+        grad_alpha = (lam[..., 1:] * (y[..., :-1] - x[..., 1:])).sum(-1)
+        return grad_x, grad_alpha
+
+
+class _LagFilterScanReverse(torch.autograd.Function):
+    """``lambda(t) = g(t) + alpha * lambda(t+1)`` (the adjoint scan), itself differentiable."""
+
+    @staticmethod
+    def forward(ctx, g: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:  # noqa: D102
+        lam = _affine_scan(g.flip(-1), alpha.unsqueeze(-1)).flip(-1)
+        ctx.save_for_backward(alpha, lam)
+        return lam
+
+    @staticmethod
+    def backward(ctx, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: D102
+        # lam = M^T g with M the forward recursion y(t) = alpha y(t-1) + g(t): the adjoint of
+        # the reverse scan is the forward scan; d lam(t)/d alpha = lam(t+1) + alpha d lam(t+1).
+        alpha, lam = ctx.saved_tensors
+        mu = _affine_scan(h, alpha.unsqueeze(-1))
+        grad_alpha = (mu[..., :-1] * lam[..., 1:]).sum(-1)
+        return mu, grad_alpha
+
+
+def _lag_filter_scan(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """The lag filter with the parallel scan (values and gradients as the recursion)."""
+    return _LagFilterScan.apply(x, alpha.expand(x.shape[:-1]))
 
 
 def _lag_filter_loop(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
@@ -206,8 +269,8 @@ def _validate(forcing: Mapping[str, torch.Tensor], params: torch.Tensor) -> None
             raise ValueError(f"forcing[{k!r}]: shape {tuple(v.shape)} differs from "
                              f"forcing[{FORCING_KEYS[0]!r}] {tuple(shape)}; all forcing "
                              "variables must share one (sites, days) shape")
-        n_bad = int((~torch.isfinite(v)).sum())
-        if n_bad:
+        if not bool(torch.isfinite(v).all()):
+            n_bad = int((~torch.isfinite(v)).sum())
             raise ValueError(f"forcing[{k!r}]: {n_bad} non-finite value(s); gap-fill the "
                              "forcing before simulating (lue_spie.data.to_forcing does)")
     try:

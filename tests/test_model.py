@@ -264,3 +264,11 @@ def test_cuda_matches_cpu():
         assert _rel_err(gpu["GPP"].detach().cpu().numpy(), cpu["GPP"].double().numpy()) <= tol
         gpu["GPP"].sum().backward()
         assert torch.isfinite(pc.grad).all()
+
+
+def test_lag_filter_gradcheck_and_second_order():
+    g = torch.Generator().manual_seed(21)
+    x = torch.randn(3, 37, dtype=torch.float64, generator=g, requires_grad=True)
+    alpha = torch.tensor([0.0, 0.5, 0.9], dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(model.lag_filter, (x, alpha))
+    assert torch.autograd.gradgradcheck(model.lag_filter, (x, alpha))
