@@ -272,3 +272,10 @@ def test_lag_filter_gradcheck_and_second_order():
     alpha = torch.tensor([0.0, 0.5, 0.9], dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(model.lag_filter, (x, alpha))
     assert torch.autograd.gradgradcheck(model.lag_filter, (x, alpha))
+
+
+def test_finite_forcing_whose_sum_overflows_is_accepted():
+    f = {k: v.float() for k, v in random_forcing(2, 10, seed=22).items()}
+    f["PAR"][:, :] = 3e38  # absurd but finite: the sum overflows, the values do not
+    out = model.simulate(f, random_params(2, seed=22).float())
+    assert out["GPP"].shape == (2, 10)
