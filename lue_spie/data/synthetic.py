@@ -1,0 +1,939 @@
+"""Virtual FLUXNET: the project's embedded, deterministic default data (SPEC section 6).
+
+:func:`make_tables` builds, and :func:`generate` writes, a dataset with exactly the schema of
+the real FLUXNET path (:mod:`lue_spie.data.schema`), plus the known truth:
+
+1. **Sites.** ``n_sites`` sites over the 11 PFTs in FLUXNET2015-like shares
+   (:data:`PFT_SHARES`), each with a Koeppen-Geiger type compatible with its PFT
+   (:data:`KOEPPEN_BY_PFT`) and a latitude inside the type's band (:data:`CLIMATES`), a few
+   in the southern hemisphere (A, B, C types; their seasons are flipped). Coverage rule:
+   the first 14 sites drawn are the pairs of :data:`COVERAGE`, which hold every Koeppen type
+   once and every PFT at least once, so **with n_sites >= 14 every PFT and every Koeppen type
+   occurs**; with 11 <= n_sites < 14 every PFT occurs but only n_sites of the 14 types; with
+   fewer than 11 sites, only the first n_sites pairs of :data:`COVERAGE`. The remaining sites
+   are allotted to PFTs by largest remainder on the shares (net of the coverage sites) and
+   draw their Koeppen type from :data:`KOEPPEN_BY_PFT`. Site ids are ``VF-001`` ...; which
+   site is which pair is shuffled by the seed.
+2. **Daily forcing**, vectorised over sites (no Python loop over site-days; the soil-water
+   bucket loops over days only): temperature (mean annual cycle by climate, phase flipped
+   in the south, AR(1) weather anomalies, clear days warmer), precipitation (wet-day
+   occurrence from a thresholded AR(1) latent series, gamma amounts, seasonality by climate:
+   summer rain, winter rain (Cs), monsoon (w), even (f); year-to-year rainfall anomalies),
+   cloudiness (more on wet days) giving SW_IN = transmissivity x SW_IN_POT (solar geometry,
+   :func:`lue_spie.data.solar.sw_in_pot`), CI = 1 - SW_IN/SW_IN_POT, PAR = 0.48 x 0.0864 x
+   SW_IN, PPFD = 0.48 x 4.57 x SW_IN, relative humidity giving VPD = es(T) (1 - RH),
+   TMIN/TMAX from a diurnal range that shrinks under clouds, PA from elevation, CO2 rising
+   2.1 ppm/yr from 378.5 ppm in 2005 with a hemispheric seasonal cycle, W from the project's
+   soil-water bucket (:func:`lue_spie.data.bucket.bucket_W`, PET by
+   :func:`lue_spie.data.bucket.pet`) with the site's water-holding capacity, FAPAR phenology
+   by PFT (:data:`PHENOLOGY`: evergreen high and flat, deciduous timed by smoothed
+   temperature, grasses/savannas/shrubs by smoothed soil water) and NDVI from FAPAR (Myneni &
+   Williams 1994 linear relation inverted) with noise and cloud contamination.
+3. **Site features** computed from that forcing where the real ones are computed from
+   climate and satellite series (BIO1-19, AI1-2, VIF1-11 by
+   :func:`lue_spie.data.features.site_features_from_site_day`), and drawn with realistic
+   correlations where they are not: the 17 soil properties (texture from aridity, SOC from
+   temperature and moisture, pH from aridity, derived ones consistent) and N/P deposition
+   (by region, PFT and hemisphere). The site's bucket capacity ``whc`` follows from soil
+   texture, coarse fragments and a PFT rooting depth.
+4. **The truth.** Each of the 13 parameters is ``lo + (hi - lo) * sigmoid(eta)`` with
+   ``eta = logit((base_PFT - lo)/(hi - lo)) + sum_k c_k tanh((g_k(x_k) - m_k)/s_k) + e``: a
+   smooth nonlinear function of a few named features plus a PFT effect plus an unexplained
+   site term ``e ~ N(0, site_sd)`` (:data:`TRUTH`). The inner range ``[lo, hi]`` lies inside
+   the paper's bounds, so no parameter is pinned to an edge (kappa's inner range is close to
+   its upper bound -0.0001 by nature of the bounds). The lag mask is applied: alpha_T only at
+   D/E sites, alpha_W only at B sites.
+5. **GPP_obs** = LUE model (:func:`lue_spie.model.simulate` with the truth) x the optional
+   structural error, plus heteroscedastic Gaussian noise with sd ``0.3 + 0.1 * GPP``
+   [gC m-2 d-1] (:data:`NOISE`). The structural error (``structural_error=True``) adds two
+   processes the LUE model lacks (:data:`STRUCTURAL_ERROR`): a heat/drought legacy (GPP
+   depressed for weeks after hot or dry spells, a memory no lag parameter can express) and
+   a photosynthetic-capacity lag behind canopy greenness (spring capacity lags green-up,
+   autumn capacity outlasts it).
+6. **QC and gaps**: QC fractions are multiples of 1/48 (half-hours); blocks of gap-filled
+   (low-QC) days for each input, GPP blocks missing entirely (NaN), isolated low-QC days
+   (more in cold winters), cloud-contaminated FAPAR days; about 10 % of days fail the
+   good-quality rule (every QC > 0.8 and GPP_obs present).
+
+Everything is drawn from ``numpy.random.default_rng`` streams seeded by
+``SeedSequence([seed, n_sites, n_years, stream])``, so equal ``(n_sites, n_years, seed,
+start_year, structural_error)`` give byte-identical parquet files; timestamps live only in
+the ``*.provenance.json`` files.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+from scipy.special import expit, logit, ndtr
+
+from lue_spie.data import schema
+from lue_spie.data.bucket import bucket_W, pet
+from lue_spie.data.features import site_features_from_site_day
+from lue_spie.data.solar import cloudiness_index, sw_in_pot
+from lue_spie.params import LOWER, N_PARAMS, PARAMETERS, UPPER, lag_mask
+
+__all__ = [
+    "GENERATOR_VERSION",
+    "PFT_SHARES",
+    "KOEPPEN_BY_PFT",
+    "COVERAGE",
+    "CLIMATES",
+    "PHENOLOGY",
+    "TRUTH",
+    "NOISE",
+    "STRUCTURAL_ERROR",
+    "VirtualFluxnet",
+    "make_tables",
+    "generate",
+    "truth_parameters",
+]
+
+GENERATOR_VERSION = "1.0.0"
+
+#: FLUXNET2015-like shares of the 11 PFTs (site counts of the 212 Tier-1/2 sites, rounded).
+PFT_SHARES: dict[str, float] = {
+    "ENF": 0.22, "GRA": 0.18, "DBF": 0.12, "CRO": 0.10, "WET": 0.09, "EBF": 0.07,
+    "OSH": 0.06, "MF": 0.05, "SAV": 0.04, "WSA": 0.04, "CSH": 0.03,
+}
+
+#: Koeppen types compatible with each PFT, with weights (where such sites actually are).
+KOEPPEN_BY_PFT: dict[str, dict[str, float]] = {
+    "ENF": {"Dfb": 0.25, "Dfc": 0.25, "Cfb": 0.14, "Csb": 0.10, "ET": 0.08, "Csa": 0.06,
+            "BSk": 0.06, "Cfa": 0.06},
+    "GRA": {"Cfb": 0.20, "BSk": 0.20, "Dfb": 0.14, "Csa": 0.10, "Cfa": 0.10, "Aw": 0.05,
+            "ET": 0.06, "Cwa": 0.05, "Dfc": 0.05, "BWk": 0.05},
+    "DBF": {"Cfa": 0.30, "Cfb": 0.30, "Dfb": 0.30, "Cwa": 0.05, "Csa": 0.05},
+    "CRO": {"Cfa": 0.30, "Cfb": 0.25, "Dfb": 0.20, "Csa": 0.10, "BSk": 0.10, "Cwa": 0.05},
+    "EBF": {"Af": 0.35, "Aw": 0.20, "Cfa": 0.15, "Csa": 0.15, "Cfb": 0.10, "Csb": 0.05},
+    "OSH": {"BWh": 0.20, "BWk": 0.20, "BSk": 0.20, "ET": 0.20, "Dfc": 0.10, "BSh": 0.10},
+    "SAV": {"Aw": 0.50, "BSh": 0.35, "Csa": 0.15},
+    "WET": {"Dfc": 0.30, "Dfb": 0.25, "ET": 0.15, "Cfb": 0.15, "Cfa": 0.15},
+    "WSA": {"Aw": 0.35, "BSh": 0.25, "Csa": 0.30, "Cwa": 0.10},
+    "MF": {"Dfb": 0.40, "Cfb": 0.35, "Dfc": 0.15, "Cfa": 0.10},
+    "CSH": {"Csa": 0.50, "BSk": 0.20, "Csb": 0.15, "BSh": 0.15},
+}
+
+#: The first sites drawn, (Koeppen, PFT): every Koeppen type once; the first 11 cover every
+#: PFT; every pair is compatible (it appears in KOEPPEN_BY_PFT).
+COVERAGE: tuple[tuple[str, str], ...] = (
+    ("Af", "EBF"), ("Aw", "SAV"), ("BSh", "WSA"), ("BSk", "GRA"), ("BWh", "OSH"),
+    ("Cfa", "DBF"), ("Cfb", "MF"), ("Csa", "CSH"), ("Cwa", "CRO"), ("Dfb", "WET"),
+    ("Dfc", "ENF"), ("BWk", "OSH"), ("Csb", "ENF"), ("ET", "GRA"),
+)
+
+
+@dataclass(frozen=True)
+class Climate:
+    """Climate template of a Koeppen type (site values are jittered around it).
+
+    Attributes:
+        lat: Absolute latitude band (min, max) in degrees.
+        south: Probability of a southern-hemisphere site.
+        T_mean: Annual mean temperature [degC] at the band centre, near sea level.
+        T_amp: Half the annual range of the daily mean temperature cycle [K].
+        T_sd: Standard deviation of daily temperature anomalies [K].
+        P_ann: Annual precipitation [mm].
+        P_amp: Relative amplitude of the precipitation seasonal cycle (0 = even).
+        P_phase: 0 = rain peaks with the warm season, 0.5 = in the cold season (Cs).
+        wet_p: Mean probability of a wet day.
+        RH: Mean relative humidity [-].
+        cloud: Mean cloudiness [0-1] (drives CI).
+        DTR: Mean diurnal temperature range [K].
+    """
+
+    lat: tuple[float, float]
+    south: float
+    T_mean: float
+    T_amp: float
+    T_sd: float
+    P_ann: float
+    P_amp: float
+    P_phase: float
+    wet_p: float
+    RH: float
+    cloud: float
+    DTR: float
+
+
+#: Climate templates of the 14 Koeppen types.
+CLIMATES: dict[str, Climate] = {
+    "Af": Climate((0, 10), 0.45, 26.0, 0.8, 0.8, 2600, 0.25, 0.0, 0.60, 0.82, 0.62, 8.0),
+    "Aw": Climate((6, 18), 0.45, 25.0, 2.5, 1.0, 1200, 0.95, 0.0, 0.35, 0.66, 0.45, 10.0),
+    "BSh": Climate((15, 30), 0.35, 23.0, 6.0, 1.8, 450, 0.90, 0.0, 0.15, 0.45, 0.28, 14.0),
+    "BSk": Climate((35, 48), 0.20, 10.0, 12.0, 3.0, 290, 0.40, 0.0, 0.22, 0.55, 0.38, 13.0),
+    "BWh": Climate((20, 32), 0.30, 24.0, 8.0, 1.8, 100, 0.50, 0.0, 0.05, 0.30, 0.15, 16.0),
+    "BWk": Climate((36, 46), 0.20, 11.0, 12.0, 3.0, 170, 0.30, 0.0, 0.10, 0.38, 0.25, 15.0),
+    "Cfa": Climate((26, 38), 0.25, 16.0, 9.0, 2.5, 1200, 0.30, 0.0, 0.33, 0.72, 0.48, 10.0),
+    "Cfb": Climate((42, 56), 0.25, 10.0, 6.0, 2.5, 900, 0.15, 0.5, 0.45, 0.78, 0.58, 8.0),
+    "Csa": Climate((32, 42), 0.25, 16.0, 8.0, 2.0, 550, 0.95, 0.5, 0.22, 0.60, 0.30, 12.0),
+    "Csb": Climate((38, 46), 0.25, 12.0, 5.5, 2.0, 900, 0.90, 0.5, 0.30, 0.70, 0.38, 10.0),
+    "Cwa": Climate((24, 36), 0.10, 16.0, 11.0, 2.5, 950, 0.90, 0.0, 0.30, 0.68, 0.45, 10.0),
+    "Dfb": Climate((44, 58), 0.00, 5.5, 14.0, 3.5, 650, 0.40, 0.0, 0.35, 0.73, 0.55, 10.0),
+    "Dfc": Climate((56, 68), 0.00, -1.0, 16.0, 4.0, 500, 0.45, 0.0, 0.38, 0.75, 0.60, 9.0),
+    "ET": Climate((62, 74), 0.00, -7.0, 12.0, 3.5, 330, 0.45, 0.0, 0.35, 0.80, 0.65, 7.0),
+}
+#: Probability that an ET site is a high-elevation site at lower latitude (alpine tundra).
+ET_HIGHLAND_P = 0.3
+
+
+@dataclass(frozen=True)
+class Phenology:
+    """FAPAR phenology of a PFT: ``FAPAR = fmin + (fmax - fmin) * gT * gW``.
+
+    ``gT = sigmoid((Ts - T_thr)/2)`` with Ts the ~2-week smoothed temperature (green-up and
+    senescence timed by temperature), ``gW = sigmoid((Ws - W_thr)/0.08)`` with Ws the ~3-week
+    smoothed soil water (water-driven greenness); ``None`` switches a factor off. Water-limited
+    PFTs have their ``fmax`` scaled down at arid sites.
+    """
+
+    fmin: float
+    fmax: float
+    T_thr: float | None
+    W_thr: float | None
+    arid_scaling: bool
+    root_depth: float
+
+
+#: FAPAR phenology and rooting depth [m] by PFT.
+PHENOLOGY: dict[str, Phenology] = {
+    "ENF": Phenology(0.55, 0.80, 0.0, 0.08, False, 1.2),
+    "EBF": Phenology(0.80, 0.93, None, 0.10, False, 1.5),
+    "DBF": Phenology(0.12, 0.88, 9.0, 0.08, False, 1.2),
+    "MF": Phenology(0.35, 0.86, 7.0, 0.08, False, 1.2),
+    "CRO": Phenology(0.10, 0.84, 10.0, 0.20, False, 1.0),
+    "GRA": Phenology(0.10, 0.78, 5.0, 0.20, True, 0.7),
+    "SAV": Phenology(0.12, 0.62, 5.0, 0.18, True, 1.5),
+    "WSA": Phenology(0.20, 0.70, 5.0, 0.18, True, 1.5),
+    "OSH": Phenology(0.10, 0.42, 3.0, 0.10, True, 0.8),
+    "CSH": Phenology(0.22, 0.58, 5.0, 0.14, True, 1.2),
+    "WET": Phenology(0.12, 0.74, 6.0, None, False, 0.6),
+}
+
+
+# --------------------------------------------------------------------------------------------
+# The truth: parameters as functions of features
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Term:
+    """One driver term ``coef * tanh((g(feature) - center) / scale)``, g = identity or log."""
+
+    feature: str
+    transform: str  # "lin" or "log"
+    center: float
+    scale: float
+    coef: float
+
+
+@dataclass(frozen=True)
+class TruthSpec:
+    """How one parameter depends on the features.
+
+    ``value = lo + (hi - lo) * sigmoid(eta)``,
+    ``eta = logit((base[PFT] - lo) / (hi - lo)) + sum(terms) + N(0, site_sd)``.
+    """
+
+    lo: float
+    hi: float
+    base: Mapping[str, float]  # per PFT; key "*" = every PFT not listed
+    terms: tuple[Term, ...]
+    site_sd: float
+    story: str
+
+    def base_of(self, pft: str) -> float:
+        return self.base.get(pft, self.base["*"])
+
+
+def _T(feature: str, transform: str, center: float, scale: float, coef: float) -> Term:
+    return Term(feature, transform, center, scale, coef)
+
+
+_LOG08 = math.log(0.8)
+#: The known truth of the virtual FLUXNET (physical units; see :class:`TruthSpec`).
+TRUTH: dict[str, TruthSpec] = {
+    "eps_max": TruthSpec(
+        0.6, 4.5,
+        {"CRO": 3.0, "DBF": 2.9, "MF": 2.6, "ENF": 2.3, "EBF": 2.9, "GRA": 2.6, "WET": 2.3,
+         "SAV": 2.0, "WSA": 2.1, "CSH": 1.9, "OSH": 1.7, "*": 2.3},
+        (_T("AI1", "log", _LOG08, 1.0, 0.35), _T("VIF1", "lin", 0.55, 0.15, 0.30),
+         _T("soil_nitrogen", "log", math.log(2.0), 0.7, 0.20),
+         _T("NdepNHX", "log", math.log(4.0), 0.8, 0.15)),
+        0.15, "PFT, moisture (AI1), greenness (VIF1), soil N and NHx deposition"),
+    "Topt": TruthSpec(
+        6.0, 34.0, {"ENF": 18.0, "SAV": 22.0, "WSA": 21.0, "CRO": 21.0, "*": 20.0},
+        (_T("BIO1", "lin", 10.0, 8.0, 0.80), _T("BIO5", "lin", 25.0, 6.0, 0.35)),
+        0.15, "thermal acclimation to the mean (BIO1) and hottest-month (BIO5) temperature"),
+    "kT": TruthSpec(
+        2.0, 16.0, {"EBF": 5.5, "CRO": 6.5, "*": 7.5},
+        (_T("BIO4", "lin", 600.0, 350.0, 0.60), _T("BIO2", "lin", 10.0, 3.0, 0.20)),
+        0.20, "broader temperature response under seasonal (BIO4) and daily (BIO2) swings"),
+    "kappa": TruthSpec(
+        -0.0016, -0.00012,
+        {"EBF": -0.0007, "CRO": -0.0004, "SAV": -0.0004, "OSH": -0.0003, "*": -0.0005},
+        (_T("BIO12", "log", math.log(700.0), 0.8, -0.50), _T("BIO5", "lin", 25.0, 6.0, 0.40)),
+        0.20, "wet climates (BIO12) more, hot climates (BIO5) less VPD-sensitive"),
+    "Ca0": TruthSpec(
+        342.0, 388.0, {"*": 365.0},
+        (_T("BIO1", "lin", 10.0, 8.0, 0.50),),
+        0.25, "minimum optimal CO2 shifting with mean temperature (BIO1)"),
+    "Ckappa": TruthSpec(
+        0.3, 6.0, {"*": 2.0},
+        (_T("AI1", "log", _LOG08, 1.0, -0.50),),
+        0.25, "CO2 relief of VPD stress larger at dry sites (AI1)"),
+    "Cm": TruthSpec(
+        200.0, 3800.0, {"*": 1500.0},
+        (_T("soil_nitrogen", "log", math.log(2.0), 0.7, -0.50),
+         _T("Pdep", "log", math.log(0.3), 0.7, -0.30)),
+        0.25, "stronger CO2 fertilisation (small Cm) with more soil N and P deposition"),
+    "kW": TruthSpec(
+        -26.0, -6.0, {"*": -15.0},
+        (_T("AI1", "log", _LOG08, 1.0, 0.50), _T("soil_sand", "lin", 45.0, 20.0, -0.50)),
+        0.20, "steeper water response on sandy soils (soil_sand) and at dry sites (AI1)"),
+    "WI": TruthSpec(
+        0.05, 0.65,
+        {"GRA": 0.32, "CRO": 0.35, "EBF": 0.28, "ENF": 0.25, "OSH": 0.18, "CSH": 0.22,
+         "SAV": 0.25, "WSA": 0.25, "*": 0.30},
+        (_T("AI1", "log", _LOG08, 1.0, 0.80), _T("soil_clay", "lin", 22.0, 10.0, 0.35),
+         _T("VIF7", "lin", 0.04, 0.03, 0.25)),
+        0.20, "water threshold higher at humid sites (AI1), on clay (soil_clay), with "
+              "variable greenness (VIF7)"),
+    "gamma": TruthSpec(
+        0.005, 0.25, {"CRO": 0.05, "EBF": 0.04, "GRA": 0.07, "OSH": 0.08, "*": 0.06},
+        (_T("VIF2", "lin", 0.70, 0.15, -0.40),),
+        0.25, "less light saturation in dense canopies (VIF2, peak NDVI)"),
+    "mu": TruthSpec(
+        0.05, 0.85,
+        {"EBF": 0.50, "ENF": 0.45, "DBF": 0.45, "MF": 0.45, "GRA": 0.25, "OSH": 0.20,
+         "SAV": 0.25, "WSA": 0.30, "CSH": 0.25, "*": 0.35},
+        (_T("VIF1", "lin", 0.55, 0.15, 0.40),),
+        0.20, "more diffuse-light benefit in dense canopies (VIF1)"),
+    "alpha_T": TruthSpec(
+        0.05, 0.85, {"ENF": 0.60, "DBF": 0.45, "GRA": 0.35, "*": 0.50},
+        (_T("BIO7", "lin", 35.0, 8.0, 0.40),),
+        0.20, "longer thermal memory under continental climate (BIO7); D/E sites only"),
+    "alpha_W": TruthSpec(
+        0.05, 0.85, {"*": 0.45},
+        (_T("soil_clay", "lin", 22.0, 10.0, 0.40), _T("AI1", "log", math.log(0.3), 0.8, -0.30)),
+        0.20, "longer water memory on clay soils (soil_clay) and at the driest sites (AI1); "
+              "B sites only"),
+}
+
+#: Observation noise of GPP_obs: Gaussian, sd = a + b * GPP (GPP the noise-free value).
+NOISE: dict[str, float] = {"a": 0.3, "b": 0.1}
+
+#: The structural error: processes of the "true" ecosystem that the LUE model lacks.
+STRUCTURAL_ERROR: dict[str, Any] = {
+    "legacy": {
+        "description": "heat/drought legacy: GPP x (1 - depth * m), m = exponential memory "
+                       "(time constant tau days) of daily stress s = clip((TMAX - T_heat)/"
+                       "heat_width, 0, 1) + clip((W_dry - W)/W_dry, 0, 1), capped at 1",
+        "depth": 0.45, "tau": 30.0, "T_heat": 33.0, "heat_width": 7.0, "W_dry": 0.25,
+    },
+    "capacity_lag": {
+        "description": "photosynthetic capacity lags canopy greenness: GPP x clip(FAPAR_c / "
+                       "FAPAR, lo, hi), FAPAR_c = exponential smoothing of FAPAR (time constant "
+                       "tau days)",
+        "tau": 12.0, "lo": 0.6, "hi": 1.15,
+    },
+}
+
+_STREAMS = ("sites", "climate", "weather", "precip", "cloud", "humidity", "co2", "phenology",
+            "ndvi", "soil", "truth", "noise", "qc")
+
+
+def _rngs(seed: int, n_sites: int, n_years: int) -> dict[str, np.random.Generator]:
+    return {name: np.random.default_rng(np.random.SeedSequence([seed, n_sites, n_years, k]))
+            for k, name in enumerate(_STREAMS)}
+
+
+# --------------------------------------------------------------------------------------------
+# Small vectorised helpers
+# --------------------------------------------------------------------------------------------
+def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float) -> np.ndarray:
+    """Stationary AR(1) series along the last axis, unit variance."""
+    e = rng.standard_normal(shape)
+    x0 = rng.standard_normal((shape[0], 1))
+    return lfilter([math.sqrt(1.0 - phi * phi)], [1.0, -phi], e, axis=-1, zi=phi * x0)[0]
+
+
+def _ema(x: np.ndarray, tau: float) -> np.ndarray:
+    """Exponential smoothing along the last axis with time constant ``tau`` steps."""
+    a = math.exp(-1.0 / tau)
+    return lfilter([1.0 - a], [1.0, -a], x, axis=-1, zi=a * x[:, :1])[0]
+
+
+def _blocks(rng: np.random.Generator, shape: tuple[int, int], rate: float,
+            mean_len: float) -> np.ndarray:
+    """Boolean mask of gap blocks: starts at ``rate`` per day, geometric lengths."""
+    n_sites, n_days = shape
+    starts = rng.random(shape) < rate
+    lengths = rng.geometric(1.0 / mean_len, size=shape)
+    s, d = np.nonzero(starts)
+    diff = np.zeros((n_sites, n_days + 1), dtype=np.int64)
+    np.add.at(diff, (s, d), 1)
+    np.add.at(diff, (s, np.minimum(d + lengths[s, d], n_days)), -1)
+    return np.cumsum(diff[:, :n_days], axis=1) > 0
+
+
+def _half_hours(q: np.ndarray) -> np.ndarray:
+    """Round QC fractions to multiples of 1/48 (measured half-hours of the day)."""
+    return np.round(np.clip(q, 0.0, 1.0) * 48.0) / 48.0
+
+
+def _es(T: np.ndarray) -> np.ndarray:
+    """Saturation vapour pressure [Pa] (Magnus form, Alduchov & Eskridge 1996)."""
+    return 610.94 * np.exp(17.625 * T / (T + 243.04))
+
+
+def _largest_remainder(weights: np.ndarray, total: int) -> np.ndarray:
+    if total <= 0:
+        return np.zeros(len(weights), dtype=np.int64)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.sum() <= 0:
+        w = np.ones_like(w)
+    quota = w / w.sum() * total
+    n = np.floor(quota).astype(np.int64)
+    rest = total - int(n.sum())
+    order = np.lexsort((np.arange(len(w)), -(quota - n)))  # largest remainder, stable
+    n[order[:rest]] += 1
+    return n
+
+
+# --------------------------------------------------------------------------------------------
+# 1. Sites
+# --------------------------------------------------------------------------------------------
+def _draw_sites(rng: np.random.Generator, n_sites: int) -> pd.DataFrame:
+    pfts = list(PFT_SHARES)
+    pairs: list[tuple[str, str]] = list(COVERAGE[:n_sites])
+    if n_sites > len(COVERAGE):
+        have = np.array([sum(p == pft for _, p in pairs) for pft in pfts], dtype=np.float64)
+        share = np.array([PFT_SHARES[p] for p in pfts])
+        deficit = np.clip(share * n_sites - have, 0.0, None)
+        counts = _largest_remainder(deficit, n_sites - len(pairs))
+        for pft, c in zip(pfts, counts, strict=True):
+            kg = list(KOEPPEN_BY_PFT[pft])
+            w = np.array([KOEPPEN_BY_PFT[pft][k] for k in kg])
+            for k in rng.choice(len(kg), size=int(c), p=w / w.sum()):
+                pairs.append((kg[k], pft))
+    order = rng.permutation(n_sites)
+    pairs = [pairs[i] for i in order]
+    koeppen = np.array([k for k, _ in pairs], dtype=object)
+    pft = np.array([p for _, p in pairs], dtype=object)
+
+    lat = np.empty(n_sites)
+    elev = np.empty(n_sites)
+    highland = np.zeros(n_sites, dtype=bool)
+    u = rng.random((n_sites, 4))
+    for i, k in enumerate(koeppen):
+        c = CLIMATES[k]
+        lo, hi = c.lat
+        a = lo + (hi - lo) * u[i, 0]
+        south = u[i, 1] < c.south
+        if k == "ET" and u[i, 2] < ET_HIGHLAND_P:
+            highland[i] = True
+            a = 28.0 + 14.0 * u[i, 0]
+        lat[i] = -a if south else a
+        if highland[i]:
+            elev[i] = 3200.0 + 1500.0 * u[i, 3]
+        else:
+            elev[i] = float(np.clip(np.exp(math.log(250.0) + 1.0 * (u[i, 3] - 0.5) * 3.0),
+                                    2.0, 2600.0))
+    width = max(3, len(str(n_sites)))
+    ids = [f"VF-{i + 1:0{width}d}" for i in range(n_sites)]
+    lon = np.round(rng.uniform(-179.9, 179.9, n_sites), 4)
+    return pd.DataFrame({
+        "site": ids, "PFT": pft, "koeppen": koeppen,
+        "koeppen_main": [k[0] for k in koeppen], "lat": np.round(lat, 4), "lon": lon,
+        "elevation": np.round(elev, 1), "highland": highland,
+    })
+
+
+# --------------------------------------------------------------------------------------------
+# 2. Forcing
+# --------------------------------------------------------------------------------------------
+def _site_climate(rng: np.random.Generator, sites: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Per-site climate settings: template values, latitude/elevation effects, jitter."""
+    n = len(sites)
+    tpl = {f: np.array([getattr(CLIMATES[k], f) for k in sites["koeppen"]])
+           for f in ("T_mean", "T_amp", "T_sd", "P_ann", "P_amp", "P_phase", "wet_p", "RH",
+                     "cloud", "DTR")}
+    band_mid = np.array([np.mean(CLIMATES[k].lat) for k in sites["koeppen"]])
+    alat = np.abs(sites["lat"].to_numpy())
+    highland = sites["highland"].to_numpy()
+    elev = sites["elevation"].to_numpy()
+    j = rng.standard_normal((n, 8))
+    T_mean = (tpl["T_mean"] - np.where(highland, 0.0, 0.45 * (alat - band_mid))
+              - np.where(highland, 0.0, 0.004 * (elev - 250.0)) + 1.2 * j[:, 0])
+    T_amp = np.clip(tpl["T_amp"] * np.exp(0.12 * j[:, 1])
+                    * np.where(highland, 0.75, 1.0), 0.3, None)
+    P_ann = tpl["P_ann"] * np.exp(0.25 * j[:, 2])
+    P_amp = np.clip(tpl["P_amp"] + 0.08 * j[:, 3], 0.0, 0.97)
+    wet_p = np.clip(tpl["wet_p"] * np.exp(0.12 * j[:, 4]), 0.02, 0.8)
+    RH = np.clip(tpl["RH"] + 0.04 * j[:, 5], 0.15, 0.92)
+    cloud = np.clip(tpl["cloud"] + 0.05 * j[:, 6], 0.05, 0.85)
+    DTR = np.clip(tpl["DTR"] + 1.0 * j[:, 7], 4.0, 20.0)
+    return {"T_mean": T_mean, "T_amp": T_amp, "T_sd": tpl["T_sd"], "P_ann": P_ann,
+            "P_amp": P_amp, "P_phase": tpl["P_phase"], "wet_p": wet_p, "RH": RH,
+            "cloud": cloud, "DTR": DTR}
+
+
+def _forcing(rngs: Mapping[str, np.random.Generator], sites: pd.DataFrame,
+             dates: pd.DatetimeIndex) -> dict[str, np.ndarray]:
+    n, D = len(sites), len(dates)
+    clim = _site_climate(rngs["climate"], sites)
+    lat = sites["lat"].to_numpy()
+    south = (lat < 0)[:, None]
+    doy = dates.dayofyear.to_numpy()[None, :].astype(np.float64)
+    years = dates.year.to_numpy()
+    col = lambda v: np.asarray(v, dtype=np.float64)[:, None]  # noqa: E731
+
+    # Seasonal phase: warm-season peak around 19 July in the north, 18 January in the south.
+    peak = np.where(south, 200.0 - 182.6, 200.0)
+    season = np.cos(2.0 * np.pi * (doy - peak) / 365.25)  # +1 at the warm peak
+
+    # Precipitation: seasonal mean, wet-day occurrence and gamma amounts, yearly anomalies.
+    rp = rngs["precip"]
+    phase = np.where(col(clim["P_phase"]) > 0.25, -season, season)
+    shape_P = 1.0 + col(clim["P_amp"]) * phase
+    year_idx = years - years[0]
+    year_factor = np.exp(0.22 * rp.standard_normal((n, years[-1] - years[0] + 1)) - 0.5 * 0.22**2)
+    P_mean = col(clim["P_ann"]) / 365.25 * shape_P * year_factor[:, year_idx]
+    p_wet = np.clip(col(clim["wet_p"]) * shape_P**0.7, 0.01, 0.85)
+    latent = _ar1(rp, (n, D), 0.45)
+    wet = ndtr(latent) < p_wet
+    k_gamma = 0.75
+    amount = rp.gamma(k_gamma, 1.0, size=(n, D)) * (P_mean / p_wet) / k_gamma
+    P = np.where(wet, amount, 0.0)
+
+    # Cloudiness and radiation.
+    rc = rngs["cloud"]
+    cloud_season = col(clim["cloud"]) + 0.25 * (shape_P - 1.0) * col(clim["cloud"])
+    cloud = np.clip(cloud_season + 0.16 * _ar1(rc, (n, D), 0.5) + 0.22 * wet, 0.0, 1.0)
+    pot = sw_in_pot(lat[:, None], doy)
+    tau_clear = 0.74 + 0.00004 * np.clip(col(sites["elevation"].to_numpy()), 0, None)
+    SW_IN = pot * tau_clear * (1.0 - 0.72 * cloud)
+    CI = cloudiness_index(SW_IN, pot)
+
+    # Temperature: annual cycle + AR(1) weather + clear days warmer in summer, cooler in winter.
+    rw = rngs["weather"]
+    T = (col(clim["T_mean"]) + col(clim["T_amp"]) * season
+         + col(clim["T_sd"]) * _ar1(rw, (n, D), 0.75)
+         + 2.0 * (col(clim["cloud"]) - cloud) * season)
+    DTR = np.clip(col(clim["DTR"]) * (1.3 - 0.6 * cloud)
+                  * np.exp(0.08 * rw.standard_normal((n, D))), 1.0, 25.0)
+    TMAX = T + 0.5 * DTR
+    TMIN = T - 0.5 * DTR
+
+    # Humidity and VPD.
+    rh = rngs["humidity"]
+    RH = np.clip(col(clim["RH"]) + 0.12 * col(clim["P_amp"]) * phase
+                 + 0.15 * (cloud - col(clim["cloud"])) + 0.05 * _ar1(rh, (n, D), 0.6),
+                 0.08, 0.99)
+    VPD = _es(T) * (1.0 - RH)
+
+    # Air pressure from elevation (barometric formula) with weather.
+    elev = col(sites["elevation"].to_numpy())
+    PA0 = 101.325 * (1.0 - 2.25577e-5 * elev) ** 5.25588
+    PA = PA0 + 0.5 * (PA0 / 101.325) * _ar1(rh, (n, D), 0.8)
+
+    # CO2: trend + hemispheric seasonal cycle + local variability.
+    ry = rngs["co2"]
+    t_dec = (dates.year.to_numpy() + (dates.dayofyear.to_numpy() - 0.5) / 365.25)[None, :]
+    seas_co2 = np.where(south, 0.6, 3.2) * np.cos(2.0 * np.pi * (doy - np.where(south, 300.0,
+                                                                                  125.0)) / 365.25)
+    CO2 = (378.5 + 2.1 * (t_dec - 2005.0) + seas_co2 + ry.normal(0.0, 1.0, (n, 1))
+           + 1.5 * _ar1(ry, (n, D), 0.6))
+
+    PAR = 0.48 * 0.0864 * SW_IN
+    PPFD = 0.48 * 4.57 * SW_IN
+    return {"T": T, "TMIN": TMIN, "TMAX": TMAX, "VPD": VPD, "RH": RH, "P": P, "SW_IN": SW_IN,
+            "SW_IN_POT": pot, "CI": CI, "PAR": PAR, "PPFD": PPFD, "PA": PA, "CO2": CO2,
+            "cloud": cloud}
+
+
+def _phenology(rng: np.random.Generator, sites: pd.DataFrame, T: np.ndarray, W: np.ndarray,
+               AI1: np.ndarray) -> np.ndarray:
+    n, D = T.shape
+    ph = [PHENOLOGY[p] for p in sites["PFT"]]
+    fmin = np.array([p.fmin for p in ph]) * np.exp(0.10 * rng.standard_normal(n))
+    fmax = np.array([p.fmax for p in ph]) + 0.04 * rng.standard_normal(n)
+    arid = np.array([p.arid_scaling for p in ph])
+    fmax = np.where(arid, fmax * (0.6 + 0.45 * np.tanh(AI1 / 0.4)), fmax)
+    fmax = np.clip(fmax, 0.2, 0.95)
+    fmin = np.clip(fmin, 0.03, fmax - 0.05)
+    Ts = _ema(T, 14.0)
+    Ws = _ema(W, 21.0)
+    g = np.ones((n, D))
+    for i, p in enumerate(ph):
+        if p.T_thr is not None:
+            g[i] *= expit((Ts[i] - p.T_thr) / 2.0)
+        if p.W_thr is not None:
+            g[i] *= expit((Ws[i] - p.W_thr) / 0.08)
+    fapar = fmin[:, None] + (fmax - fmin)[:, None] * g
+    fapar = fapar + 0.025 * _ar1(rng, (n, D), 0.9)
+    return np.clip(fapar, 0.01, 0.97)
+
+
+# --------------------------------------------------------------------------------------------
+# 3. Drawn features: soil and deposition
+# --------------------------------------------------------------------------------------------
+def _soil(rng: np.random.Generator, sites: pd.DataFrame, AI1: np.ndarray,
+          BIO1: np.ndarray) -> pd.DataFrame:
+    n = len(sites)
+    z_ai = np.tanh(np.log(np.clip(AI1, 1e-3, None) / 0.8))  # + humid, - arid
+    pft = sites["PFT"].to_numpy()
+    forest = np.isin(pft, ["ENF", "EBF", "DBF", "MF"])
+    e = rng.standard_normal((n, 16))
+    alr_sand = 0.9 - 0.7 * z_ai + 0.6 * e[:, 0]
+    alr_silt = 0.6 + 0.1 * z_ai + 0.5 * e[:, 1]
+    expo = np.exp(np.stack([alr_sand, alr_silt, np.zeros(n)], axis=1))
+    tex = 100.0 * expo / expo.sum(axis=1, keepdims=True)
+    sand, silt, clay = tex[:, 0], tex[:, 1], tex[:, 2]
+    pft_soc = {"WET": 1.1, "ENF": 0.35, "EBF": 0.25, "DBF": 0.25, "MF": 0.3, "CRO": -0.2,
+               "OSH": -0.5, "CSH": -0.2, "SAV": -0.2, "WSA": -0.1, "GRA": 0.0}
+    soc = np.exp(math.log(15.0) + 0.6 * z_ai - 0.035 * (BIO1 - 10.0)
+                 + np.array([pft_soc[p] for p in pft]) + 0.35 * e[:, 2])
+    soc = np.clip(soc, 1.0, 450.0)
+    cn = np.exp(math.log(11.0) + 0.25 * forest + 0.2 * (pft == "ENF") + 0.3 * (pft == "WET")
+                + 0.12 * e[:, 3])
+    nitrogen = soc / cn
+    cfvo = np.clip(np.exp(math.log(7.0) + 0.35 * np.log1p(sites["elevation"].clip(lower=0)
+                                                         .to_numpy() / 500.0)
+                          + 0.6 * e[:, 4]), 0.0, 70.0)
+    bdod = np.clip(1.55 - 0.14 * np.log(soc / 10.0) + 0.06 * e[:, 5], 0.3, 1.85)
+    ocd = soc * bdod * (1.0 - cfvo / 100.0)
+    ocs = ocd * 0.3 * 10.0
+    cec = np.clip(0.45 * clay + 0.3 * soc + 2.0 * e[:, 6] + 3.0, 1.0, 200.0)
+    ph = np.clip(6.5 - 1.0 * z_ai - 0.35 * (pft == "ENF") - 0.3 * (pft == "WET")
+                 + 0.35 * e[:, 7], 3.8, 9.2)
+    clay_sub = np.clip(clay * np.exp(0.15 + 0.1 * e[:, 8]), 1.0, 80.0)
+    sand_sub = np.clip(sand * np.exp(-0.05 + 0.1 * e[:, 9]), 1.0, 99.0 - clay_sub)
+    soc_sub = soc * np.exp(math.log(0.4) + 0.2 * e[:, 10])
+    bdod_sub = np.clip(bdod + 0.1 + 0.04 * e[:, 11], 0.4, 2.0)
+    ph_sub = np.clip(ph + 0.2 + 0.15 * e[:, 12], 3.8, 9.5)
+    return pd.DataFrame({
+        "soil_bdod": bdod, "soil_cec": cec, "soil_cfvo": cfvo, "soil_clay": clay,
+        "soil_sand": sand, "soil_silt": silt, "soil_nitrogen": nitrogen, "soil_phh2o": ph,
+        "soil_soc": soc, "soil_ocd": ocd, "soil_ocs": ocs, "soil_cn": soc / nitrogen,
+        "soil_bdod_sub": bdod_sub, "soil_clay_sub": clay_sub, "soil_sand_sub": sand_sub,
+        "soil_soc_sub": soc_sub, "soil_phh2o_sub": ph_sub,
+    }, index=sites.index)
+
+
+def _deposition(rng: np.random.Generator, sites: pd.DataFrame) -> pd.DataFrame:
+    n = len(sites)
+    main = sites["koeppen_main"].to_numpy()
+    kg = sites["koeppen"].to_numpy()
+    pft = sites["PFT"].to_numpy()
+    south = sites["lat"].to_numpy() < 0
+    region = {"A": -0.2, "B": -0.5, "C": 0.5, "D": 0.1, "E": -1.2}
+    r = np.array([region[m] for m in main])
+    e = rng.multivariate_normal([0.0, 0.0], [[1.0, 0.6], [0.6, 1.0]], size=n)
+    nhx = np.exp(math.log(3.0) + r + 0.6 * (pft == "CRO") + 0.8 * (kg == "Cwa")
+                 + 0.3 * (kg == "Cfa") - 0.6 * south + 0.35 * e[:, 0])
+    noy = np.exp(math.log(2.5) + r + 0.2 * (pft == "CRO") + 0.6 * (kg == "Cwa")
+                 + 0.4 * np.isin(kg, ["Cfa", "Cfb"]) - 0.7 * south + 0.35 * e[:, 1])
+    pdep = np.exp(math.log(0.25) + 0.8 * (main == "B") + 0.4 * (main == "A")
+                  - 0.8 * (main == "E") + 0.3 * rng.standard_normal(n))
+    return pd.DataFrame({"NdepNHX": np.clip(nhx, 0.05, 150.0),
+                         "NdepNOY": np.clip(noy, 0.05, 150.0),
+                         "Pdep": np.clip(pdep, 0.005, 15.0)}, index=sites.index)
+
+
+# --------------------------------------------------------------------------------------------
+# 4. Truth
+# --------------------------------------------------------------------------------------------
+def truth_parameters(sites: pd.DataFrame, site_terms: np.ndarray | None = None) -> np.ndarray:
+    """The true parameters (sites, 13) from the sites table by :data:`TRUTH`, lag mask applied.
+
+    Args:
+        sites: The sites table (PFT, koeppen and the driver features of :data:`TRUTH`).
+        site_terms: Unexplained site terms ``e`` (sites, 13) in eta units (None: zeros, the
+            part explained by the features and the PFT).
+    """
+    n = len(sites)
+    e = np.zeros((n, N_PARAMS)) if site_terms is None else np.asarray(site_terms, float)
+    out = np.empty((n, N_PARAMS))
+    pft = sites["PFT"].to_numpy()
+    for j, name in enumerate(PARAMETERS):
+        spec = TRUTH[name]
+        base = np.array([spec.base_of(p) for p in pft])
+        eta = logit((base - spec.lo) / (spec.hi - spec.lo))
+        for t in spec.terms:
+            x = sites[t.feature].to_numpy(dtype=np.float64)
+            if t.transform == "log":
+                x = np.log(np.clip(x, 1e-6, None))
+            z = np.nan_to_num((x - t.center) / t.scale, nan=0.0)
+            eta = eta + t.coef * np.tanh(z)
+        out[:, j] = spec.lo + (spec.hi - spec.lo) * expit(eta + e[:, j])
+    mask = lag_mask(list(sites["koeppen"]))
+    return np.where(mask, out, 0.0)
+
+
+def _truth_meta(seed: int, n_sites: int, n_years: int, start_year: int,
+                structural_error: bool) -> dict[str, Any]:
+    params = {}
+    for name in PARAMETERS:
+        s = TRUTH[name]
+        terms = " + ".join(
+            f"{t.coef:g}*tanh(({'log(' + t.feature + ')' if t.transform == 'log' else t.feature}"
+            f" - {t.center:.4g})/{t.scale:g})" for t in s.terms)
+        params[name] = {
+            "drivers": ["PFT", *[t.feature for t in s.terms]],
+            "formula": f"{name} = {s.lo:g} + ({s.hi:g} - {s.lo:g}) * sigmoid(eta); eta = "
+                       f"logit((base[PFT] - {s.lo:g})/({s.hi:g} - {s.lo:g})) + {terms} + e, "
+                       f"e ~ N(0, {s.site_sd:g})",
+            "inner_range": [s.lo, s.hi],
+            "bounds": [float(LOWER[PARAMETERS.index(name)]), float(UPPER[PARAMETERS.index(name)])],
+            "base_by_PFT": {p: s.base_of(p) for p in schema.PFTS},
+            "terms": [{"feature": t.feature, "transform": t.transform, "center": t.center,
+                       "scale": t.scale, "coef": t.coef} for t in s.terms],
+            "site_sd": s.site_sd,
+            "story": s.story,
+        }
+    params["alpha_T"]["lag_mask"] = "free (nonzero) only where the Koeppen main group is D or E"
+    params["alpha_W"]["lag_mask"] = "free (nonzero) only where the Koeppen main group is B"
+    return {
+        "generator": "lue_spie.data.synthetic",
+        "generator_version": GENERATOR_VERSION,
+        "seed": seed, "n_sites": n_sites, "n_years": n_years, "start_year": start_year,
+        "parameters": params,
+        "noise": {"model": "GPP_obs = GPP_true + N(0, sd), sd = a + b * GPP_true "
+                           "(gC m-2 d-1); GPP_true = LUE(truth) x structural factor",
+                  **NOISE},
+        "structural_error": {"enabled": bool(structural_error), **STRUCTURAL_ERROR},
+        "pft_shares": PFT_SHARES,
+        "coverage": [list(c) for c in COVERAGE],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# 5-6. GPP, QC, assembly
+# --------------------------------------------------------------------------------------------
+def _gpp_lue(f: Mapping[str, np.ndarray], params: np.ndarray) -> np.ndarray:
+    import torch
+
+    from lue_spie.model import FORCING_KEYS, simulate
+
+    forcing = {k: torch.as_tensor(np.ascontiguousarray(f[k]), dtype=torch.float64)
+               for k in FORCING_KEYS}
+    with torch.no_grad():
+        out = simulate(forcing, torch.as_tensor(params, dtype=torch.float64))
+    return out["GPP"].numpy()
+
+
+def _structural_factor(f: Mapping[str, np.ndarray]) -> np.ndarray:
+    leg = STRUCTURAL_ERROR["legacy"]
+    stress = (np.clip((f["TMAX"] - leg["T_heat"]) / leg["heat_width"], 0.0, 1.0)
+              + np.clip((leg["W_dry"] - f["W"]) / leg["W_dry"], 0.0, 1.0))
+    memory = _ema(np.clip(stress, 0.0, 1.0), leg["tau"])
+    cap = STRUCTURAL_ERROR["capacity_lag"]
+    fapar_c = _ema(f["FAPAR"], cap["tau"])
+    capacity = np.clip(fapar_c / f["FAPAR"], cap["lo"], cap["hi"])
+    return (1.0 - leg["depth"] * memory) * capacity
+
+
+def _qc(rng: np.random.Generator, shape: tuple[int, int], T: np.ndarray,
+        cloud: np.ndarray) -> dict[str, np.ndarray]:
+    """QC fractions for the inputs and GPP, and the mask of missing GPP days."""
+    def base() -> np.ndarray:
+        q = np.where(rng.random(shape) < 0.8, 1.0, rng.uniform(0.85, 1.0, shape))
+        return q
+
+    def gapfilled(mask: np.ndarray) -> np.ndarray:
+        return np.where(mask, rng.uniform(0.0, 0.75, shape), 1.0)
+
+    qc = {}
+    for name, rate, length in (("T_QC", 0.0012, 4.0), ("VPD_QC", 0.0012, 4.0),
+                               ("SW_IN_QC", 0.0012, 4.0), ("CO2_QC", 0.002, 5.0),
+                               ("W_QC", 0.0015, 6.0)):
+        qc[name] = _half_hours(np.minimum(base(), gapfilled(_blocks(rng, shape, rate, length))))
+    # FAPAR: cloud-contaminated retrievals on some overcast days.
+    bad_fapar = (rng.random(shape) < 0.05 * np.clip(cloud - 0.5, 0.0, None) / 0.5)
+    qc["FAPAR_QC"] = _half_hours(np.where(bad_fapar, rng.uniform(0.2, 0.8, shape), 1.0))
+    # GPP: missing blocks, gap-filled blocks, isolated low-QC days (more in cold winters).
+    missing = _blocks(rng, shape, 0.005, 5.0)
+    filled = _blocks(rng, shape, 0.008, 3.0)
+    p_iso = 0.012 + 0.03 * (T < -5.0)
+    iso = rng.random(shape) < p_iso
+    q = np.minimum(base(), gapfilled(filled))
+    q = np.where(iso, np.minimum(q, rng.uniform(0.3, 0.8, shape)), q)
+    qc["GPP_QC"] = _half_hours(np.where(missing, 0.0, q))
+    qc["_missing"] = missing
+    return qc
+
+
+@dataclass(frozen=True)
+class VirtualFluxnet:
+    """The four parts of a virtual FLUXNET dataset (in memory).
+
+    Attributes:
+        site_day: Tidy site-day table (schema-valid).
+        sites: Sites table with features (schema-valid).
+        truth: ``site`` + the 13 true parameters (physical units, lag mask applied).
+        truth_meta: The truth's description (``truth.json``).
+    """
+
+    site_day: pd.DataFrame
+    sites: pd.DataFrame
+    truth: pd.DataFrame
+    truth_meta: dict[str, Any]
+
+    def __iter__(self) -> Iterator[Any]:
+        """Unpack as ``site_day, sites, truth, truth_meta = make_tables(...)``."""
+        return iter((self.site_day, self.sites, self.truth, self.truth_meta))
+
+
+def _check_args(n_sites: int, n_years: int, seed: int, start_year: int) -> None:
+    if int(n_sites) != n_sites or n_sites < 1:
+        raise ValueError(f"n_sites must be a positive integer, got {n_sites!r}")
+    if int(n_years) != n_years or n_years < 1:
+        raise ValueError(f"n_years must be a positive integer, got {n_years!r}")
+    if int(seed) != seed or seed < 0:
+        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if not 1900 <= start_year <= 2100 - n_years:
+        raise ValueError(f"start_year must lie in 1900..{2100 - n_years}, got {start_year!r}")
+
+
+def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
+                structural_error: bool = False, start_year: int = 2005,
+                progress: bool = False) -> VirtualFluxnet:
+    """Build a virtual FLUXNET in memory (see the module docstring for the recipe).
+
+    Args:
+        n_sites: Number of sites (>= 14 guarantees every PFT and Koeppen type).
+        n_years: Years per site (every site has the full record).
+        seed: Random seed; equal arguments give identical tables.
+        structural_error: Add processes the LUE model lacks (:data:`STRUCTURAL_ERROR`).
+        start_year: First calendar year.
+        progress: Show a progress bar over the generation stages.
+
+    Returns:
+        :class:`VirtualFluxnet` with schema-valid ``site_day`` and ``sites``.
+    """
+    _check_args(n_sites, n_years, seed, start_year)
+    n_sites, n_years, seed = int(n_sites), int(n_years), int(seed)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=7, desc="virtual FLUXNET", disable=not progress)
+    rngs = _rngs(seed, n_sites, n_years)
+    sites = _draw_sites(rngs["sites"], n_sites)
+    dates = pd.date_range(f"{start_year}-01-01", f"{start_year + n_years - 1}-12-31", freq="D")
+    n_days = len(dates)
+    bar.update()
+
+    f = _forcing(rngs, sites, dates)
+    PET = pet(f["SW_IN"], f["T"], f["PA"])
+    AI1_pre = f["P"].sum(axis=1) / np.maximum(PET.sum(axis=1), 1e-9)
+    bar.update()
+
+    # Soil first (texture sets the bucket), from aridity and a first guess of BIO1.
+    soil = _soil(rngs["soil"], sites, AI1_pre, f["T"].mean(axis=1))
+    depth = np.array([PHENOLOGY[p].root_depth for p in sites["PFT"]]) \
+        * np.exp(0.2 * rngs["soil"].standard_normal(n_sites))
+    awc = 0.05 + 0.0022 * soil["soil_silt"].to_numpy() + 0.001 * soil["soil_clay"].to_numpy()
+    whc = np.clip(1000.0 * awc * depth * (1.0 - soil["soil_cfvo"].to_numpy() / 100.0), 15.0, 600.0)
+    f["W"] = bucket_W(f["P"], PET, whc)
+    f["FAPAR"] = _phenology(rngs["phenology"], sites, f["T"], f["W"], AI1_pre)
+    rn = rngs["ndvi"]
+    ndvi = (f["FAPAR"] + 0.1426) / 1.1638 + 0.02 * rn.standard_normal((n_sites, n_days))
+    contaminated = rn.random((n_sites, n_days)) < 0.04 * f["cloud"]
+    ndvi = np.where(contaminated, ndvi - rn.uniform(0.0, 0.25, (n_sites, n_days)), ndvi)
+    f["NDVI"] = np.clip(ndvi, -0.1, 0.95)
+    bar.update()
+
+    site_ids = sites["site"].to_numpy()
+    site_day = pd.DataFrame({
+        "site": np.repeat(site_ids, n_days),
+        "date": np.tile(dates.to_numpy(), n_sites),
+    })
+    for k in ("T", "VPD", "CO2", "W", "PAR", "FAPAR", "CI", "SW_IN", "SW_IN_POT", "P", "PA",
+              "PPFD", "NDVI", "TMIN", "TMAX"):
+        site_day[k] = f[k].reshape(-1)
+
+    feats = site_features_from_site_day(site_day).reindex(site_ids)
+    dep = _deposition(rngs["soil"], sites)
+    bar.update()
+
+    sites_tab = sites.drop(columns=["highland"]).assign(
+        whc=np.round(whc, 2), first_year=start_year, last_year=start_year + n_years - 1,
+        source="virtual")
+    for c in feats.columns:
+        sites_tab[c] = feats[c].to_numpy()
+    for c in dep.columns:
+        sites_tab[c] = dep[c].to_numpy()
+    for c in soil.columns:
+        sites_tab[c] = soil[c].to_numpy()
+
+    e = rngs["truth"].standard_normal((n_sites, N_PARAMS)) \
+        * np.array([TRUTH[p].site_sd for p in PARAMETERS])
+    theta = truth_parameters(sites_tab, e)
+    bar.update()
+
+    gpp = _gpp_lue(f, theta)
+    if structural_error:
+        gpp = gpp * _structural_factor(f)
+    sd = NOISE["a"] + NOISE["b"] * np.clip(gpp, 0.0, None)
+    gpp_obs = gpp + sd * rngs["noise"].standard_normal(gpp.shape)
+    qc = _qc(rngs["qc"], (n_sites, n_days), f["T"], f["cloud"])
+    gpp_obs = np.where(qc.pop("_missing"), np.nan, gpp_obs)
+    site_day.insert(site_day.columns.get_loc("SW_IN"), "GPP_obs", gpp_obs.reshape(-1))
+    for k in schema.QC_COLUMNS:
+        site_day[k] = qc[k].reshape(-1)
+    bar.update()
+
+    site_day = schema.coerce_site_day(site_day)[list(schema.SITE_DAY_COLUMN_NAMES)]
+    sites_tab = schema.coerce_sites(sites_tab)[list(schema.SITES_COLUMN_NAMES)]
+    schema.validate_site_day(site_day, "virtual FLUXNET site_day")
+    schema.validate_sites(sites_tab, "virtual FLUXNET sites")
+    truth = pd.DataFrame(theta, columns=list(PARAMETERS))
+    truth.insert(0, "site", site_ids.astype(str))
+    truth = truth.sort_values("site", kind="stable").reset_index(drop=True)
+    meta = _truth_meta(seed, n_sites, n_years, start_year, structural_error)
+    bar.update()
+    bar.close()
+    return VirtualFluxnet(site_day, sites_tab, truth, meta)
+
+
+def generate(n_sites: int = 196, n_years: int = 10, seed: int = 0,
+             out: str | Path | None = None, *, structural_error: bool = False,
+             start_year: int = 2005, progress: bool = False) -> Path:
+    """Generate a virtual FLUXNET and write it as a dataset folder.
+
+    Writes ``site_day.parquet``, ``sites.parquet``, ``truth.parquet`` (each with its
+    ``.provenance.json``) and ``truth.json`` atomically. The parquet files and truth.json are
+    byte-identical for equal arguments; run-specific facts (time, git commit, versions) are
+    only in the provenance records.
+
+    Args:
+        n_sites, n_years, seed, structural_error, start_year, progress: As
+            :func:`make_tables`.
+        out: Dataset folder; default ``data/virtual_<n_sites>x<n_years>_seed<seed>`` (with
+            ``_structural`` appended when ``structural_error``) under the current folder.
+
+    Returns:
+        The dataset folder.
+    """
+    from lue_spie.store import atomic_write_json, make_provenance, write_parquet
+
+    vf = make_tables(n_sites, n_years, seed, structural_error=structural_error,
+                     start_year=start_year, progress=progress)
+    if out is None:
+        out = Path("data") / (f"virtual_{n_sites}x{n_years}_seed{seed}"
+                              + ("_structural" if structural_error else ""))
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    settings = {"n_sites": n_sites, "n_years": n_years, "start_year": start_year,
+                "structural_error": structural_error, "generator_version": GENERATOR_VERSION}
+    for name, table in (("site_day", vf.site_day), ("sites", vf.sites), ("truth", vf.truth)):
+        write_parquet(table, out / f"{name}.parquet",
+                      make_provenance("data.synth", settings=settings, seed=seed))
+    atomic_write_json(out / "truth.json", vf.truth_meta)
+    return out
