@@ -1,0 +1,133 @@
+"""``lue-spie data ...``: build dataset folders and check the data manifest.
+
+    lue-spie data synth   --sites N --years Y --seed S --out DIR [--structural-error]
+    lue-spie data fluxnet --src DIR --fapar FILE --sites FILE [--features FILE] [--ndvi FILE]
+                          [--years Y0-Y1] [--site-ids ID ...] [--missing-fapar error|skip]
+                          --out DIR
+    lue-spie data check   DIR                      validate a dataset folder, print a summary
+    lue-spie data manifest [--path FILE] [--verify DIR] [--strict]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+
+def parse_years(text: str) -> list[int]:
+    """``"2010-2012"`` -> [2010, 2011, 2012]; ``"2010"`` -> [2010]."""
+    parts = text.strip().split("-")
+    try:
+        if len(parts) == 1:
+            y0 = y1 = int(parts[0])
+        elif len(parts) == 2:
+            y0, y1 = int(parts[0]), int(parts[1])
+        else:
+            raise ValueError
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--years: expected Y0-Y1 such as 2010-2012 (or one year), got {text!r}") from None
+    if y1 < y0 or not 1900 <= y0 <= 2100:
+        raise argparse.ArgumentTypeError(f"--years: bad range {text!r} (need Y0 <= Y1)")
+    return list(range(y0, y1 + 1))
+
+
+def _synth(args: argparse.Namespace) -> int:
+    from lue_spie.data.synthetic import generate
+
+    kwargs = {"structural_error": args.structural_error, "progress": True}
+    if args.start_year is not None:
+        kwargs["start_year"] = args.start_year
+    out = generate(args.sites, args.years, args.seed, args.out, **kwargs)
+    print(f"virtual FLUXNET ({args.sites} sites x {args.years} years, seed {args.seed}) "
+          f"written to {out}")
+    return 0
+
+
+def _fluxnet(args: argparse.Namespace) -> int:
+    from lue_spie.data.fluxnet import build_fluxnet_dataset
+
+    out = build_fluxnet_dataset(
+        args.src, args.fapar, args.sites, args.out, features=args.features, ndvi=args.ndvi,
+        years=args.years, site_ids=args.site_ids, missing_fapar=args.missing_fapar,
+        progress=True)
+    print(f"FLUXNET dataset written to {out}")
+    return _check_summary(out)
+
+
+def _check_summary(path: Path) -> int:
+    from lue_spie.data.io import good_days, load_dataset
+
+    ds = load_dataset(path)
+    sd = ds.site_day
+    good = good_days(sd)
+    print(f"{ds.path}: {len(ds.sites)} sites, {len(sd)} site-days "
+          f"({sd['date'].min().date()} to {sd['date'].max().date()}), "
+          f"{int(good.sum())} good-quality days, mean GPP_obs {sd['GPP_obs'].mean():.2f} "
+          "gC m-2 d-1" + (", with truth" if ds.truth is not None else ""))
+    return 0
+
+
+def _check(args: argparse.Namespace) -> int:
+    return _check_summary(args.dir)
+
+
+def _manifest(args: argparse.Namespace) -> int:
+    from lue_spie.data.manifest import load, verify
+
+    man = load(args.path)
+    print(f"{man.path}: {len(man.entries)} datasets")
+    if args.verify is None:
+        for e in man.entries:
+            print(f"  {e.id:26s} {e.version[:30]:30s} {e.licence[:40]}")
+        return 0
+    report = verify(man, args.verify, strict=args.strict)
+    print(report.format())
+    return 0 if report.ok else 1
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add ``lue-spie data`` and its sub-commands."""
+    data = subparsers.add_parser("data", help="build dataset folders (virtual or real FLUXNET)")
+    sub = data.add_subparsers(dest="data_command", required=True, metavar="DATA_COMMAND")
+
+    synth = sub.add_parser("synth", help="generate a virtual FLUXNET dataset folder")
+    synth.add_argument("--sites", type=int, default=196, help="number of sites (default 196)")
+    synth.add_argument("--years", type=int, default=10, help="years per site (default 10)")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
+    synth.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    synth.add_argument("--structural-error", action="store_true",
+                       help="add a process the LUE model lacks to GPP_obs")
+    synth.add_argument("--start-year", type=int, default=None,
+                       help="first calendar year (generator default when omitted)")
+    synth.set_defaults(func=_synth)
+
+    flux = sub.add_parser("fluxnet", help="read FLUXNET2015 FULLSET_DD files into a dataset folder")
+    flux.add_argument("--src", type=Path, required=True, help="folder with FLX_*_FULLSET_DD_*.csv")
+    flux.add_argument("--fapar", type=Path, required=True,
+                      help="FAPAR table (SITE_ID, date, FAPAR[, FAPAR_MODIS_obs])")
+    flux.add_argument("--sites", type=Path, required=True,
+                      help="site table (SITE_ID, lon, lat, elv, classid, koeppen_code, whc)")
+    flux.add_argument("--features", type=Path, default=None,
+                      help="optional feature table (SITE_ID + feature columns)")
+    flux.add_argument("--ndvi", type=Path, default=None,
+                      help="optional NDVI table (SITE_ID, date, NDVI); else NDVI from FAPAR")
+    flux.add_argument("--years", type=parse_years, default=None, metavar="Y0-Y1",
+                      help="calendar years to keep, e.g. 2010-2012")
+    flux.add_argument("--site-ids", nargs="+", default=None, metavar="ID",
+                      help="sites to read (default: every file in --src)")
+    flux.add_argument("--missing-fapar", choices=("error", "skip"), default="error",
+                      help="what to do with a site without FAPAR (default: error)")
+    flux.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    flux.set_defaults(func=_fluxnet)
+
+    check = sub.add_parser("check", help="validate a dataset folder and print a summary")
+    check.add_argument("dir", type=Path, help="dataset folder")
+    check.set_defaults(func=_check)
+
+    man = sub.add_parser("manifest", help="list the data manifest or verify files against it")
+    man.add_argument("--path", type=Path, default=None, help="manifest file (default: bundled)")
+    man.add_argument("--verify", type=Path, default=None, metavar="DIR",
+                     help="look for the manifest's files in DIR and check checksums")
+    man.add_argument("--strict", action="store_true", help="fail on the first checksum mismatch")
+    man.set_defaults(func=_manifest)
