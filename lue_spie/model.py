@@ -273,8 +273,9 @@ def _validate(forcing: Mapping[str, torch.Tensor], params: torch.Tensor) -> None
         # only then count, which also clears a sum that merely overflowed.
         if not bool(torch.isfinite(v.sum())):
             n_bad = int((~torch.isfinite(v)).sum())
-            raise ValueError(f"forcing[{k!r}]: {n_bad} non-finite value(s); gap-fill the "
-                             "forcing before simulating (lue_spie.data.to_forcing does)")
+            if n_bad:
+                raise ValueError(f"forcing[{k!r}]: {n_bad} non-finite value(s); gap-fill the "
+                                 "forcing before simulating (lue_spie.data.to_forcing does)")
     try:
         torch.broadcast_shapes(shape[:-1], params.shape[:-1])
     except RuntimeError:
