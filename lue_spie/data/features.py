@@ -228,7 +228,7 @@ def aridity(prec: np.ndarray, pet: np.ndarray) -> np.ndarray:
 def day_of_year_365(dates: pd.Series | pd.DatetimeIndex) -> np.ndarray:
     """Day of year 1-365; in leap years 29 February shares day 59 with 28 February."""
     d = pd.DatetimeIndex(dates)
-    doy = d.dayofyear.to_numpy().astype(np.int64)
+    doy = d.day_of_year.to_numpy().astype(np.int64)
     shift = d.is_leap_year & (doy > 59)
     return doy - shift.astype(np.int64)
 
@@ -468,10 +468,10 @@ def feature_matrix(
     The mean and std come from ``continuous_stats`` when given (the training folds' rows only,
     SPEC section 3: compute them with ``feature_matrix(train_sites)`` and pass the returned
     stats for the held-out sites) or else from the given rows (NaN left out, std with n - 1).
-    A std that is 0 or NaN (a constant or all-missing feature) is replaced by 1, so the
-    feature becomes ``x - mean``. Rule for missing values: a continuous feature that is NaN
-    after z-scoring (missing at the site, or no mean available) is set to 0, i.e. to the
-    training mean, which adds no information.
+    A std that is 0 (up to round-off, ``<= 1e-12 * max(1, |mean|)``) or NaN (a constant or
+    all-missing feature) is replaced by 1, so the feature becomes ``x - mean``. Rule for
+    missing values: a continuous feature that is NaN after z-scoring (missing at the site, or
+    no mean available) is set to 0, i.e. to the training mean, which adds no information.
 
     Args:
         sites: The sites table (schema columns; ``site``, ``PFT``, ``koeppen`` and the
@@ -515,7 +515,9 @@ def feature_matrix(
             np.float64)
     mean = stats["mean"].to_numpy()
     std = stats["std"].to_numpy()
-    std_used = np.where(np.isfinite(std) & (std > 0), std, 1.0)
+    # A std at round-off level of the mean counts as 0 (a constant feature).
+    tiny = 1e-12 * np.maximum(1.0, np.abs(np.nan_to_num(mean)))
+    std_used = np.where(np.isfinite(std) & (std > tiny), std, 1.0)
     z = (cont - mean) / std_used
     z = np.where(np.isfinite(z), z, 0.0)
     X = pd.DataFrame(np.concatenate([onehot_p, onehot_k, z], axis=1), index=index,

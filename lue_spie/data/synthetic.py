@@ -490,7 +490,7 @@ def _forcing(rngs: Mapping[str, np.random.Generator], sites: pd.DataFrame,
     clim = _site_climate(rngs["climate"], sites)
     lat = sites["lat"].to_numpy()
     south = (lat < 0)[:, None]
-    doy = dates.dayofyear.to_numpy()[None, :].astype(np.float64)
+    doy = dates.day_of_year.to_numpy()[None, :].astype(np.float64)
     years = dates.year.to_numpy()
     col = lambda v: np.asarray(v, dtype=np.float64)[:, None]  # noqa: E731
 
@@ -545,7 +545,7 @@ def _forcing(rngs: Mapping[str, np.random.Generator], sites: pd.DataFrame,
 
     # CO2: trend + hemispheric seasonal cycle + local variability.
     ry = rngs["co2"]
-    t_dec = (dates.year.to_numpy() + (dates.dayofyear.to_numpy() - 0.5) / 365.25)[None, :]
+    t_dec = (dates.year.to_numpy() + (dates.day_of_year.to_numpy() - 0.5) / 365.25)[None, :]
     seas_co2 = np.where(south, 0.6, 3.2) * np.cos(2.0 * np.pi * (doy - np.where(south, 300.0,
                                                                                   125.0)) / 365.25)
     CO2 = (378.5 + 2.1 * (t_dec - 2005.0) + seas_co2 + ry.normal(0.0, 1.0, (n, 1))
