@@ -61,7 +61,7 @@ def sw_in_pot(lat: np.ndarray | float, doy: np.ndarray | float) -> np.ndarray:
 
 def sw_in_pot_dates(lat: float, dates: pd.DatetimeIndex | pd.Series | np.ndarray) -> np.ndarray:
     """:func:`sw_in_pot` for one latitude and a sequence of dates [W m-2]."""
-    doy = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates))).dayofyear.to_numpy()
+    doy = pd.DatetimeIndex(pd.to_datetime(np.asarray(dates))).day_of_year.to_numpy()
     return sw_in_pot(lat, doy)
 
 
