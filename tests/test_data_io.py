@@ -8,11 +8,11 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_data_schema import make_site_day, make_sites
 
 from lue_spie import store
 from lue_spie.data import io, schema
 from lue_spie.params import PARAMETERS
-from test_data_schema import make_site_day, make_sites
 
 
 def _prov():
@@ -79,7 +79,8 @@ def test_load_errors(tmp_path):
     io.write_dataset(tmp_path / "ds", sd, st, provenance=_prov())
     # A site table that lacks a site of the site-day table.
     store.write_parquet(st.iloc[:1], tmp_path / "ds" / "sites.parquet")
-    with pytest.raises(ValueError, match=r"site_day has sites missing from the sites table: \['S1'\]"):
+    with pytest.raises(ValueError,
+                       match=r"site_day has sites missing from the sites table: \['S1'\]"):
         io.load_dataset(tmp_path / "ds")
     # A malformed table names the file.
     bad = sd.copy()

@@ -61,7 +61,8 @@ def test_constants_match_the_contract():
     assert schema.AI_COLUMNS == ("AI1", "AI2")
     assert len(schema.VIF_COLUMNS) == 11
     assert schema.NPDEP_COLUMNS == ("NdepNHX", "NdepNOY", "Pdep")
-    assert len(schema.SOIL_COLUMNS) == 17 and all(c.startswith("soil_") for c in schema.SOIL_COLUMNS)
+    assert len(schema.SOIL_COLUMNS) == 17
+    assert all(c.startswith("soil_") for c in schema.SOIL_COLUMNS)
     assert len(schema.FEATURE_COLUMNS) == 19 + 2 + 11 + 3 + 17
     assert len(set(schema.SITES_COLUMN_NAMES)) == len(schema.SITES_COLUMN_NAMES)
     for c in (*schema.FORCING_COLUMNS, *schema.EXTRA_COLUMNS, *schema.QC_COLUMNS, "GPP_obs"):
