@@ -260,8 +260,8 @@ _LOG08 = math.log(0.8)
 TRUTH: dict[str, TruthSpec] = {
     "eps_max": TruthSpec(
         0.6, 4.5,
-        {"CRO": 3.0, "DBF": 2.9, "MF": 2.6, "ENF": 2.3, "EBF": 2.9, "GRA": 2.6, "WET": 2.3,
-         "SAV": 2.0, "WSA": 2.1, "CSH": 1.9, "OSH": 1.7, "*": 2.3},
+        {"CRO": 3.3, "DBF": 3.1, "MF": 2.7, "ENF": 2.5, "EBF": 3.2, "GRA": 2.8, "WET": 2.3,
+         "SAV": 2.4, "WSA": 2.6, "CSH": 2.4, "OSH": 1.9, "*": 2.5},
         (_T("AI1", "log", _LOG08, 1.0, 0.35), _T("VIF1", "lin", 0.55, 0.15, 0.30),
          _T("soil_nitrogen", "log", math.log(2.0), 0.7, 0.20),
          _T("NdepNHX", "log", math.log(4.0), 0.8, 0.15)),
