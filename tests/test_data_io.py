@@ -206,3 +206,28 @@ def test_truth_json_written_verbatim(tmp_path):
     sd, st = _dataset()
     io.write_dataset(tmp_path / "d", sd, st, provenance=_prov(), truth_meta={"a": [1, 2]})
     assert json.loads((tmp_path / "d" / "truth.json").read_text()) == {"a": [1, 2]}
+
+
+def test_rewriting_a_folder_drops_a_stale_truth(tmp_path):
+    sd, st = _dataset()
+    truth = pd.DataFrame({"site": st["site"], **{p: 1.0 for p in PARAMETERS}})
+    io.write_dataset(tmp_path / "d", sd, st, provenance=_prov(), truth=truth,
+                     truth_meta={"seed": 1})
+    io.write_dataset(tmp_path / "d", sd, st, provenance=_prov())
+    ds = io.load_dataset(tmp_path / "d")
+    assert ds.truth is None and ds.truth_meta is None
+    assert not (tmp_path / "d" / "truth.provenance.json").exists()
+
+
+def test_to_forcing_rejects_duplicate_days():
+    sd = make_site_day(1, 5)
+    dup = pd.concat([sd, sd.iloc[[2]]], ignore_index=True)
+    with pytest.raises(ValueError, match="1 duplicate"):
+        io.to_forcing(dup)
+
+
+def test_qc_columns_may_not_be_missing():
+    sd = make_site_day(1, 5)
+    sd.loc[2, "W_QC"] = np.nan
+    with pytest.raises(ValueError, match="column 'W_QC': 1 missing values"):
+        schema.validate_site_day(sd)

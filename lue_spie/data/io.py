@@ -218,6 +218,14 @@ def write_dataset(
         store.write_parquet(truth.reset_index(drop=True), out / TRUTH_FILE, provenance)
     if truth_meta is not None:
         store.atomic_write_json(out / TRUTH_META_FILE, dict(truth_meta))
+    # A folder reused for another dataset must not keep a stale truth of the previous one.
+    stale = []
+    if truth is None:
+        stale += [out / TRUTH_FILE, store.provenance_path(out / TRUTH_FILE)]
+    if truth_meta is None:
+        stale.append(out / TRUTH_META_FILE)
+    for p in stale:
+        p.unlink(missing_ok=True)
     return out
 
 
@@ -313,6 +321,9 @@ def to_forcing(
 
     in_record = np.zeros((n_sites, n_days), dtype=bool)
     in_record[site_code, day_code] = True
+    if int(in_record.sum()) != len(df):
+        raise ValueError(f"to_forcing: {len(df) - int(in_record.sum())} duplicate (site, date) "
+                         "rows; validate the table with schema.validate_site_day")
 
     def to_t(a: np.ndarray) -> torch.Tensor:
         return torch.as_tensor(a, dtype=dtype, device=device)

@@ -72,7 +72,7 @@ EXTRA_COLUMNS: tuple[str, ...] = (
     "SW_IN", "SW_IN_POT", "P", "PA", "PPFD", "NDVI", "TMIN", "TMAX",
 )
 
-#: QC fractions in [0, 1] (1 = measured / good quality).
+#: QC fractions in [0, 1] (1 = measured / good quality); never missing (0 where a value is).
 QC_COLUMNS: tuple[str, ...] = ("T_QC", "VPD_QC", "SW_IN_QC", "CO2_QC", "W_QC", "FAPAR_QC", "GPP_QC")
 
 # --------------------------------------------------------------------------------------------
@@ -224,13 +224,13 @@ SITE_DAY_COLUMNS: tuple[ColumnSpec, ...] = (
     _f("NDVI", "-", -1.0, 1.0, "normalised difference vegetation index"),
     _f("TMIN", "degC", -70.0, 50.0, "daily minimum air temperature"),
     _f("TMAX", "degC", -60.0, 60.0, "daily maximum air temperature"),
-    _f("T_QC", "-", 0.0, 1.0, "QC fraction of T (1 = measured)"),
-    _f("VPD_QC", "-", 0.0, 1.0, "QC fraction of VPD"),
-    _f("SW_IN_QC", "-", 0.0, 1.0, "QC fraction of SW_IN (and PAR, CI)"),
-    _f("CO2_QC", "-", 0.0, 1.0, "QC fraction of CO2"),
-    _f("W_QC", "-", 0.0, 1.0, "QC fraction of W"),
-    _f("FAPAR_QC", "-", 0.0, 1.0, "QC fraction of FAPAR"),
-    _f("GPP_QC", "-", 0.0, 1.0, "QC fraction of GPP_obs"),
+    _f("T_QC", "-", 0.0, 1.0, "QC fraction of T (1 = measured)", nullable=False),
+    _f("VPD_QC", "-", 0.0, 1.0, "QC fraction of VPD", nullable=False),
+    _f("SW_IN_QC", "-", 0.0, 1.0, "QC fraction of SW_IN (and PAR, CI)", nullable=False),
+    _f("CO2_QC", "-", 0.0, 1.0, "QC fraction of CO2", nullable=False),
+    _f("W_QC", "-", 0.0, 1.0, "QC fraction of W", nullable=False),
+    _f("FAPAR_QC", "-", 0.0, 1.0, "QC fraction of FAPAR", nullable=False),
+    _f("GPP_QC", "-", 0.0, 1.0, "QC fraction of GPP_obs", nullable=False),
 )
 
 _SITES_FIXED: tuple[ColumnSpec, ...] = (
