@@ -414,3 +414,15 @@ def test_ch_dav_flux_file_reads_with_the_bucket_before_soil_moisture():
         SHARED_FLUXNET / "FLX_CH-Dav_FLUXNET2015_FULLSET_DD_1997-2014_1-3.csv", site="CH-Dav",
         lat=46.8153, elevation=1639.0, whc=171.5, years=range(2007, 2015))
     assert any("W from SWC_F_MDS_1" in n for n in notes)
+
+
+def test_unsorted_fapar_table_is_fine_and_errors_give_file_lines(tmp_path):
+    dates = pd.date_range("2008-01-01", "2009-12-31")
+    fapar = pd.DataFrame({"SITE_ID": SITE, "date": dates.strftime("%Y-%m-%d"), "FAPAR": 0.5})
+    shuffled = fapar.sample(frac=1.0, random_state=0).reset_index(drop=True)
+    t = read(tmp_path, fapar=shuffled)
+    assert len(t.site_day) == 731
+    bad = shuffled.astype({"FAPAR": object})
+    bad.loc[7, "FAPAR"] = "n/a?"
+    _fails(tmp_path, r"fapar.csv: column 'FAPAR': non-numeric value 'n/a\?' at line 9",
+           fapar=bad)

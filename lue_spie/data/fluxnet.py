@@ -287,19 +287,23 @@ def read_features_csv(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def _read_daily_table(path: Path, value: str, what: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Parse SITE_ID, date and ``value`` in file order (so errors give true line numbers);
+    rows may come in any order, but a (site, date) pair may appear only once."""
     df = _read_csv(path, what)
     _require(df, ["SITE_ID", "date", value], path, what)
     site = df["SITE_ID"].str.strip().to_numpy()
     dates = _dates(df, "date", path, fmt="%Y-%m-%d")
-    order = np.lexsort((dates.to_numpy(), site))
-    if not (order == np.arange(len(order))).all():
-        # Sorting is fine, but duplicates are not: check them in sorted order.
-        df = df.iloc[order].reset_index(drop=True)
-        site = site[order]
-        dates = dates[order]
-    _check_daily_order(dates, path, "date", groups=site)
     out = pd.DataFrame({"site": site, "date": dates})
     out[value] = _numeric(df, value, path)
+    order = np.lexsort((dates.to_numpy(), site))
+    s_sorted, d_sorted = site[order], dates.to_numpy()[order]
+    dup = (s_sorted[1:] == s_sorted[:-1]) & (d_sorted[1:] == d_sorted[:-1])
+    if dup.any():
+        i = int(np.flatnonzero(dup)[0])
+        first, again = sorted((int(order[i]), int(order[i + 1])))
+        raise ValueError(f"{path}: column 'date': duplicate day "
+                         f"{pd.Timestamp(d_sorted[i]).date()} for site {s_sorted[i]} at lines "
+                         f"{first + 2} and {again + 2} ({int(dup.sum())} duplicates)")
     return out, df
 
 
