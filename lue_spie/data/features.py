@@ -305,6 +305,13 @@ def climatology(site_day: pd.DataFrame, variables: Sequence[str], *, smooth_days
 
     Returns:
         Dict variable -> DataFrame indexed by site (sorted), columns 1..365.
+
+    Example:
+        The seasonal cycles of the Sitesim method (temperature, log precipitation, global
+        radiation, NDVI)::
+
+            cyc = climatology(site_day, ["T", "P", "SW_IN", "NDVI"], log=("P",),
+                              smooth_days=15)
     """
     _check_columns(site_day, ["site", "date", *variables], "climatology")
     bad_log = [v for v in log if v not in variables]

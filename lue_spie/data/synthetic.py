@@ -35,7 +35,9 @@ the real FLUXNET path (:mod:`lue_spie.data.schema`), plus the known truth:
    correlations where they are not: the 17 soil properties (texture from aridity, SOC from
    temperature and moisture, pH from aridity, derived ones consistent) and N/P deposition
    (by region, PFT and hemisphere). The site's bucket capacity ``whc`` follows from soil
-   texture, coarse fragments and a PFT rooting depth.
+   texture, coarse fragments and a PFT rooting depth. Computed features describe the
+   generated record, so they (and through them the truth) depend on ``n_years`` too; with a
+   single year VIF7 is 0 and VIF11 (a trend) is NaN at every site.
 4. **The truth.** Each of the 13 parameters is ``lo + (hi - lo) * sigmoid(eta)`` with
    ``eta = logit((base_PFT - lo)/(hi - lo)) + sum_k c_k tanh((g_k(x_k) - m_k)/s_k) + e``: a
    smooth nonlinear function of a few named features plus a PFT effect plus an unexplained
