@@ -426,3 +426,17 @@ def test_unsorted_fapar_table_is_fine_and_errors_give_file_lines(tmp_path):
     bad.loc[7, "FAPAR"] = "n/a?"
     _fails(tmp_path, r"fapar.csv: column 'FAPAR': non-numeric value 'n/a\?' at line 9",
            fapar=bad)
+
+
+def test_gpp_outliers_missing_but_wrong_units_fail(tmp_path):
+    flux = flux_frame()
+    flux.loc[[300, 301], "GPP_NT_VUT_REF"] = [55.0, -30.0]
+    t = read(tmp_path, flux=flux)
+    day = pd.Timestamp("2008-01-01") + pd.Timedelta(days=300)
+    assert np.isnan(t.site_day.set_index("date").loc[day, "GPP_obs"])
+    assert t.site_day.set_index("date").loc[day, "GPP_QC"] == 0.0
+    assert any("outside [-10, 40]" in n and "2 days" in n for n in t.notes[SITE])
+    flux = flux_frame()
+    flux["GPP_NT_VUT_REF"] = flux["GPP_NT_VUT_REF"] * 12          # e.g. summed, not a mean
+    _fails(tmp_path, r"column 'GPP_NT_VUT_REF': \d+ values outside the plausible range",
+           flux=flux)

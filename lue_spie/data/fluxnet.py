@@ -38,7 +38,9 @@ Conversions and decisions (each also recorded in the provenance ``settings.notes
   ``GPP_QC`` = NEE_VUT_REF_QC (fraction of good half-hours). When a QC column is absent from the
   file, the gap-filled ``_F`` variable gets QC 1 on days with a value (0 where missing), and the
   provenance notes say so.
-- ``GPP_obs`` = GPP_NT_VUT_REF [gC m-2 d-1] (night-time partitioning, VUT reference).
+- ``GPP_obs`` = GPP_NT_VUT_REF [gC m-2 d-1] (night-time partitioning, VUT reference); a few
+  days outside [-10, 40] (at most 1 % of the record, or 3 days) are set missing and noted;
+  more than that is taken as a unit problem and is an error.
 - ``FAPAR`` from the FAPAR table; ``FAPAR_QC`` = 1 on days with a retrieval
   (``FAPAR_MODIS_obs`` non-empty) and :data:`FAPAR_INTERPOLATED_QC` (0.85) on interpolated days
   (MCD15A3H is a 4-day composite: 3 of 4 days are interpolated, but they are close to a
@@ -475,7 +477,7 @@ def read_fluxnet_site(
     PAR = PAR_FRACTION * SW_IN * solar.W_TO_MJ_PER_DAY
     # Precipitation [mm d-1]
     P = col("P_F")
-    _range_error(path, "P_F", P, 0.0, 500.0, "mm d-1")
+    _range_error(path, "P_F", P, 0.0, 2000.0, "mm d-1")
     # Air pressure [kPa]
     if "PA_F" in raw.columns:
         PA = col("PA_F")
@@ -533,8 +535,16 @@ def read_fluxnet_site(
     if not np.isfinite(GPP).any():
         raise ValueError(f"{path}: column 'GPP_NT_VUT_REF': all values missing"
                          + (f" in years {sorted(years)}" if years is not None else ""))
-    _range_error(path, "GPP_NT_VUT_REF", GPP, -10.0, 40.0, "gC m-2 d-1",
-                 hint=" (umol m-2 s-1 or half-hourly units are not FULLSET_DD units)")
+    # A few implausible days are data problems (set missing, noted); many mean wrong units.
+    with np.errstate(invalid="ignore"):
+        outside = (GPP < -10.0) | (GPP > 40.0)
+    if outside.sum() > max(3, 0.01 * np.isfinite(GPP).sum()):
+        _range_error(path, "GPP_NT_VUT_REF", GPP, -10.0, 40.0, "gC m-2 d-1",
+                     hint=" (umol m-2 s-1 or half-hourly units are not FULLSET_DD units)")
+    if outside.any():
+        GPP = np.where(outside, np.nan, GPP)
+        notes.append(f"GPP_NT_VUT_REF outside [-10, 40] gC m-2 d-1 on {int(outside.sum())} "
+                     "days: treated as missing")
     if "NEE_VUT_REF_QC" in raw.columns:
         GPP_QC = _qc_or_default(raw, "NEE_VUT_REF_QC", GPP, path, notes, "GPP")
     else:

@@ -218,7 +218,7 @@ SITE_DAY_COLUMNS: tuple[ColumnSpec, ...] = (
     _f("GPP_obs", "gC m-2 d-1", -10.0, 40.0, "observed (eddy-covariance) gross primary production"),
     _f("SW_IN", "W m-2", 0.0, 500.0, "daily mean incoming shortwave radiation"),
     _f("SW_IN_POT", "W m-2", 0.0, 600.0, "daily mean extraterrestrial (potential) shortwave"),
-    _f("P", "mm d-1", 0.0, 500.0, "precipitation"),
+    _f("P", "mm d-1", 0.0, 2000.0, "precipitation (world record about 1800 mm d-1)"),
     _f("PA", "kPa", 40.0, 110.0, "air pressure"),
     _f("PPFD", "umol m-2 s-1", 0.0, 1200.0, "daily mean photosynthetic photon flux density"),
     _f("NDVI", "-", -1.0, 1.0, "normalised difference vegetation index"),
