@@ -705,7 +705,7 @@ def read_fluxnet_dataset(
                              f"overlap its flux record in {f.path.name}"
                              + (f" within years {sorted(years)}" if years is not None else ""))
         site_notes.append(f"kept {len(table)} of {n_flux} flux days (intersection with FAPAR "
-                          "coverage)")
+                          f"coverage; day counts above refer to all {n_flux})")
         if ndvi_df is not None and s in set(ndvi_df["site"]):
             nd = ndvi_df[ndvi_df["site"] == s][["date", "NDVI"]]
             table = table.merge(nd, on="date", how="left")
