@@ -24,6 +24,8 @@ def test_write_parquet_with_provenance(tmp_path):
                              "rows": 2}
     assert "torch" in rec["versions"]
     assert store.provenance_path(path).name == "table.provenance.json"
+    assert path.stat().st_mode & 0o777 == 0o644  # readable by others, like any output file
+    assert store.provenance_path(path).stat().st_mode & 0o777 == 0o644
 
 
 def test_failed_write_leaves_previous_file_intact(tmp_path, monkeypatch):
