@@ -440,3 +440,13 @@ def test_gpp_outliers_missing_but_wrong_units_fail(tmp_path):
     flux["GPP_NT_VUT_REF"] = flux["GPP_NT_VUT_REF"] * 12          # e.g. summed, not a mean
     _fails(tmp_path, r"column 'GPP_NT_VUT_REF': \d+ values outside the plausible range",
            flux=flux)
+
+
+@pytest.mark.parametrize("swc", [True, False])
+def test_w_does_not_depend_on_the_years_asked_for(tmp_path, swc):
+    flux = flux_frame(swc=swc)
+    if swc:   # a drier first year: percentiles over one year alone would differ
+        flux.loc[flux.index < 365, "SWC_F_MDS_1"] *= 0.6
+    whole = read(tmp_path, flux=flux).site_day.set_index("date")
+    one = read(tmp_path, flux=flux, years=[2009]).site_day.set_index("date")
+    np.testing.assert_allclose(one["W"], whole.loc[one.index, "W"])

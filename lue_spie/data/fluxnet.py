@@ -27,13 +27,15 @@ Conversions and decisions (each also recorded in the provenance ``settings.notes
   :data:`CO2_FILLED_QC` (0.85): lowered, but above the good-day threshold of 0.8, because the
   annual background mean is an adequate driver for the model's weak CO2 response and whole
   early years (e.g. CH-Lae 2004) would otherwise be lost.
-- ``W``: when SWC_F_MDS_1 covers at least ``min_swc_coverage`` (80 %) of a site's days, W is
-  SWC scaled by the site's observed 1st-99th percentile range and clipped to [0, 1], with
-  ``W_QC`` from SWC_F_MDS_1_QC (0 on missing days). Otherwise W for the whole record comes from
-  the soil-water bucket (:func:`lue_spie.data.bucket.bucket_W`) driven by P_F and a
-  Priestley-Taylor PET (net radiation from SW_IN_F, LW_IN_F, TA_F; Makkink when LW_IN_F is
-  absent) with the site's ``whc``; ``W_QC`` = :data:`W_BUCKET_QC` (0.85), so the days stay
-  usable; a site switches source as a whole, never day by day, to avoid jumps in W.
+- ``W``: when SWC_F_MDS_1 covers at least ``min_swc_coverage`` (80 %) of a site's selected
+  days, W is SWC scaled by the 1st-99th percentile range observed over the site's whole file
+  (independent of ``years``) and clipped to [0, 1], with ``W_QC`` from SWC_F_MDS_1_QC (0 on
+  missing days). Otherwise W comes from the soil-water bucket
+  (:func:`lue_spie.data.bucket.bucket_W`) driven by P_F and a Priestley-Taylor PET (net
+  radiation from SW_IN_F, LW_IN_F, TA_F; Makkink when LW_IN_F is absent) with the site's
+  ``whc``, run over the whole file (spun up on its first year), with ``W_QC`` =
+  :data:`W_BUCKET_QC` (0.85) so the days stay usable; a site switches source as a whole, never
+  day by day, to avoid jumps in W.
 - QC fractions: TA_F_QC, VPD_F_QC, SW_IN_F_QC, CO2_F_MDS_QC, SWC_F_MDS_1_QC when present;
   ``GPP_QC`` = NEE_VUT_REF_QC (fraction of good half-hours). When a QC column is absent from the
   file, the gap-filled ``_F`` variable gets QC 1 on days with a value (0 where missing), and the
@@ -432,13 +434,14 @@ def read_fluxnet_site(
     notes: list[str] = []
     dates = _dates(raw, "TIMESTAMP", path, fmt="%Y%m%d")
     _check_daily_order(dates, path, "TIMESTAMP")
+    # Everything is computed on the whole file (so the SWC scaling and the bucket's spin-up do
+    # not depend on the years asked for); the years are selected at the end.
+    keep = np.ones(len(dates), dtype=bool)
     if years is not None:
         keep = np.isin(dates.year, list(years))
         if not keep.any():
             raise ValueError(f"{path}: no days in years {sorted(years)} (the file covers "
                              f"{dates.year.min()}-{dates.year.max()})")
-        raw = raw.loc[keep].reset_index(drop=True)
-        dates = dates[keep]
 
     def col(name: str) -> np.ndarray:
         return _numeric(raw, name, path)
@@ -532,7 +535,7 @@ def read_fluxnet_site(
     CO2_QC = np.where(filled, CO2_FILLED_QC, co2_qc)
     # GPP [gC m-2 d-1]
     GPP = col("GPP_NT_VUT_REF")
-    if not np.isfinite(GPP).any():
+    if not np.isfinite(GPP[keep]).any():
         raise ValueError(f"{path}: column 'GPP_NT_VUT_REF': all values missing"
                          + (f" in years {sorted(years)}" if years is not None else ""))
     # A few implausible days are data problems (set missing, noted); many mean wrong units.
@@ -553,14 +556,14 @@ def read_fluxnet_site(
     # Soil water W [0-1]
     swc = col("SWC_F_MDS_1") if "SWC_F_MDS_1" in raw.columns else np.full(len(dates), np.nan)
     _range_error(path, "SWC_F_MDS_1", swc, 0.0, 100.0, "% (volumetric)")
-    coverage = float(np.isfinite(swc).mean())
+    coverage = float(np.isfinite(swc[keep]).mean())
     lo_hi = (np.nanpercentile(swc, [1, 99]) if np.isfinite(swc).sum() > 10
              else np.array([np.nan, np.nan]))
     if coverage >= min_swc_coverage and lo_hi[1] > lo_hi[0]:
         W = np.clip((swc - lo_hi[0]) / (lo_hi[1] - lo_hi[0]), 0.0, 1.0)
         W_QC = _qc_or_default(raw, "SWC_F_MDS_1_QC", swc, path, notes, "W")
-        notes.append(f"W from SWC_F_MDS_1 ({coverage:.0%} of days) scaled by its 1st-99th "
-                     f"percentiles {lo_hi[0]:.2f}-{lo_hi[1]:.2f} %")
+        notes.append(f"W from SWC_F_MDS_1 ({coverage:.0%} of the selected days) scaled by its "
+                     f"1st-99th percentiles over the whole file, {lo_hi[0]:.2f}-{lo_hi[1]:.2f} %")
     else:
         # The bucket needs complete drivers: fill short gaps linearly / P with 0.
         from lue_spie.data.io import fill_gaps
@@ -591,7 +594,10 @@ def read_fluxnet_site(
         "PPFD": PPFD, "TMIN": np.nan, "TMAX": np.nan, "T_QC": T_QC, "VPD_QC": VPD_QC,
         "SW_IN_QC": SW_IN_QC, "CO2_QC": CO2_QC, "W_QC": W_QC, "GPP_QC": GPP_QC,
     })
-    return out, notes
+    if years is not None:
+        notes.append(f"day counts in these notes refer to the whole file ({len(out)} days); "
+                     f"{int(keep.sum())} days in years {min(years)}-{max(years)} kept")
+    return out.loc[keep].reset_index(drop=True), notes
 
 
 # --------------------------------------------------------------------------------------------
