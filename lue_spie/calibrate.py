@@ -113,7 +113,7 @@ class CalibrationSettings:
     seed: int = 0
     popsize: int | None = None
     sigma0: float = 0.25
-    max_gen: int = 150
+    max_gen: int = 200
     tolfun: float = 1e-6
     tolx: float = 1e-4
     tolfunhist: float = 1e-7
