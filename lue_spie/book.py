@@ -170,7 +170,7 @@ PROFILES: dict[str, Profile] = {
             name="ci",
             description="24 virtual sites x 3 years, short CMA-ES runs: the whole pipeline "
                         "and the book in a few minutes on 2 CPU cores (CI).",
-            n_sites=24, n_years=3, cmaes_max_generations=60, n_show=4,
+            n_sites=24, n_years=3, cmaes_max_generations=100, n_show=4,
         ),
         Profile(
             name="demo",
@@ -381,8 +381,14 @@ def run_notebook(
 
 
 def _notebook_error(source: Path, output: Path, err: Any) -> NotebookError:
+    # papermill inserts cells into the executed copy (the injected parameters, an error
+    # banner), so its cell index does not point into the source notebook. The failing cell is
+    # found by its execution count in the executed copy and then by its id (papermill keeps
+    # cell ids) or its code in the source notebook.
     executed = json.loads(output.read_text(encoding="utf-8"))["cells"] if output.exists() else []
-    cell = executed[err.cell_index] if 0 <= err.cell_index < len(executed) else {}
+    cell = next((c for c in executed if c.get("cell_type") == "code"
+                 and err.exec_count is not None and c.get("execution_count") == err.exec_count),
+                {})
     code = "".join(cell.get("source", "")) or (err.source or "")
     idx = _source_cell_index(source, cell.get("id"), code)
     where = (f"cell {idx} of {source.name}" if idx is not None

@@ -1,0 +1,66 @@
+"""Integration: the whole ci-profile book pipeline (papermill chapters + Jupyter Book)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from lue_spie import book
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
+
+def test_every_page_is_built(ci_book):
+    html = ci_book.html_dir
+    assert (html / "index.html").is_file()
+    for page in ("intro", "rerun", "real-data", "methods-decisions", "exercises",
+                 "bibliography"):
+        assert (html / "book" / f"{page}.html").is_file(), page
+    for nb in book.NOTEBOOKS:
+        assert (html / "notebooks" / nb.replace(".ipynb", ".html")).is_file(), nb
+
+
+def test_checks_pass_on_the_built_book(ci_book):
+    # The pipeline ran these checks already; run them again on the result so a regression
+    # in the checks or the copy step shows up here too.
+    assert book.check_html(ci_book.html_dir, ci_book.build_dir / "src") == []
+
+
+def test_chapters_have_figures_and_no_error_output(ci_book):
+    for nb in book.NOTEBOOKS:
+        executed = json.loads((ci_book.build_dir / "src" / "notebooks" / nb).read_text())
+        outputs = [o for c in executed["cells"] for o in c.get("outputs", [])]
+        assert not [o for o in outputs if o["output_type"] == "error"], nb
+        assert not [o for o in outputs
+                    if o["output_type"] == "stream" and o["name"] == "stderr"], nb
+        pngs = [o for o in outputs if "image/png" in o.get("data", {})]
+        assert len(pngs) >= 3, f"{nb}: only {len(pngs)} figure(s)"
+
+
+def test_results_flow_through_files(ci_book):
+    # Chapter 2 writes the dataset, chapter 3 the calibration: both as files with provenance.
+    data = ci_book.results / "data"
+    calib = ci_book.results / "calibration"
+    for f in (data / "site_day.parquet", data / "sites.parquet", data / "truth.parquet",
+              calib / "calibration.parquet", calib / "gpp_calib.parquet",
+              calib / "convergence.parquet"):
+        assert f.is_file(), f
+        assert f.with_name(f.name.replace(".parquet", ".provenance.json")).is_file(), f
+    import pandas as pd
+
+    table = pd.read_parquet(calib / "calibration.parquet")
+    assert len(table) == book.PROFILES["ci"].n_sites
+    assert (table["status"] == "ok").all()
+
+
+def test_pipeline_record(ci_book):
+    if ci_book.output == "(reused)":
+        pytest.skip("reusing an earlier build (LUE_SPIE_BOOK_BUILD)")
+    record = json.loads((ci_book.build_dir / "pipeline.json").read_text())
+    assert record["profile"] == "ci"
+    assert set(record["timings_s"]) >= {*book.NOTEBOOKS, "book", "total"}
+    injected = record["parameters"]["03_calibration.ipynb"]
+    assert injected["cmaes_max_generations"] == book.PROFILES["ci"].cmaes_max_generations
+    assert injected["results"] == str(ci_book.results)
+    print(f"ci book pipeline: {record['timings_s']}")
