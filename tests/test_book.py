@@ -330,3 +330,30 @@ def test_chapter_helpers_on_a_small_table():
     assert share["eps_max"] == 0.0
     assert book.pick_sites(table, 2) == ["A", "B"]
     assert book.pick_sites(table, 5) == ["A", "C", "B"]
+
+
+# ------------------------------------------------------------------------------ real FLUXNET
+FLUXNET = ROOT.parent / "shared" / "fluxnet"
+
+
+@pytest.mark.realdata
+@pytest.mark.integration
+@pytest.mark.slow
+@pytest.mark.skipif(not FLUXNET.is_dir(), reason="../shared/fluxnet (real FLUXNET files) absent")
+def test_data_and_calibration_chapters_run_on_real_fluxnet_files(tmp_path):
+    # The folder holds two FULLSET_DD files, sites.csv and a FAPAR table for CH-Lae only:
+    # CH-Dav has no FAPAR and is skipped (missing_fapar = "skip").
+    result = book.run_pipeline(
+        "ci", overrides={"data_source": str(FLUXNET), "years": [2010, 2011, 2012],
+                         "cmaes_max_generations": 20},
+        build_dir=tmp_path / "build", results=tmp_path / "results", build=False,
+        notebooks=("02_data.ipynb", "03_calibration.ipynb"), log=lambda _: None)
+    import pandas as pd
+
+    sites = pd.read_parquet(result.results / "data" / "sites.parquet")
+    assert sites["site"].tolist() == ["CH-Lae"] and (sites["source"] == "fluxnet").all()
+    assert not (result.results / "data" / "truth.parquet").exists()
+    table = pd.read_parquet(result.results / "calibration" / "calibration.parquet")
+    assert table["site"].tolist() == ["CH-Lae"] and table["status"].tolist() == ["ok"]
+    executed = (tmp_path / "build" / "src" / "notebooks" / "03_calibration.ipynb").read_text()
+    assert "Real data: there are no true parameters to compare with." in executed
