@@ -174,9 +174,10 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="demo",
-            description="The paper's shape at reduced cost: 64 virtual sites x 5 years, "
-                        "moderate CMA-ES runs (about a quarter of an hour on 2 CPU cores).",
-            n_sites=64, n_years=5, cmaes_max_generations=200, n_show=6,
+            description="The paper's shape at reduced cost: 96 virtual sites x 6 years "
+                        "(every PFT and climate type), CMA-ES runs of up to 500 generations "
+                        "(about a quarter of an hour on 2 CPU cores).",
+            n_sites=96, n_years=6, cmaes_max_generations=500, n_show=6,
         ),
         Profile(
             name="paper",

@@ -422,6 +422,7 @@ def parameter_recovery(truth: pd.DataFrame, calibrated: pd.DataFrame) -> Figure:
         a.set_xlim(lo, hi)
         a.set_ylim(lo, hi)
         a.locator_params(nbins=4)
+        a.ticklabel_format(axis="both", style="sci", scilimits=(-2, 4), useMathText=True)
         unit = UNITS[p]
         a.set_title(f"${info.symbol}$" + (f" [{unit}]" if unit != "-" else ""), fontsize=9)
         if len(t) == 0:
