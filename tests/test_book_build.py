@@ -64,3 +64,24 @@ def test_pipeline_record(ci_book):
     assert injected["cmaes_max_generations"] == book.PROFILES["ci"].cmaes_max_generations
     assert injected["results"] == str(ci_book.results)
     print(f"ci book pipeline: {record['timings_s']}")
+
+
+def test_broken_citation_or_reference_fails_the_build(ci_book, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    root = Path(book.__file__).resolve().parents[1]
+    src_root = tmp_path / "root"
+    shutil.copytree(root / "book", src_root / "book")
+    for name in ("_config.yml", "_toc.yml"):
+        shutil.copy2(root / name, src_root / name)
+    intro = src_root / "book" / "intro.md"
+    intro.write_text(intro.read_text() + "\nSee {cite:p}`no_such_key_2099` and "
+                     "{doc}`no-such-page`.\n")
+    src = tmp_path / "src"
+    shutil.copytree(ci_book.build_dir / "src" / "notebooks", src / "notebooks")
+    with pytest.raises(book.BookError) as info:
+        book.build_book(src_root, src, tmp_path / "out", log=lambda _: None)
+    msg = str(info.value)
+    assert "no_such_key_2099" in msg
+    assert "no-such-page" in msg
