@@ -168,21 +168,20 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile(
             name="ci",
-            description="24 virtual sites x 3 years, short CMA-ES runs: the whole pipeline "
-                        "and the book in a few minutes on 2 CPU cores (CI).",
+            description="short runs for CI: the whole pipeline and the book in about 2 "
+                        "minutes on 2 CPU cores",
             n_sites=24, n_years=3, cmaes_max_generations=100, n_show=4,
         ),
         Profile(
             name="demo",
-            description="The paper's shape at reduced cost: 96 virtual sites x 6 years "
-                        "(every PFT and climate type), CMA-ES runs of up to 500 generations "
-                        "(about a quarter of an hour on 2 CPU cores).",
+            description="the paper's shape at reduced cost (every PFT and climate type): "
+                        "about a quarter of an hour on 2 CPU cores",
             n_sites=96, n_years=6, cmaes_max_generations=500, n_show=6,
         ),
         Profile(
             name="paper",
-            description="The paper's settings: 196 virtual sites x 10 years, full CMA-ES "
-                        "runs with restarts (hours on a CPU; use a GPU, see the README).",
+            description="the paper's size (196 sites x 10 years) and long CMA-ES runs: "
+                        "hours on a CPU (a GPU helps, see the README)",
             n_sites=196, n_years=10, cmaes_max_generations=1000, cmaes_restarts=2, n_show=8,
         ),
     )
@@ -1016,12 +1015,19 @@ def _cli(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``book`` sub-command to the ``lue-spie`` command line."""
+    profiles = "\n".join(
+        f"  {prof.name:6s} {prof.description}\n"
+        f"         sites {prof.n_sites}, years {prof.n_years}, CMA-ES generations "
+        f"{prof.cmaes_max_generations}, restarts {prof.cmaes_restarts}"
+        for prof in PROFILES.values())
     p = subparsers.add_parser(
         "book", help="run the chapter notebooks with papermill and build the Jupyter Book",
-        description="Run the chapter notebooks in order with papermill (parameters from a "
-                    "profile, -p overrides), then build the Jupyter Book from the executed "
-                    "copies with warnings as errors. Profiles: " + "; ".join(
-                        f"{p.name}: {p.description}" for p in PROFILES.values()),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Run the chapter notebooks in order with papermill (parameters from a\n"
+                    "profile, -p overrides), then build the Jupyter Book from the executed\n"
+                    "copies with warnings as errors and check the HTML.",
+        epilog=f"profiles:\n{profiles}\n\nexample:\n  lue-spie book --profile ci -p "
+               "n_sites 12 -p seed 7 --results results/small --build-dir build/small",
     )
     p.add_argument("--profile", default="ci", choices=sorted(PROFILES),
                    help="which parameter set to run (default: ci)")
