@@ -47,6 +47,7 @@ import dataclasses
 import hashlib
 import json
 import pickle
+import sys
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
@@ -932,14 +933,19 @@ def _cli(args: argparse.Namespace) -> int:
         years = _parse_years(args.years)
     if args.threads:
         torch.set_num_threads(args.threads)
-    result = calibrate_sites(
-        dataset, sites=args.sites, years=years, seed=args.seed, device=args.device,
-        dtype=args.dtype, popsize=args.popsize, max_gen=args.max_gen, tolfun=args.tolfun,
-        tolx=args.tolx, restarts=args.restarts, w_ideal=args.w_ideal,
-        w_nonideal=args.w_nonideal, chunk_rows=args.chunk_rows,
-        checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every,
-        progress=not args.no_progress,
-    )
+    try:
+        result = calibrate_sites(
+            dataset, sites=args.sites, years=years, seed=args.seed, device=args.device,
+            dtype=args.dtype, popsize=args.popsize, max_gen=args.max_gen, tolfun=args.tolfun,
+            tolx=args.tolx, restarts=args.restarts, w_ideal=args.w_ideal,
+            w_nonideal=args.w_nonideal, chunk_rows=args.chunk_rows,
+            checkpoint_dir=out / "checkpoint", checkpoint_every=args.checkpoint_every,
+            progress=not args.no_progress,
+        )
+    except KeyboardInterrupt:
+        print(f"lue-spie calibrate: interrupted; run the same command again to resume from "
+              f"the last checkpoint in {out / 'checkpoint'}", file=sys.stderr)
+        return 130
     gpp = simulate_calibrated(dataset, result.table, years=years)
     inputs = {"site_day": data_dir / "site_day.parquet", "sites": data_dir / "sites.parquet"}
     paths = write_results(result, out, inputs=inputs, gpp_calib=gpp,
@@ -1000,6 +1006,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--chunk-rows", type=int, default=CalibrationSettings.chunk_rows,
                    help="most sites per model call (memory)")
     p.add_argument("--checkpoint-every", type=int, default=10)
-    p.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: default)")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch CPU threads (default 1: on the 2-core reference machine two "
+                   "threads were no faster for 196 sites and several times slower for one "
+                   "site; 0 = torch's default; raise it on a large machine)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)
