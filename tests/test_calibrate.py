@@ -28,6 +28,16 @@ from lue_spie.params import PARAMETERS, apply_lag_mask, index, lag_mask, to_scal
 SHARED_FLUXNET = Path(__file__).resolve().parents[2] / "shared" / "fluxnet"
 
 
+@pytest.fixture(autouse=True)
+def _one_thread():
+    # Small batches: extra torch threads only add overhead (several times slower on the
+    # shared 2-core machine); restored after each test.
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclasses.dataclass(frozen=True)
 class Batch:
     """A ForcingBatch-like object built by hand (the data layer's class has the same fields)."""
