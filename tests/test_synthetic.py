@@ -309,3 +309,14 @@ def test_structural_error_changes_gpp():
     assert z.std() > 1.1 or abs(z.mean()) > 0.1
     plain = make_tables(14, 1, seed=4)
     pd.testing.assert_frame_equal(plain.truth, vf.truth)      # same truth, different GPP
+
+
+def test_truth_obeys_the_ideal_conditions_constraint(vf):
+    # The virtual world satisfies the calibration's ecological constraint (every sensitivity
+    # function reaches 1 within 1e-5), so the cost does not pull calibration off the truth.
+    from lue_spie.cost import ideal_constraint
+
+    theta = torch.tensor(vf.truth[list(PARAMETERS)].to_numpy())
+    terms = ideal_constraint(theta, return_terms=True)
+    assert float(terms["C_ideal"].max()) <= 1.0001e-5
+    assert float(terms["fW"].max()) <= 1.0001e-5

@@ -98,7 +98,7 @@ __all__ = [
     "truth_parameters",
 ]
 
-GENERATOR_VERSION = "1.0.0"
+GENERATOR_VERSION = "1.1.0"
 
 #: FLUXNET2015-like shares of the 11 PFTs (site counts of the 212 Tier-1/2 sites, rounded).
 PFT_SHARES: dict[str, float] = {
@@ -295,7 +295,7 @@ TRUTH: dict[str, TruthSpec] = {
          _T("Pdep", "log", math.log(0.3), 0.7, -0.30)),
         0.25, "stronger CO2 fertilisation (small Cm) with more soil N and P deposition"),
     "kW": TruthSpec(
-        -26.0, -6.0, {"*": -15.0},
+        -28.0, -13.0, {"*": -19.0},
         (_T("AI1", "log", _LOG08, 1.0, 0.50), _T("soil_sand", "lin", 45.0, 20.0, -0.50)),
         0.20, "steeper water response on sandy soils (soil_sand) and at dry sites (AI1)"),
     "WI": TruthSpec(
@@ -675,8 +675,27 @@ def truth_parameters(sites: pd.DataFrame, site_terms: np.ndarray | None = None) 
             z = np.nan_to_num((x - t.center) / t.scale, nan=0.0)
             eta = eta + t.coef * np.tanh(z)
         out[:, j] = spec.lo + (spec.hi - spec.lo) * expit(eta + e[:, j])
+    # The truth obeys the calibration's ideal-conditions constraint (lue_spie.cost): the
+    # logistic fW must come within IDEAL_SHORTFALL of 1 at Wf = 1, i.e.
+    # WI <= 1 - ln(1/IDEAL_SHORTFALL)/|kW|. WI's upper end is lowered smoothly to that limit
+    # (same sigmoid fraction of a narrower range), so what calibration cannot recover is
+    # equifinality, not a conflict between the virtual world and the cost.
+    iW, ik = PARAMETERS.index("WI"), PARAMETERS.index("kW")
+    spec = TRUTH["WI"]
+    frac = (out[:, iW] - spec.lo) / (spec.hi - spec.lo)
+    out[:, iW] = spec.lo + (np.minimum(spec.hi, _wi_max(out[:, ik])) - spec.lo) * frac
     mask = lag_mask(list(sites["koeppen"]))
     return np.where(mask, out, 0.0)
+
+
+#: Largest shortfall of fW from 1 at Wf = 1 that the true parameters allow (see
+#: :func:`truth_parameters`); with the cost's weight 1e3 it costs at most 0.01.
+IDEAL_SHORTFALL = 1e-5
+
+
+def _wi_max(kW: np.ndarray) -> np.ndarray:
+    """Largest WI for which fW(Wf = 1) >= 1 - IDEAL_SHORTFALL, given kW (< 0)."""
+    return 1.0 - math.log((1.0 - IDEAL_SHORTFALL) / IDEAL_SHORTFALL) / np.abs(kW)
 
 
 def _truth_meta(seed: int, n_sites: int, n_years: int, start_year: int,
@@ -700,6 +719,10 @@ def _truth_meta(seed: int, n_sites: int, n_years: int, start_year: int,
             "site_sd": s.site_sd,
             "story": s.story,
         }
+    params["WI"]["ideal_constraint"] = (
+        f"upper end of the range lowered to min({TRUTH['WI'].hi:g}, 1 - ln((1 - s)/s)/|kW|), "
+        f"s = {IDEAL_SHORTFALL:g}, so that fW reaches 1 - s at Wf = 1 (WI = lo + (upper - lo) "
+        "* sigmoid(eta))")
     params["alpha_T"]["lag_mask"] = "free (nonzero) only where the Koeppen main group is D or E"
     params["alpha_W"]["lag_mask"] = "free (nonzero) only where the Koeppen main group is B"
     return {
