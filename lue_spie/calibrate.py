@@ -114,7 +114,9 @@ class CalibrationSettings:
         dtype: ``"float64"`` or ``"float32"`` for the model evaluation.
         device: ``"cpu"`` or ``"cuda"`` (resolved, never ``"auto"``).
         chunk_rows: Most sites evaluated in one model call (bounds memory: one call holds
-            about ``chunk_rows * pop * days * 25`` numbers).
+            about ``chunk_rows * pop * days * 25`` numbers). Small chunks keep the arrays in
+            the CPU cache: on the reference machine 8 sites per call was 1.5x faster per
+            generation than 64 (on a GPU, larger chunks pay off).
     """
 
     seed: int = 0
@@ -130,7 +132,7 @@ class CalibrationSettings:
     w_nonideal: float = W_NONIDEAL
     dtype: str = "float64"
     device: str = "cpu"
-    chunk_rows: int = 64
+    chunk_rows: int = 8  # measured: 96 sites x 10 years, 15 generations: 8.8 s at 64, 5.8 s at 8
 
     def to_dict(self) -> dict[str, Any]:
         """The settings as a JSON-serialisable dict."""
