@@ -19,11 +19,13 @@ training all minimise the same quantity, computed here in torch (batched, differ
     maximum at Wf = 1 is ``1 / (1 + exp(kW (1 - WI)))``, i.e. it forbids an optimal soil
     moisture WI near 1 with a shallow slope kW. The large weight makes it a hard constraint.
     Because the logistic fW never reaches 1 exactly, the term also acts as a soft barrier that
-    favours steep kW: a shortfall of 1e-4 costs 0.1, as much as 0.1 of NSE. On virtual FLUXNET
-    (whose true kW, WI leave a median shortfall of about 1e-4) this pulls the calibrated kW
-    away from the truth (measured on 20 sites, 500 generations: kW within 0.05 of the truth
+    favours steep kW: a shortfall of 1e-4 costs 0.1, as much as 0.1 of NSE. With virtual
+    FLUXNET 1.0.0 (whose true kW, WI left a median shortfall of about 1e-4) this pulled the
+    calibrated kW away from the truth (20 sites, 500 generations: kW within 0.05 of the truth
     in the scaled space at 15 % of sites with w_ideal = 1e3, at 75 % with w_ideal = 0; median
-    NSE 0.939 either way). It is kept as the SPEC states it; pass ``w_ideal`` to study it.
+    NSE 0.939 either way); since 1.1.0 the virtual truth satisfies the constraint (shortfall
+    at most 1e-5) and kW's median error halved (benchmarks/RESULTS.md). It is kept as the
+    SPEC states it; pass ``w_ideal`` to study it.
 
 ``C_nonideal`` [-] ("dynamic" constraint), weight ``w_nonideal`` (default 1, dimensionless)
     Under clear stress a function must constrain GPP: the excess of fT above 0.2 on days
