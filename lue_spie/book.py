@@ -174,10 +174,10 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="demo",
-            description="the paper's shape at reduced cost: its 196 sites with 6 of its 10 "
+            description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
                         "years and shorter CMA-ES runs, about a quarter of an hour on 2 CPU "
                         "cores",
-            n_sites=196, n_years=6, cmaes_max_generations=500, cmaes_restarts=1,
+            n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
             n_show=6,
         ),
         Profile(
