@@ -833,7 +833,8 @@ def evaluate_params(
     dt = _dtype(dtype)
     d = _prepare(data, koeppen=koeppen, sites=sites, years=years, dtype=dt,
                  device=_resolve_device(device))
-    p = torch.as_tensor(np.asarray(params, dtype=np.float64), dtype=dt, device=d.good.device)
+    # np.array copies: a read-only input (e.g. a DataFrame's values) cannot back a tensor.
+    p = torch.tensor(np.array(params, dtype=np.float64), dtype=dt, device=d.good.device)
     if p.shape != (len(d.sites), N_PARAMS):
         raise ValueError(f"params: expected shape ({len(d.sites)}, {N_PARAMS}), got "
                          f"{tuple(p.shape)}")
