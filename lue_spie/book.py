@@ -805,16 +805,14 @@ class ConvergenceRecorder:
         self._seen = {(r["site"], int(r["generation"])) for r in self.rows}
 
     def __call__(self, generation: int, engine: Any) -> None:
-        for u in engine.units:
-            key = (str(u.id), int(u.generations))
-            if key in self._seen or u.generations == 0:
+        for u in engine.progress():
+            key = (u["id"], u["generations"])
+            if key in self._seen or u["generations"] == 0:
                 continue
             self._seen.add(key)
-            es = getattr(u, "es", None)
-            self.rows.append({"site": key[0], "generation": key[1],
-                              "best_cost": float(u.best_f),
-                              "sigma": float(es.sigma) if es is not None else float("nan"),
-                              "popsize": int(u.popsize)})
+            self.rows.append({"site": u["id"], "generation": u["generations"],
+                              "best_cost": u["best_cost"], "sigma": u["sigma"],
+                              "popsize": u["popsize"]})
         if self.every and generation % self.every == 0:
             self.write()
 

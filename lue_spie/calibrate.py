@@ -389,6 +389,20 @@ class _Engine:
         self.gen = 0
         self.n_evaluations = 0
 
+    # -- progress (the public view for ``callback``) -----------------------------------------
+    def progress(self) -> list[dict[str, Any]]:
+        """One record per unit (a site, or a group of sites when pooled), for callbacks.
+
+        Keys: ``id`` (site id or group name), ``generations`` (of this unit, restarts
+        included), ``best_cost`` (best cost so far), ``sigma`` (current CMA-ES step size, NaN
+        before the first generation), ``popsize`` and ``done``. This is the stable interface
+        that ``calibrate_sites(..., callback=...)`` callbacks should read.
+        """
+        return [{"id": str(u.id), "generations": int(u.generations),
+                 "best_cost": float(u.best_f),
+                 "sigma": float(u.es.sigma) if u.es is not None else float("nan"),
+                 "popsize": int(u.popsize), "done": bool(u.done)} for u in self.units]
+
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict[str, Any]:
         return {"gen": self.gen, "n_evaluations": self.n_evaluations, "units": self.units}
@@ -635,7 +649,8 @@ def calibrate_sites(
         progress: Show a tqdm progress bar.
         stop_after_gen: Test hook: checkpoint and raise :class:`CalibrationInterrupted` after
             this generation.
-        callback: Called as ``callback(generation, engine)`` after each generation.
+        callback: Called as ``callback(generation, engine)`` after each generation; read
+            ``engine.progress()`` (one record per site: generations, best cost, sigma ...).
 
     Returns:
         A :class:`CalibrationResult`; skipped sites (fewer than 4 good days, constant

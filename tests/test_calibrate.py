@@ -307,3 +307,31 @@ def test_real_site_ch_lae(tmp_path):
     row = res.table.iloc[0]
     assert row["status"] == "ok"
     assert row["nse"] > 0.6
+
+
+def test_callback_progress_and_convergence_record(tmp_path):
+    # engine.progress() is the callback's public view; the book's ConvergenceRecorder uses it
+    # to write one row per site and generation, with a best cost that never increases.
+    from lue_spie.book import ConvergenceRecorder
+
+    batch, _ = make_batch(years=1)
+    seen = []
+    rec = ConvergenceRecorder(tmp_path / "convergence.parquet", every=2)
+
+    def callback(gen, engine):
+        seen.append(engine.progress())
+        rec(gen, engine)
+
+    res = calibrate_sites(batch, max_gen=6, progress=False, callback=callback)
+    assert len(seen) == 6
+    assert {r["id"] for r in seen[-1]} == set(batch.sites)
+    assert all({"generations", "best_cost", "sigma", "popsize", "done"} <= set(r)
+               for r in seen[-1])
+    df = rec.frame()
+    assert set(df["site"]) == set(batch.sites)
+    for site, g in df.groupby("site"):
+        assert list(g["generation"]) == list(range(1, len(g) + 1))
+        assert np.all(np.diff(g["best_cost"].to_numpy()) <= 0)
+        final = res.table.set_index("site").loc[site, "cost"]
+        assert g["best_cost"].iloc[-1] == pytest.approx(final)
+    assert rec.write().exists()
