@@ -103,7 +103,9 @@ def test_conversions_on_a_small_file(tmp_path):
     assert (st["PFT"], st["koeppen"], st["koeppen_main"], st["source"]) == ("ENF", "Dfb", "D",
                                                                            "fluxnet")
     assert (st["first_year"], st["last_year"]) == (2008, 2009)
-    assert np.isnan(st["BIO1"]) and np.isnan(st["soil_clay"])
+    # Without a feature table: BioClim/aridity/VIF from the record, soil and deposition NaN.
+    assert st["BIO1"] == pytest.approx(sd["T"].mean(), abs=1.0) and np.isnan(st["soil_clay"])
+    assert np.isnan(st["NdepNHX"])
     notes = " | ".join(t.notes[SITE])
     assert "TA_F_QC absent" in notes and "SW_IN_POT absent" in notes
 
@@ -189,6 +191,25 @@ def test_features_and_ndvi_tables(tmp_path):
     pd.DataFrame({"SITE_ID": [SITE], "BIO_1": [1.0]}).to_csv(feats, index=False)
     with pytest.raises(ValueError, match=r"features.csv: unknown feature column\(s\) \['BIO_1'\]"):
         fluxnet.read_fluxnet_dataset(src, fapar, sites, features=feats)
+
+
+def test_features_missing_from_the_table_come_from_the_record(tmp_path):
+    src, fapar, sites = write_inputs(tmp_path)
+    feats = tmp_path / "features.csv"
+    pd.DataFrame({"SITE_ID": [SITE], "BIO1": [8.5]}).to_csv(feats, index=False)
+    t = fluxnet.read_fluxnet_dataset(src, fapar, sites, features=feats)
+    row = t.sites.iloc[0]
+    sd = t.site_day
+    assert row["BIO1"] == 8.5                            # the table wins
+    # BIO12 (annual precipitation) from the record: mean daily P times 365 days, roughly
+    # (monthly means times days per month), and VIF/aridity features are filled too.
+    assert row["BIO12"] == pytest.approx(sd["P"].mean() * 365.0, rel=0.1)
+    assert np.isfinite(row["AI1"]) and np.isfinite(row["VIF1"])
+    assert np.isnan(row["BIO2"])                          # needs TMIN/TMAX, absent in FULLSET_DD
+    assert np.isnan(row["soil_clay"])                     # not computable from the record
+    assert any("computed from the flux record" in n for n in t.notes[SITE])
+    off = fluxnet.read_fluxnet_dataset(src, fapar, sites, features=feats, record_features=False)
+    assert np.isnan(off.sites.iloc[0]["BIO12"]) and np.isnan(off.sites.iloc[0]["VIF1"])
 
 
 def test_build_writes_a_loadable_folder_with_provenance(tmp_path):
@@ -370,6 +391,9 @@ def test_ch_lae_end_to_end_with_the_model():
     assert 3.0 < sd["GPP_obs"].mean() < 8.0
     assert (sd["VPD"].max() > 500) and sd["T"].between(-20, 35).all()
     assert t.sites.iloc[0]["PFT"] == "MF" and t.sites.iloc[0]["koeppen"] == "Cfb"
+    # Features from the record: BIO1 is the mean of the monthly mean temperatures.
+    assert t.sites.iloc[0]["BIO1"] == pytest.approx(sd["T"].mean(), abs=0.3)
+    assert 5.0 < t.sites.iloc[0]["BIO1"] < 12.0 and 600 < t.sites.iloc[0]["BIO12"] < 1600
     fb = io.to_forcing(sd)
     assert fb.good.sum() > 800
     params = torch.tensor([ILLUSTRATIVE[p] for p in PARAMETERS], dtype=torch.float64)

@@ -50,7 +50,7 @@ def _fluxnet(args: argparse.Namespace) -> int:
     out = build_fluxnet_dataset(
         args.src, args.fapar, args.sites, args.out, features=args.features, ndvi=args.ndvi,
         years=args.years, site_ids=args.site_ids, missing_fapar=args.missing_fapar,
-        progress=True)
+        record_features=args.record_features, progress=True)
     print(f"FLUXNET dataset written to {out}")
     return _check_summary(out)
 
@@ -118,6 +118,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                       help="sites to read (default: every file in --src)")
     flux.add_argument("--missing-fapar", choices=("error", "skip"), default="error",
                       help="what to do with a site without FAPAR (default: error)")
+    flux.add_argument("--no-record-features", dest="record_features", action="store_false",
+                      help="leave BIO/aridity/VIF features that --features does not give NaN "
+                           "instead of computing them from the flux record")
     flux.add_argument("--out", type=Path, required=True, help="output dataset folder")
     flux.set_defaults(func=_fluxnet)
 

@@ -57,7 +57,9 @@ Conversions and decisions (each also recorded in the provenance ``settings.notes
   it would let the model fit the seasonal cycle of GPP with the wrong driver.
 - Sites: IGBP class -> PFT (the 11 FLUXNET classes are the PFTs; other IGBP classes are an
   error), Koeppen code must be one of the 14 types; ``first_year``/``last_year`` are those of
-  the kept days; features missing from the features table are NaN.
+  the kept days; BioClim (BIO1-19), aridity and VIF features missing from the features table
+  are computed from the site's own record (``record_features``; BIO2, BIO3, BIO5-7 need
+  TMIN/TMAX and stay NaN), soil and deposition features missing from it are NaN.
 
 Malformed input raises ``ValueError`` naming the file, column (and line) and the problem; the
 output folder is written only after everything has been read and validated.
@@ -625,6 +627,7 @@ def read_fluxnet_dataset(
     site_ids: Sequence[str] | None = None,
     missing_fapar: str = "error",
     min_swc_coverage: float = 0.8,
+    record_features: bool = True,
     progress: bool | Callable[[Iterable[Any]], Iterable[Any]] = False,
 ) -> FluxnetTables:
     """Read FULLSET daily files plus FAPAR and site tables into validated tidy tables.
@@ -639,6 +642,13 @@ def read_fluxnet_dataset(
         site_ids: Sites to read (default: every site with a file).
         missing_fapar: ``"error"`` (default) or ``"skip"`` for sites without FAPAR.
         min_swc_coverage: See :func:`read_fluxnet_site`.
+        record_features: Fill the BioClim (BIO1-19), aridity (AI1, AI2) and vegetation-index
+            (VIF1-11) features that the feature table does not give from the site's own flux
+            record (:func:`lue_spie.data.features.site_features_from_site_day`); a value in
+            the feature table always wins. Record-based values describe the years read, not
+            the 1970-2000 WorldClim normals, and BIO2, BIO3, BIO5-7 need daily TMIN/TMAX,
+            which FULLSET_DD files lack, so they stay NaN. Each site's provenance notes list
+            what was filled.
         progress: Show a tqdm progress bar over sites.
 
     Raises:
@@ -743,10 +753,34 @@ def read_fluxnet_dataset(
     for c in schema.FEATURE_COLUMNS:
         if c not in sites.columns:
             sites[c] = np.nan
+    if record_features:
+        sites = _fill_record_features(sites, site_day, notes)
     sites = schema.coerce_sites(sites[list(schema.SITES_COLUMN_NAMES)])
     schema.validate_sites(sites, source=f"site table built from {sites_csv}"
                           + (f" and {features}" if features else ""))
     return FluxnetTables(site_day, sites, notes, inputs)
+
+
+def _fill_record_features(sites: pd.DataFrame, site_day: pd.DataFrame,
+                          notes: dict[str, list[str]]) -> pd.DataFrame:
+    """Fill NaN BioClim/aridity/VIF features from each site's own record (see
+    :func:`read_fluxnet_dataset`, ``record_features``), noting what was filled."""
+    from lue_spie.data.features import site_features_from_site_day
+
+    record = site_features_from_site_day(site_day)
+    sites = sites.set_index("site")
+    for s in sites.index:
+        filled = [c for c in record.columns
+                  if pd.isna(sites.at[s, c]) and pd.notna(record.at[s, c])]
+        for c in filled:
+            sites.at[s, c] = record.at[s, c]
+        if filled:
+            still = [c for c in record.columns if pd.isna(sites.at[s, c])]
+            notes[s].append(
+                f"{len(filled)} BioClim/aridity/VIF feature(s) computed from the flux record "
+                f"({sites.at[s, 'first_year']}-{sites.at[s, 'last_year']}), not WorldClim "
+                "normals" + (f"; still NaN: {still}" if still else ""))
+    return sites.reset_index()
 
 
 def build_fluxnet_dataset(
