@@ -54,7 +54,6 @@ __all__ = [
     "build_book",
     "check_html",
     "setup_notebook",
-    "resolve_device",
     "prepare_dataset",
     "provenance_table",
     "ConvergenceRecorder",
@@ -668,23 +667,6 @@ def setup_notebook() -> None:
         shell.run_line_magic("matplotlib", "inline")
     pd.set_option("display.max_rows", 30)
     pd.set_option("display.precision", 4)
-
-
-def resolve_device(device: str) -> str:
-    """``"auto"`` -> ``"cuda"`` when PyTorch sees a GPU, else ``"cpu"``; others unchanged.
-
-    Raises:
-        ValueError: for a device other than auto, cpu, cuda or cuda:N, or for cuda without a GPU.
-    """
-    import torch
-
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device != "cpu" and not device.startswith("cuda"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU")
-    return device
 
 
 def prepare_dataset(

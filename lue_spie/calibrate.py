@@ -61,7 +61,7 @@ import torch
 from lue_spie import store
 from lue_spie.cost import W_IDEAL, W_NONIDEAL, calibration_cost
 from lue_spie.metrics import MIN_POINTS
-from lue_spie.model import FORCING_KEYS, simulate
+from lue_spie.model import FORCING_KEYS, resolve_device, simulate
 from lue_spie.params import N_PARAMS, PARAMETERS, from_scaled, lag_mask
 
 __all__ = [
@@ -179,16 +179,6 @@ class _Data:
     good: torch.Tensor
     dates: pd.DatetimeIndex | None
     site_day: pd.DataFrame | None
-
-
-def _resolve_device(device: str) -> str:
-    if device == "auto":
-        return "cuda" if torch.cuda.is_available() else "cpu"
-    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
-        raise ValueError(f"device must be 'auto', 'cpu' or 'cuda', got {device!r}")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise ValueError("device 'cuda' asked for but torch sees no CUDA device")
-    return device
 
 
 def _dtype(dtype: torch.dtype | str) -> torch.dtype:
@@ -596,7 +586,7 @@ def _settings_from(seed, popsize, max_gen, tolfun, tolx, tolfunhist, restarts, i
         tolfunhist=float(tolfunhist), restarts=int(restarts), incpopsize=int(incpopsize),
         w_ideal=float(w_ideal), w_nonideal=float(w_nonideal),
         dtype="float64" if dt == torch.float64 else "float32",
-        device=_resolve_device(device), chunk_rows=int(chunk_rows),
+        device=resolve_device(device), chunk_rows=int(chunk_rows),
     )
 
 
@@ -847,7 +837,7 @@ def evaluate_params(
     """
     dt = _dtype(dtype)
     d = _prepare(data, koeppen=koeppen, sites=sites, years=years, dtype=dt,
-                 device=_resolve_device(device))
+                 device=resolve_device(device))
     # np.array copies: a read-only input (e.g. a DataFrame's values) cannot back a tensor.
     p = torch.tensor(np.array(params, dtype=np.float64), dtype=dt, device=d.good.device)
     if p.shape != (len(d.sites), N_PARAMS):

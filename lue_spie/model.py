@@ -48,6 +48,7 @@ __all__ = [
     "f_W",
     "f_L",
     "f_CI",
+    "resolve_device",
 ]
 
 #: Forcing variables and their units: T [degC], VPD [Pa], CO2 [ppm], W relative soil
@@ -63,6 +64,22 @@ CI_MIN: float = 1e-3
 #: The CO2 term's denominator ``ca - Ca0 + Cm`` is kept at or above this value [ppm]. It only
 #: binds for CO2 far below pre-industrial levels (ca < Ca0 - Cm + 1 <= 291 ppm).
 CO2_DENOMINATOR_MIN: float = 1.0
+
+
+def resolve_device(device: str) -> str:
+    """``"auto"`` -> ``"cuda"`` when PyTorch sees a GPU, else ``"cpu"``; others unchanged.
+
+    Raises:
+        ValueError: for a device other than auto, cpu, cuda or cuda:N, or for cuda without a
+            GPU.
+    """
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device not in ("cpu", "cuda") and not device.startswith("cuda:"):
+        raise ValueError(f"device must be 'auto', 'cpu', 'cuda' or 'cuda:N', got {device!r}")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {device!r} asked for, but PyTorch sees no CUDA GPU")
+    return device
 
 
 # --------------------------------------------------------------------------- sensitivity functions

@@ -279,3 +279,15 @@ def test_finite_forcing_whose_sum_overflows_is_accepted():
     f["PAR"][:, :] = 3e38  # absurd but finite: the sum overflows, the values do not
     out = model.simulate(f, random_params(2, seed=22).float())
     assert out["GPP"].shape == (2, 10)
+
+
+def test_resolve_device():
+    assert model.resolve_device("cpu") == "cpu"
+    assert model.resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(ValueError, match="device must be 'auto', 'cpu', 'cuda' or 'cuda:N'"):
+        model.resolve_device("gpu")
+    with pytest.raises(ValueError, match="device must be"):
+        model.resolve_device("cudafoo")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="sees no CUDA GPU"):
+            model.resolve_device("cuda")
