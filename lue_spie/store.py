@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import hashlib
+import io
 import json
 import os
 import platform
@@ -105,17 +106,11 @@ def write_parquet(
     The table is written first; the record (which includes the table's own sha256) second, so
     a record always describes a complete table.
     """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    os.chmod(tmp, _FILE_MODE)
-    try:
-        df.to_parquet(tmp, index=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    # Serialised in memory first, so a failing conversion never touches the file; then one
+    # atomic write (temporary file, fsync, rename) as for every other result.
+    buffer = io.BytesIO()
+    df.to_parquet(buffer, index=False)
+    path = atomic_write_bytes(path, buffer.getvalue())
     if provenance is not None:
         record = dict(provenance)
         record["output"] = {"file": path.name, "sha256": sha256_file(path), "rows": len(df)}
