@@ -23,10 +23,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from lue_spie.constants import MIN_POINTS as _MIN_POINTS
+
 __all__ = ["nse", "r2", "nrmse", "nse_torch", "r2_torch", "nrmse_torch", "MIN_POINTS"]
 
 #: Fewest usable points for a metric (SPEC section 4: fewer than 4 good points -> left out).
-MIN_POINTS = 4
+MIN_POINTS = _MIN_POINTS
 
 
 # --------------------------------------------------------------------------------------------

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from lue_spie.constants import W_M2_TO_MJ_D, ZERO_CELSIUS_K
+
 #: Fraction of capacity above which ET proceeds at the potential rate (Manabe 1969).
 BETA_CRITICAL = 0.75
 
@@ -127,7 +129,7 @@ def pet(SW_IN: np.ndarray, T: np.ndarray, PA: np.ndarray | float | None = None,
     SW_IN = np.asarray(SW_IN, dtype=float)
     T = np.asarray(T, dtype=float)
     if LW_IN is None:
-        return makkink_pet(SW_IN * 0.0864, T, PA_)
-    lw_net = 0.97 * (np.asarray(LW_IN, dtype=float) - SIGMA * (T + 273.15) ** 4)
-    rn = ((1.0 - albedo) * SW_IN + lw_net) * 0.0864
+        return makkink_pet(SW_IN * W_M2_TO_MJ_D, T, PA_)
+    lw_net = 0.97 * (np.asarray(LW_IN, dtype=float) - SIGMA * (T + ZERO_CELSIUS_K) ** 4)
+    rn = ((1.0 - albedo) * SW_IN + lw_net) * W_M2_TO_MJ_D
     return priestley_taylor_pet(rn, T, PA_)

@@ -78,6 +78,7 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
+from lue_spie.constants import FLUXNET_MISSING, HPA_TO_PA, PAR_FRACTION, UMOL_PER_J_PAR
 from lue_spie.data import bucket, schema, solar
 from lue_spie.params import koeppen_main_group
 
@@ -105,8 +106,6 @@ CO2_ANNUAL_MLO: dict[int, float] = {
 CO2_FILLED_QC = 0.85
 W_BUCKET_QC = 0.85
 FAPAR_INTERPOLATED_QC = 0.85
-PAR_FRACTION = 0.48
-UMOL_PER_J_PAR = 4.57
 #: Myneni & Williams (1994): FAPAR = NDVI_SLOPE * NDVI + NDVI_OFFSET.
 NDVI_SLOPE = 1.1638
 NDVI_OFFSET = -0.1426
@@ -167,8 +166,8 @@ def _require(df: pd.DataFrame, columns: Iterable[str], path: Path, what: str) ->
                          f"{list(df.columns)[:25]}")
 
 
-def _numeric(df: pd.DataFrame, column: str, path: Path, missing_value: float | None = -9999.0
-             ) -> np.ndarray:
+def _numeric(df: pd.DataFrame, column: str, path: Path,
+             missing_value: float | None = FLUXNET_MISSING) -> np.ndarray:
     """Column as float with '' / NA / ``missing_value`` -> NaN; error on a non-numeric cell."""
     raw = df[column].astype(str).str.strip()
     empty = raw.isin(["", "NA", "NaN", "nan", "N/A"])
@@ -465,7 +464,7 @@ def read_fluxnet_site(
                          f"{vpd_p99:.1f} looks like Pa; FLUXNET VPD_F is "
                          "in hPa (daily means rarely exceed 60 hPa)")
     _range_error(path, "VPD_F", vpd_hpa, -1.0, 100.0, "hPa")
-    VPD = np.clip(vpd_hpa, 0.0, None) * 100.0
+    VPD = np.clip(vpd_hpa, 0.0, None) * HPA_TO_PA
     # Shortwave [W m-2]
     sw = col("SW_IN_F")
     _range_error(path, "SW_IN_F", sw, -20.0, 500.0, "W m-2 (daily mean)",

@@ -26,6 +26,7 @@ import pandas as pd
 import torch
 
 from lue_spie import store
+from lue_spie.constants import QC_GOOD_DAY
 from lue_spie.data.schema import (
     FORCING_COLUMNS,
     QC_COLUMNS,
@@ -104,7 +105,7 @@ class ForcingBatch:
         return len(self.dates)
 
 
-def good_days(site_day: pd.DataFrame, threshold: float = 0.8) -> pd.Series:
+def good_days(site_day: pd.DataFrame, threshold: float = QC_GOOD_DAY) -> pd.Series:
     """Good-quality days (SPEC section 4): every QC column > ``threshold`` and GPP_obs present.
 
     Returns:
@@ -257,7 +258,7 @@ def to_forcing(
     years: Iterable[int] | None = None,
     dtype: torch.dtype = torch.float64,
     device: str | torch.device = "cpu",
-    threshold: float = 0.8,
+    threshold: float = QC_GOOD_DAY,
 ) -> ForcingBatch:
     """Dense forcing tensors for the LUE model from a site-day table.
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from lue_spie.constants import W_M2_TO_MJ_D
+
 #: Solar constant [W m-2] (Kopp & Lean 2011, total solar irradiance at solar minimum).
 SOLAR_CONSTANT = 1361.0
 
-#: Seconds per day / 1e6: W m-2 (daily mean) -> MJ m-2 d-1.
-W_TO_MJ_PER_DAY = 0.0864
+#: W m-2 (daily mean) -> MJ m-2 d-1 (:data:`lue_spie.constants.W_M2_TO_MJ_D`).
+W_TO_MJ_PER_DAY = W_M2_TO_MJ_D
 
 
 def declination(doy: np.ndarray | float) -> np.ndarray:

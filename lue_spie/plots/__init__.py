@@ -1,0 +1,51 @@
+"""Figures of the book: every chapter notebook draws through these functions.
+
+Each function takes data (tables, arrays, parameter vectors) and returns a matplotlib
+:class:`~matplotlib.figure.Figure`; none reads or writes files, and none fits anything: the
+numbers come from the package's computing modules (the model, the data layer, calibration).
+Where a figure needs model curves (the sensitivity functions across their drivers) it calls
+:mod:`lue_spie.model` for them, so there is one implementation of the equations.
+
+The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
+:mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration` ...); every public function
+is also available here, as ``lue_spie.plots.<name>``.
+"""
+
+from lue_spie.plots._style import STYLE, as_vector
+from lue_spie.plots.calibration import (
+    convergence,
+    edge_hitting,
+    nse_distribution,
+    obs_vs_calib,
+    parameter_recovery,
+)
+from lue_spie.plots.data import (
+    feature_class_sizes,
+    qc_overview,
+    site_forcing,
+    site_overview,
+)
+from lue_spie.plots.model import (
+    lag_effect,
+    sensitivity_curves,
+    sensitivity_timeseries,
+    site_gpp,
+)
+
+__all__ = [
+    "STYLE",
+    "as_vector",
+    "sensitivity_curves",
+    "lag_effect",
+    "site_gpp",
+    "sensitivity_timeseries",
+    "site_overview",
+    "site_forcing",
+    "qc_overview",
+    "feature_class_sizes",
+    "convergence",
+    "obs_vs_calib",
+    "nse_distribution",
+    "edge_hitting",
+    "parameter_recovery",
+]
