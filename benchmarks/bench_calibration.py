@@ -39,15 +39,14 @@ import torch
 from lue_spie import store
 from lue_spie.calibrate import (
     CalibrationSettings,
-    _Engine,
-    _new_es,
-    _prepare,
-    _skip_reasons,
     calibrate_sites,
+    skip_reasons,
     write_results,
 )
+from lue_spie.calibrate.engine import Engine, _new_es
 from lue_spie.cost import calibration_cost
 from lue_spie.data import load_dataset
+from lue_spie.data.io import as_forcing_batch
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.model import simulate
 from lue_spie.params import N_PARAMS, PARAMETERS, lag_mask, to_scaled
@@ -62,12 +61,10 @@ def _load() -> str:
 
 def one_at_a_time(dataset, sites, settings: CalibrationSettings, n_gen: int) -> dict:
     """Run ``n_gen`` CMA-ES generations on ``sites``, each candidate in its own model call."""
-    d = _prepare(dataset, koeppen=None, sites=sites, years=None,
-                 dtype=torch.float64 if settings.dtype == "float64" else torch.float32,
-                 device=settings.device)
-    assert all(r is None for r in _skip_reasons(d, MIN_POINTS))
-    engine = _Engine(d, [(s, [i]) for i, s in enumerate(d.sites)], settings,
-                     lag_mask(d.koeppen))
+    d = as_forcing_batch(dataset, sites=sites, dtype=settings.torch_dtype,
+                         device=settings.device)
+    assert all(r is None for r in skip_reasons(d, MIN_POINTS))
+    engine = Engine(d, [(s, [i]) for i, s in enumerate(d.sites)], settings)
     for u in engine.units:
         _new_es(u, settings, np.full(int(u.free.sum()), 0.5), settings.popsize)
     dtype = torch.float64 if settings.dtype == "float64" else torch.float32
@@ -171,9 +168,8 @@ def main(argv: list[str] | None = None) -> int:
         stamps.append((gen, time.perf_counter(), sum(not u.done for u in engine.units)))
 
     t0 = time.perf_counter()
-    res = calibrate_sites(ds, sites=sites, seed=args.seed, device=device, dtype=args.dtype,
-                          max_gen=args.max_gen, restarts=args.restarts,
-                          progress=not args.no_progress, callback=cb)
+    res = calibrate_sites(ds, settings, sites=sites, progress=not args.no_progress,
+                          callback=cb)
     total = time.perf_counter() - t0
     # Generation times from the callback's stamps (the first generation has no start stamp).
     times = np.diff([s[1] for s in stamps]) if len(stamps) > 1 else np.array([res.elapsed_s])

@@ -39,7 +39,6 @@ import yaml
 from lue_spie.store import atomic_write_json, git_commit, package_versions
 
 __all__ = [
-    "NOTEBOOKS",
     "Profile",
     "PROFILES",
     "BookError",
@@ -48,31 +47,19 @@ __all__ = [
     "parse_overrides",
     "chapter_notebooks",
     "notebook_parameters",
+    "resolve_parameters",
     "find_source_root",
     "run_notebook",
     "run_pipeline",
     "build_book",
     "check_html",
-    "setup_notebook",
-    "prepare_dataset",
-    "provenance_table",
-    "ConvergenceRecorder",
-    "run_site_calibration",
-    "pick_sites",
-    "obs_and_calib",
-    "edge_share",
-    "recovery_scores",
     "register_cli",
 ]
 
-#: The chapters of the book, in the order they run (each may read what the ones before it
-#: wrote). The pipeline takes them from ``_toc.yml`` (:func:`chapter_notebooks`); this is
-#: the same list, for reference and tests.
-NOTEBOOKS: tuple[str, ...] = ("01_lue_model.ipynb", "02_data.ipynb", "03_calibration.ipynb")
 #: Files and folders of the book besides the notebooks, relative to the source root.
 BOOK_FILES: tuple[str, ...] = ("_config.yml", "_toc.yml", "book")
-#: Notebook parameters that hold a path: made absolute (relative to the working directory)
-#: before they are injected, so notebooks can run from any folder.
+#: Notebook parameters that hold a path. They are injected relative to the source root, where
+#: the kernels run, so that no page of the book shows an absolute path of the machine.
 PATH_PARAMETERS: tuple[str, ...] = ("results", "data_source", "sites_file", "fapar_file",
                                     "features_file", "ndvi_file")
 
@@ -299,14 +286,21 @@ def resolve_parameters(
     overrides: Mapping[str, Any],
     declared: Mapping[str, Mapping[str, Any]],
     results: str | os.PathLike,
+    *,
+    root: str | os.PathLike | None = None,
 ) -> dict[str, dict[str, Any]]:
     """The parameters injected into each notebook.
+
+    Path parameters (:data:`PATH_PARAMETERS`, the results folder included) are given relative
+    to ``root``, the folder the kernels run in, so the injected cell of every page shows a
+    path such as ``results/ci`` rather than an absolute path of the machine.
 
     Args:
         profile: The chosen profile.
         overrides: ``-p`` values; each name must be declared by at least one notebook.
         declared: Notebook name -> the names its parameters cell declares.
-        results: The results folder (made absolute).
+        results: The results folder (relative to the working directory, or absolute).
+        root: The kernels' working directory (default: the working directory).
 
     Returns:
         Notebook name -> {parameter: value}, holding only the names that notebook declares.
@@ -323,12 +317,21 @@ def resolve_parameters(
         )
     values = profile.parameters()
     values.update(overrides)
-    values["results"] = str(Path(results).resolve())
+    base = Path(root or Path.cwd()).resolve()
+    values["results"] = _relative(Path(results), base)
     for name in PATH_PARAMETERS:
         v = values.get(name)
         if name != "results" and isinstance(v, str) and v != "virtual":
-            values[name] = str(Path(v).expanduser().resolve())
+            values[name] = _relative(Path(v).expanduser(), base)
     return {nb: {k: values[k] for k in names if k in values} for nb, names in declared.items()}
+
+
+def _relative(path: Path, base: Path) -> str:
+    """``path`` (relative to the working directory, or absolute) relative to ``base``."""
+    try:
+        return Path(os.path.relpath(path.resolve(), base)).as_posix()
+    except ValueError:  # another drive (Windows): nothing relative exists
+        return str(path.resolve())
 
 
 def _first_line(source: str) -> str:
@@ -477,7 +480,7 @@ def run_pipeline(
     if missing:
         raise FileNotFoundError(f"{root / 'notebooks'}: missing chapter notebook(s) {missing}")
     declared = {nb: notebook_parameters(root / "notebooks" / nb) for nb in notebooks}
-    params = resolve_parameters(prof, dict(overrides or {}), declared, results)
+    params = resolve_parameters(prof, dict(overrides or {}), declared, results, root=root)
     to_run = _select(only, notebooks)
 
     results.mkdir(parents=True, exist_ok=True)
@@ -486,8 +489,9 @@ def run_pipeline(
     log(f"lue-spie book: profile {prof.name}; results in {results}; build in {build_dir}")
     for i, nb in enumerate(to_run, 1):
         log(f"[{i}/{len(to_run)}] running {nb} ...")
+        # Kernels run in the source root: the injected paths are relative to it.
         timings[nb] = run_notebook(root / "notebooks" / nb, src / "notebooks" / nb, params[nb],
-                                   cwd=src / "notebooks")
+                                   cwd=root)
         log(f"[{i}/{len(to_run)}] {nb} done in {timings[nb]:.1f} s")
         _check_streams(src / "notebooks" / nb)
 
@@ -506,8 +510,8 @@ def run_pipeline(
     timings["total"] = time.perf_counter() - t_start
     atomic_write_json(build_dir / "pipeline.json", {
         "profile": prof.name, "overrides": dict(overrides or {}), "only": only,
-        "parameters": params, "timings_s": timings, "results": str(results),
-        "html": str(html_dir) if html_dir else None, "git_commit": git_commit(),
+        "parameters": params, "timings_s": timings, "results": _relative(results, root),
+        "html": _relative(html_dir, root) if html_dir else None, "git_commit": git_commit(),
         "versions": package_versions(("lue-spie", "papermill", "jupyter-book", "torch")),
     })
     log(f"lue-spie book: done in {timings['total']:.1f} s")
@@ -531,7 +535,7 @@ def _check_streams(executed: Path) -> None:
 
 # -------------------------------------------------------------------------------- book build
 def build_book(
-    root: Path, src: Path, build_dir: Path, *, notebooks: Sequence[str] = NOTEBOOKS,
+    root: Path, src: Path, build_dir: Path, *, notebooks: Sequence[str],
     log: Any = print,
 ) -> Path:
     """Copy the book pages beside the executed notebooks, build the HTML and check it.
@@ -596,7 +600,7 @@ def _count_figures(executed: Path) -> int:
     )
 
 
-def check_html(html_dir: Path, src: Path, *, notebooks: Sequence[str] = NOTEBOOKS) -> list[str]:
+def check_html(html_dir: Path, src: Path, *, notebooks: Sequence[str]) -> list[str]:
     """Problems of a built book: missing pages, missing images, figures or error blocks.
 
     Args:
@@ -638,347 +642,6 @@ def check_html(html_dir: Path, src: Path, *, notebooks: Sequence[str] = NOTEBOOK
             problems.append(f"chapter {nb}: {n_fig} figure output(s) in the executed notebook "
                             f"but only {n_img} image(s) on its page")
     return problems
-
-
-# --------------------------------------------------------------------------- chapter helpers
-# Small computations the chapters need that belong to no single step: the provenance cell,
-# the site calibration with its convergence record, and summaries of a calibration table.
-def setup_notebook() -> None:
-    """Settings every chapter applies in its imports cell.
-
-    - tqdm's notebook progress bar needs ipywidgets, which the book does not install; the
-      chapters run with progress bars off, so tqdm's warning about it (printed to stderr,
-      which the book would show as an error block) is silenced;
-    - pandas shows at most 30 rows and 4 significant decimals, so tables stay readable;
-    - in a Jupyter kernel, matplotlib's inline support is switched on, so a figure returned
-      by :mod:`lue_spie.plots` (a Figure outside pyplot) is shown as a PNG.
-    """
-    import warnings
-
-    import pandas as pd
-
-    warnings.filterwarnings("ignore", message="IProgress not found")
-    try:
-        from IPython import get_ipython
-    except ImportError:  # not in IPython: nothing to set up for figures
-        get_ipython = None  # type: ignore[assignment]
-    shell = get_ipython() if get_ipython is not None else None
-    if shell is not None:
-        shell.run_line_magic("matplotlib", "inline")
-    pd.set_option("display.max_rows", 30)
-    pd.set_option("display.precision", 4)
-
-
-def prepare_dataset(
-    data_source: str,
-    out: str | os.PathLike,
-    *,
-    n_sites: int = 24,
-    n_years: int = 3,
-    seed: int = 0,
-    start_year: int = 2005,
-    structural_error: bool = False,
-    sites: Sequence[str] | None = None,
-    years: Sequence[int] | None = None,
-    sites_file: str | os.PathLike | None = None,
-    fapar_file: str | os.PathLike | None = None,
-    features_file: str | os.PathLike | None = None,
-    ndvi_file: str | os.PathLike | None = None,
-    missing_fapar: str = "skip",
-) -> Path:
-    """Write the dataset folder of the data chapter: a virtual FLUXNET or the user's files.
-
-    Args:
-        data_source: ``"virtual"``, or a folder with FLUXNET2015 FULLSET daily files.
-        out: The dataset folder to write.
-        n_sites, n_years, seed, start_year, structural_error: The virtual FLUXNET
-            (:func:`lue_spie.data.synthetic.generate`); unused for real data.
-        sites, years: Real data only: read just these sites and years (virtual data are
-            generated whole; later chapters select with their own ``sites``/``years``).
-        sites_file: Real data: site table (default ``DATA_SOURCE/sites.csv``).
-        fapar_file: Real data: FAPAR table (default: the one ``fapar*.csv`` in the folder).
-        features_file, ndvi_file: Real data: optional feature and NDVI tables.
-        missing_fapar: Real data: ``"skip"`` sites without FAPAR, or ``"error"``.
-
-    Returns:
-        The dataset folder.
-
-    Raises:
-        FileNotFoundError: for a missing folder or file, naming it.
-        ValueError: when the FAPAR table cannot be found unambiguously.
-    """
-    out = Path(out)
-    if data_source == "virtual":
-        from lue_spie.data import synthetic
-
-        return synthetic.generate(int(n_sites), int(n_years), int(seed), out,
-                                  structural_error=bool(structural_error),
-                                  start_year=int(start_year))
-    from lue_spie.data.fluxnet import build_fluxnet_dataset
-
-    src = Path(data_source)
-    if not src.is_dir():
-        raise FileNotFoundError(f"data_source {src}: no such folder (expected 'virtual' or a "
-                                "folder of FLUXNET2015 FULLSET_DD files)")
-    sites_csv = Path(sites_file) if sites_file else src / "sites.csv"
-    if not sites_csv.is_file():
-        raise FileNotFoundError(f"{sites_csv}: no site table; pass sites_file (see the book's "
-                                "page 'Using real FLUXNET files')")
-    if fapar_file:
-        fapar = Path(fapar_file)
-    else:
-        found = sorted(src.glob("fapar*.csv"))
-        if len(found) != 1:
-            raise ValueError(f"{src}: expected exactly one fapar*.csv FAPAR table, found "
-                             f"{[f.name for f in found]}; pass fapar_file")
-        fapar = found[0]
-    return build_fluxnet_dataset(
-        src, fapar, sites_csv, out, features=features_file, ndvi=ndvi_file,
-        years=None if years is None else [int(y) for y in years],
-        site_ids=None if sites is None else list(sites), missing_fapar=missing_fapar)
-
-
-def provenance_table(
-    parameters: Mapping[str, Any], files: Sequence[str | os.PathLike] = ()
-) -> Any:
-    """The provenance cell of a chapter: parameters, package versions, git commit, checksums.
-
-    Args:
-        parameters: The chapter's parameters (name -> value).
-        files: The data files the chapter read or wrote; each is listed with its sha256.
-
-    Returns:
-        A pandas DataFrame with columns ``kind``, ``name``, ``value``.
-    """
-    import pandas as pd
-
-    from lue_spie.store import sha256_file
-
-    rows: list[tuple[str, str, str]] = []
-    rows += [("parameter", k, json.dumps(v, default=str)) for k, v in parameters.items()]
-    versions = package_versions(("lue-spie", "torch", "numpy", "pandas", "pyarrow", "cma",
-                                 "matplotlib", "papermill", "jupyter-book"))
-    rows += [("package", k, str(v)) for k, v in versions.items()]
-    rows.append(("code", "git commit", str(git_commit())))
-    for f in files:
-        f = Path(f)
-        rows.append(("file sha256", str(f), sha256_file(f) if f.is_file() else "missing"))
-    return pd.DataFrame(rows, columns=["kind", "name", "value"])
-
-
-class ConvergenceRecorder:
-    """A ``calibrate_sites`` callback that records each site's best cost per generation.
-
-    Rows are (``site``, ``generation``, ``best_cost``, ``sigma``, ``popsize``), one per site and
-    generation of that site's CMA-ES (restarts included). The record is written atomically
-    to ``path`` every ``every`` generations and by :meth:`write`; a run resumed from a
-    checkpoint appends to the record found at ``path``, so an interrupted and resumed run
-    keeps its whole history.
-    """
-
-    def __init__(self, path: str | os.PathLike, *, every: int = 10) -> None:
-        import pandas as pd
-
-        self.path = Path(path)
-        self.every = every
-        self.rows: list[dict[str, Any]] = []
-        if self.path.is_file():
-            self.rows = pd.read_parquet(self.path).to_dict("records")
-        self._seen = {(r["site"], int(r["generation"])) for r in self.rows}
-
-    def __call__(self, generation: int, engine: Any) -> None:
-        for u in engine.progress():
-            key = (u["id"], u["generations"])
-            if key in self._seen or u["generations"] == 0:
-                continue
-            self._seen.add(key)
-            self.rows.append({"site": u["id"], "generation": u["generations"],
-                              "best_cost": u["best_cost"], "sigma": u["sigma"],
-                              "popsize": u["popsize"]})
-        if self.every and generation % self.every == 0:
-            self.write()
-
-    def frame(self) -> Any:
-        """The record as a DataFrame sorted by site and generation."""
-        import pandas as pd
-
-        cols = ["site", "generation", "best_cost", "sigma", "popsize"]
-        df = pd.DataFrame(self.rows, columns=cols)
-        return df.sort_values(["site", "generation"], kind="stable").reset_index(drop=True)
-
-    def write(self) -> Path:
-        """Write the record (atomically) and return its path."""
-        from lue_spie.store import make_provenance, write_parquet
-
-        return write_parquet(self.frame(), self.path,
-                             make_provenance("calibrate.convergence"))
-
-
-def run_site_calibration(
-    data_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    *,
-    sites: Sequence[str] | None = None,
-    years: Sequence[int] | None = None,
-    seed: int = 0,
-    device: str = "auto",
-    popsize: int | None = None,
-    max_gen: int = 150,
-    restarts: int = 0,
-    log: Any = print,
-) -> dict[str, Path]:
-    """Calibrate every site of a dataset folder and write the results folder of the chapter.
-
-    Runs :func:`lue_spie.calibrate.calibrate_sites` with a checkpoint in ``OUT/checkpoint``
-    (resumed when the settings and data match; set aside with a note when they do not, e.g.
-    after rerunning a chapter with other settings) and a :class:`ConvergenceRecorder`, then
-    writes ``calibration.parquet``, ``gpp_calib.parquet`` and ``convergence.parquet`` (each
-    with provenance) into ``out_dir``.
-
-    Returns:
-        Name -> path of the files written (``table``, ``gpp_calib``, ``convergence``).
-    """
-    from lue_spie.calibrate import (
-        CheckpointMismatch,
-        calibrate_sites,
-        simulate_calibrated,
-        write_results,
-    )
-    from lue_spie.data import load_dataset
-
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    dataset = load_dataset(data_dir)
-    ckpt = out_dir / "checkpoint"
-    conv_path = out_dir / "convergence.parquet"
-    years = None if years is None else [int(y) for y in years]
-    kwargs = dict(sites=None if sites is None else list(sites), years=years, seed=int(seed),
-                  device=device, popsize=popsize, max_gen=int(max_gen),
-                  restarts=int(restarts), checkpoint_dir=ckpt, progress=False)
-    try:
-        recorder = ConvergenceRecorder(conv_path) if ckpt.exists() else None
-        if recorder is None:
-            conv_path.unlink(missing_ok=True)
-            recorder = ConvergenceRecorder(conv_path)
-        result = calibrate_sites(dataset, callback=recorder, **kwargs)
-    except CheckpointMismatch:
-        log(f"note: the checkpoint in {ckpt} is from a run with other settings or data; "
-            "starting afresh")
-        shutil.rmtree(ckpt)
-        conv_path.unlink(missing_ok=True)
-        recorder = ConvergenceRecorder(conv_path)
-        result = calibrate_sites(dataset, callback=recorder, **kwargs)
-    gpp = simulate_calibrated(dataset, result.table, years=years)
-    inputs = {"site_day": data_dir / "site_day.parquet", "sites": data_dir / "sites.parquet"}
-    paths = write_results(result, out_dir, inputs=inputs, gpp_calib=gpp,
-                          extra_settings={"sites": kwargs["sites"], "years": years})
-    paths["convergence"] = recorder.write()
-    ok = result.table["status"] == "ok"
-    log(f"calibrated {int(ok.sum())} of {len(ok)} sites in {result.elapsed_s:.1f} s "
-        f"({result.generations} generations, {result.n_evaluations} model evaluations)")
-    return paths
-
-
-def pick_sites(table: Any, n: int, *, by: str = "nse") -> list[str]:
-    """``n`` calibrated sites spread evenly over the ranking by ``by`` (best to worst).
-
-    With ``n >= 2`` the best and the worst site are always among them, so figures of a few
-    sites show the whole range rather than a lucky draw.
-    """
-    import numpy as np
-
-    ok = table[table["status"] == "ok"].sort_values(by, ascending=False, kind="stable")
-    if len(ok) == 0 or n <= 0:
-        return []
-    idx = np.unique(np.round(np.linspace(0, len(ok) - 1, min(n, len(ok)))).astype(int))
-    return ok["site"].iloc[idx].tolist()
-
-
-def obs_and_calib(
-    data_dir: str | os.PathLike, gpp_calib: Any, sites: Sequence[str], *,
-    years: Sequence[int] | None = None,
-) -> tuple[Any, Any, Any, Any]:
-    """GPP_obs, GPP_calib and the good-day mask of some sites on a common daily grid.
-
-    Args:
-        data_dir: The dataset folder.
-        gpp_calib: The tidy ``(site, date, GPP_calib)`` table of the calibration.
-        sites: Site ids.
-        years: Years (default: all).
-
-    Returns:
-        ``(dates, GPP_obs, GPP_calib, good)``: a DatetimeIndex and three arrays of shape
-        ``(len(sites), days)`` (NaN where a site has no value).
-    """
-    import numpy as np
-
-    from lue_spie.data import load_dataset, to_forcing
-
-    ds = load_dataset(data_dir)
-    fb = to_forcing(ds.site_day, sites=list(sites), years=years)
-    wide = (gpp_calib[gpp_calib["site"].isin(sites)]
-            .pivot(index="date", columns="site", values="GPP_calib")
-            .reindex(index=fb.dates, columns=list(sites)))
-    calib = wide.to_numpy(dtype=np.float64).T
-    return fb.dates, fb.GPP_obs.cpu().numpy(), calib, fb.good.cpu().numpy()
-
-
-def edge_share(table: Any) -> Any:
-    """Share of sites whose calibrated value of each parameter lies on a bound.
-
-    Only sites where the parameter is free count (the lag mask fixes ``alpha_T`` and
-    ``alpha_W`` at 0 elsewhere); a parameter free nowhere gives NaN.
-
-    Args:
-        table: A calibration table (``status``, ``koeppen``, ``edge_<param>`` columns).
-
-    Returns:
-        A pandas Series indexed by parameter name.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from lue_spie.params import PARAMETERS, lag_mask
-
-    ok = table[table["status"] == "ok"]
-    free = lag_mask(list(ok["koeppen"])) if len(ok) else np.zeros((0, len(PARAMETERS)), bool)
-    out = {}
-    for j, p in enumerate(PARAMETERS):
-        n_free = int(free[:, j].sum())
-        out[p] = float(ok[f"edge_{p}"].to_numpy(bool)[free[:, j]].sum() / n_free) \
-            if n_free else float("nan")
-    return pd.Series(out, name="share at a bound")
-
-
-def recovery_scores(truth: Any, table: Any) -> Any:
-    """How well calibration recovers the true parameters (virtual FLUXNET).
-
-    For each parameter, over the sites where it is free: NSE and R2 of the calibrated against
-    the true values, the median absolute error as a share of the parameter's range, and the
-    number of sites.
-
-    Returns:
-        A pandas DataFrame indexed by parameter name.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from lue_spie.metrics import nse, r2
-    from lue_spie.params import BOUNDS, PARAMETERS, lag_mask
-
-    ok = table[table["status"] == "ok"]
-    m = truth.merge(ok, on="site", suffixes=("_true", ""))
-    free = lag_mask(list(m["koeppen"])) if len(m) else np.zeros((0, len(PARAMETERS)), bool)
-    rows = []
-    for j, p in enumerate(PARAMETERS):
-        t = m[f"{p}_true"].to_numpy(float)[free[:, j]]
-        e = m[p].to_numpy(float)[free[:, j]]
-        width = BOUNDS[j, 1] - BOUNDS[j, 0]
-        rows.append({"parameter": p, "sites": int(len(t)),
-                     "NSE": nse(t, e) if len(t) else np.nan,
-                     "R2": r2(t, e) if len(t) else np.nan,
-                     "median |error| / range": float(np.median(np.abs(e - t)) / width)
-                     if len(t) else np.nan})
-    return pd.DataFrame(rows).set_index("parameter")
 
 
 # ---------------------------------------------------------------------------------------- CLI

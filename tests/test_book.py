@@ -18,6 +18,8 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 from lue_spie import book
 
 ROOT = Path(__file__).resolve().parents[1]
+#: The chapters, read from the table of contents (the one list of chapters).
+CHAPTERS = book.chapter_notebooks(ROOT)
 
 
 def _notebook(path: Path, cells: list[tuple[str, str, list[str]]]) -> Path:
@@ -98,9 +100,13 @@ def test_resolve_parameters_injects_only_declared_names(tmp_path, monkeypatch):
                 "b.ipynb": {"results": None, "data_source": None, "n_sites": None}}
     got = book.resolve_parameters(book.get_profile("ci"),
                                   {"n_sites": 5, "data_source": "flux"}, declared, "res")
-    assert got["a.ipynb"] == {"results": str(tmp_path / "res"), "seed": 42}
-    assert got["b.ipynb"] == {"results": str(tmp_path / "res"),
-                              "data_source": str(tmp_path / "flux"), "n_sites": 5}
+    # Paths are injected relative to the kernels' folder (here the working directory): no
+    # absolute path of the machine reaches a page of the book.
+    assert got["a.ipynb"] == {"results": "res", "seed": 42}
+    assert got["b.ipynb"] == {"results": "res", "data_source": "flux", "n_sites": 5}
+    below = book.resolve_parameters(book.get_profile("ci"), {}, declared,
+                                    tmp_path / "out" / "res", root=tmp_path / "src")
+    assert below["a.ipynb"]["results"] == "../out/res"
     virtual = book.resolve_parameters(book.get_profile("ci"), {}, declared, "res")
     assert virtual["b.ipynb"]["data_source"] == "virtual"
 
@@ -118,21 +124,24 @@ def test_notebook_without_parameters_cell_is_refused(tmp_path):
 
 
 def test_chapter_notebooks_follow_the_toc():
-    assert book.chapter_notebooks(ROOT) == book.NOTEBOOKS
+    assert CHAPTERS[:3] == ("01_lue_model.ipynb", "02_data.ipynb", "03_calibration.ipynb")
+    assert all((ROOT / "notebooks" / nb).is_file() for nb in CHAPTERS)
+    # Every notebook in notebooks/ is a chapter of the book (none forgotten in the TOC).
+    assert sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb")) == sorted(CHAPTERS)
 
 
 def test_only_selects_by_name_stem_or_number():
-    nbs = book.NOTEBOOKS
+    nbs = ("01_lue_model.ipynb", "02_data.ipynb", "03_calibration.ipynb")
     assert book._select("03", nbs) == ["03_calibration.ipynb"]
     assert book._select("3", nbs) == ["03_calibration.ipynb"]
     assert book._select("02_data", nbs) == ["02_data.ipynb"]
     assert book._select("01_lue_model.ipynb", nbs) == ["01_lue_model.ipynb"]
     with pytest.raises(ValueError, match="--only"):
-        book._select("07", nbs)
+        book._select("17", nbs)
 
 
 # ----------------------------------------------------------------------------- the chapters
-@pytest.mark.parametrize("name", book.NOTEBOOKS)
+@pytest.mark.parametrize("name", CHAPTERS)
 def test_chapter_follows_the_template(name):
     nb = json.loads((ROOT / "notebooks" / name).read_text())
     cells = nb["cells"]
@@ -214,7 +223,7 @@ def test_pipeline_passes_results_between_chapters_through_files(tmp_path):
         results=tmp_path / "results", build=False, source_root=root, log=lines.append)
     assert (tmp_path / "results" / "second.txt").read_text() == "71"
     assert list(result.parameters) == ["01_first.ipynb", "02_second.ipynb"]
-    assert result.parameters["02_second.ipynb"] == {"results": str(tmp_path / "results")}
+    assert result.parameters["02_second.ipynb"] == {"results": "../results"}
     assert set(result.timings) == {"01_first.ipynb", "02_second.ipynb", "total"}
     record = json.loads((tmp_path / "build" / "pipeline.json").read_text())
     assert record["parameters"]["01_first.ipynb"]["seed"] == 7
@@ -313,6 +322,8 @@ def test_cli_reports_a_failing_notebook_in_one_message(tmp_path, capsys):
 def test_chapter_helpers_on_a_small_table():
     import pandas as pd
 
+    from lue_spie.notebook import pick_sites
+    from lue_spie.parameter_skill import edge_share
     from lue_spie.params import PARAMETERS
 
     rows = []
@@ -325,12 +336,12 @@ def test_chapter_helpers_on_a_small_table():
         rec["edge_alpha_T"] = koeppen == "Dfb"
         rows.append(rec)
     table = pd.DataFrame(rows)
-    share = book.edge_share(table)
+    share = edge_share(table)
     assert share["Topt"] == pytest.approx(2 / 3)
     assert share["alpha_T"] == 1.0  # only the D site counts for alpha_T
     assert share["eps_max"] == 0.0
-    assert book.pick_sites(table, 2) == ["A", "B"]
-    assert book.pick_sites(table, 5) == ["A", "C", "B"]
+    assert pick_sites(table, 2) == ["A", "B"]
+    assert pick_sites(table, 5) == ["A", "C", "B"]
 
 
 # ------------------------------------------------------------------------------ real FLUXNET

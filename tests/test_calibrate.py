@@ -14,14 +14,17 @@ import torch
 from lue_spie import store
 from lue_spie.calibrate import (
     CalibrationInterrupted,
+    CalibrationSettings,
     CheckpointMismatch,
-    _edge_flags,
+    ConvergenceRecorder,
     calibrate_pooled,
     calibrate_sites,
-    evaluate_params,
-    simulate_calibrated,
+    edge_flags,
+    run_site_calibration,
     write_results,
 )
+from lue_spie.data import synthetic
+from lue_spie.evaluate import evaluate_params, simulate_calibrated
 from lue_spie.model import simulate
 from lue_spie.params import PARAMETERS, apply_lag_mask, index, lag_mask, to_scaled
 
@@ -100,12 +103,12 @@ def make_batch(codes=("Cfb", "Dfb", "BSk"), years=2, noise=0.0, seed=0, params=N
                  forcing=f, GPP_obs=obs, good=good, koeppen=list(codes)), params
 
 
-FAST = dict(device="cpu", progress=False, max_gen=40, popsize=8)
+FAST = CalibrationSettings(device="cpu", max_gen=40, popsize=8)
 
 
 def test_recovers_known_parameters():
     batch, truth = make_batch(years=2)
-    res = calibrate_sites(batch, seed=3, device="cpu", progress=False, max_gen=400)
+    res = calibrate_sites(batch, CalibrationSettings(seed=3, device="cpu", max_gen=400))
     t = res.table
     assert list(t["status"]) == ["ok"] * 3
     assert (t["nse"] > 0.998).all()
@@ -133,7 +136,7 @@ def test_site_with_too_few_good_days_is_skipped():
     good[1] = False
     good[1, 100:103] = True  # 3 good days
     batch = dataclasses.replace(batch, good=good)
-    res = calibrate_sites(batch, seed=0, **FAST)
+    res = calibrate_sites(batch, FAST)
     t = res.table.set_index("site")
     assert t.loc["S1", "status"].startswith("skipped: 3 good-quality days")
     assert np.isnan(t.loc["S1", "eps_max"])
@@ -141,17 +144,17 @@ def test_site_with_too_few_good_days_is_skipped():
     # Constant observations: NSE undefined -> skipped with its reason.
     obs = batch.GPP_obs.clone()
     obs[0] = 2.0
-    res2 = calibrate_sites(dataclasses.replace(batch, GPP_obs=obs), seed=0, **FAST)
+    res2 = calibrate_sites(dataclasses.replace(batch, GPP_obs=obs), FAST)
     assert res2.table["status"].iloc[0].startswith("skipped: GPP_obs is constant")
 
 
 def test_site_result_independent_of_batch_companions():
     batch, _ = make_batch(years=1)
-    both = calibrate_sites(batch, seed=5, **FAST).table.set_index("site")
-    alone = calibrate_sites(batch, sites=["S2"], seed=5, **FAST).table.set_index("site")
+    both = calibrate_sites(batch, FAST.replace(seed=5)).table.set_index("site")
+    alone = calibrate_sites(batch, FAST.replace(seed=5), sites=["S2"]).table.set_index("site")
     np.testing.assert_array_equal(both.loc["S2", list(PARAMETERS)].to_numpy(float),
                                   alone.loc["S2", list(PARAMETERS)].to_numpy(float))
-    other_seed = calibrate_sites(batch, sites=["S2"], seed=6, **FAST).table
+    other_seed = calibrate_sites(batch, FAST.replace(seed=6), sites=["S2"]).table
     assert not np.array_equal(other_seed[list(PARAMETERS)].to_numpy(float),
                               alone.loc[["S2"], list(PARAMETERS)].to_numpy(float))
 
@@ -159,9 +162,9 @@ def test_site_result_independent_of_batch_companions():
 def _run(batch, ckpt, **kw):
     # Loose tolerances so IPOP restarts (with larger populations) happen within few
     # generations: the resume must also cover mixed population sizes.
-    return calibrate_sites(batch, seed=11, device="cpu", progress=False, max_gen=30,
-                           popsize=6, tolfun=0.05, tolfunhist=0.05, restarts=2,
-                           checkpoint_dir=ckpt, checkpoint_every=4, **kw)
+    settings = CalibrationSettings(seed=11, device="cpu", max_gen=30, popsize=6, tolfun=0.05,
+                                   tolfunhist=0.05, restarts=2)
+    return calibrate_sites(batch, settings, checkpoint_dir=ckpt, checkpoint_every=4, **kw)
 
 
 def test_resume_after_interruption_gives_identical_result(tmp_path):
@@ -189,9 +192,9 @@ def test_resume_after_interruption_gives_identical_result(tmp_path):
 
 def test_checkpoint_of_other_settings_is_refused(tmp_path):
     batch, _ = make_batch(years=1)
-    calibrate_sites(batch, seed=0, checkpoint_dir=tmp_path, **FAST)
+    calibrate_sites(batch, FAST, checkpoint_dir=tmp_path)
     with pytest.raises(CheckpointMismatch, match="other settings or data"):
-        calibrate_sites(batch, seed=1, checkpoint_dir=tmp_path, **FAST)
+        calibrate_sites(batch, FAST.replace(seed=1), checkpoint_dir=tmp_path)
 
 
 def test_pooled_one_vector_per_group():
@@ -200,7 +203,7 @@ def test_pooled_one_vector_per_group():
                      + [[TRUE["Dfb"][p] for p in PARAMETERS]] * 2)
     batch, truth = make_batch(codes=codes, years=1, params=truth)
     groups = {"C": ["S0", "S1"], "D": ["S2", "S3"]}
-    res = calibrate_pooled(batch, groups, seed=0, device="cpu", progress=False, max_gen=250)
+    res = calibrate_pooled(batch, groups, CalibrationSettings(device="cpu", max_gen=250))
     t = res.table
     assert len(t) == 4 and set(t["group"]) == {"C", "D"}
     for g, members in groups.items():
@@ -217,12 +220,12 @@ def test_pooled_one_vector_per_group():
     # alpha_T is searched in group D only.
     assert (t.loc[t["group"] == "C", "alpha_T"] == 0).all()
     with pytest.raises(ValueError, match="empty"):
-        calibrate_pooled(batch, {"X": []}, **FAST)
+        calibrate_pooled(batch, {"X": []}, FAST)
 
 
 def test_results_written_atomically_with_provenance(tmp_path):
     batch, _ = make_batch(years=1)
-    res = calibrate_sites(batch, seed=0, **FAST)
+    res = calibrate_sites(batch, FAST)
     gpp = simulate_calibrated(batch, res.table, koeppen=batch.koeppen)
     assert list(gpp.columns) == ["site", "date", "GPP_calib"]
     assert len(gpp) == 3 * 365
@@ -245,7 +248,7 @@ def test_results_written_atomically_with_provenance(tmp_path):
 
 def test_edge_flags_match_parameters():
     batch, _ = make_batch(years=1)
-    res = calibrate_sites(batch, seed=0, device="cpu", progress=False, max_gen=60)
+    res = calibrate_sites(batch, CalibrationSettings(device="cpu", max_gen=60))
     t = res.table
     scaled = to_scaled(res.params())
     free = lag_mask(batch.koeppen)
@@ -253,34 +256,35 @@ def test_edge_flags_match_parameters():
     got = t[[f"edge_{p}" for p in PARAMETERS]].to_numpy(bool)
     np.testing.assert_array_equal(got, expect)
     assert not got[~free].any()  # a parameter fixed by the lag mask is never edge-hitting
-    assert _edge_flags(np.array([0.005, 0.5, 0.995] + [0.5] * 10), np.ones(13, bool))[
+    assert edge_flags(np.array([0.005, 0.5, 0.995] + [0.5] * 10), np.ones(13, bool))[
         [0, 1, 2]].tolist() == [True, False, True]
 
 
 def test_bad_inputs_give_clear_errors():
     batch, _ = make_batch(years=1)
     no_codes = Batch(batch.sites, batch.dates, batch.forcing, batch.GPP_obs, batch.good, None)
-    with pytest.raises(ValueError, match="koeppen"):
-        calibrate_sites(no_codes, **FAST)
+    with pytest.raises(ValueError, match="Koeppen"):
+        calibrate_sites(no_codes, FAST)
     with pytest.raises(KeyError, match="not in the forcing batch"):
-        calibrate_sites(batch, sites=["nope"], **FAST)
+        calibrate_sites(batch, FAST, sites=["nope"])
     with pytest.raises(ValueError, match="dtype"):
-        calibrate_sites(batch, dtype="float16", **FAST)
+        CalibrationSettings(dtype="float16")
+    with pytest.raises(ValueError, match="max_gen"):
+        CalibrationSettings(max_gen=0)
 
 
 def test_float32_runs_and_is_close():
     batch, _ = make_batch(years=1)
-    r32 = calibrate_sites(batch, seed=0, dtype="float32", **FAST)
+    r32 = calibrate_sites(batch, FAST.replace(dtype="float32"))
     assert (r32.table["status"] == "ok").all()
     again = evaluate_params(batch, r32.params(), koeppen=batch.koeppen)
     np.testing.assert_allclose(again["cost"], r32.table["cost"], rtol=1e-3, atol=1e-4)
 
 
 def test_cli_end_to_end(tmp_path):
-    data = pytest.importorskip("lue_spie.data.synthetic")
     from lue_spie.cli import main
 
-    data.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
+    synthetic.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
     out = tmp_path / "cal"
     rc = main(["calibrate", "--data", str(tmp_path / "vf"), "--out", str(out),
                "--max-gen", "5", "--device", "cpu", "--no-progress"])
@@ -298,12 +302,13 @@ def test_cli_end_to_end(tmp_path):
 def test_real_site_ch_lae(tmp_path):
     if not (SHARED_FLUXNET / "sites.csv").exists():
         pytest.skip("../shared/fluxnet is absent")
-    fluxnet = pytest.importorskip("lue_spie.data.fluxnet")
+    from lue_spie.data import fluxnet
+
     fapar = SHARED_FLUXNET / "fapar_CH-Lae_MCD15A3H_2010-2012.csv"
     tables = fluxnet.read_fluxnet_dataset(SHARED_FLUXNET, fapar, SHARED_FLUXNET / "sites.csv",
                                           site_ids=["CH-Lae"], years=[2010, 2011, 2012])
-    res = calibrate_sites(tables, sites=["CH-Lae"], seed=0, device="cpu", progress=False,
-                          max_gen=150)
+    res = calibrate_sites(tables, CalibrationSettings(device="cpu", max_gen=150),
+                          sites=["CH-Lae"])
     row = res.table.iloc[0]
     assert row["status"] == "ok"
     assert row["nse"] > 0.6
@@ -312,8 +317,6 @@ def test_real_site_ch_lae(tmp_path):
 def test_callback_progress_and_convergence_record(tmp_path):
     # engine.progress() is the callback's public view; the book's ConvergenceRecorder uses it
     # to write one row per site and generation, with a best cost that never increases.
-    from lue_spie.book import ConvergenceRecorder
-
     batch, _ = make_batch(years=1)
     seen = []
     rec = ConvergenceRecorder(tmp_path / "convergence.parquet", every=2)
@@ -322,7 +325,7 @@ def test_callback_progress_and_convergence_record(tmp_path):
         seen.append(engine.progress())
         rec(gen, engine)
 
-    res = calibrate_sites(batch, max_gen=6, progress=False, callback=callback)
+    res = calibrate_sites(batch, CalibrationSettings(max_gen=6), callback=callback)
     assert len(seen) == 6
     assert {r["id"] for r in seen[-1]} == set(batch.sites)
     assert all({"generations", "best_cost", "sigma", "popsize", "done"} <= set(r)
@@ -335,3 +338,25 @@ def test_callback_progress_and_convergence_record(tmp_path):
         final = res.table.set_index("site").loc[site, "cost"]
         assert g["best_cost"].iloc[-1] == pytest.approx(final)
     assert rec.write().exists()
+
+
+def test_one_calibration_step_for_cli_and_book(tmp_path):
+    # run_site_calibration is the step both `lue-spie calibrate` and chapter 3 run: same files,
+    # resumable, and a checkpoint of other settings is refused unless asked to start afresh.
+    data_dir = synthetic.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
+    out = tmp_path / "cal"
+    settings = CalibrationSettings(device="cpu", max_gen=4)
+    paths = run_site_calibration(data_dir, out, settings, log=lambda *_: None)
+    assert set(paths) == {"table", "gpp_calib", "convergence"}
+    first = store.read_parquet(paths["table"])
+    again = store.read_parquet(run_site_calibration(data_dir, out, settings,
+                                                    log=lambda *_: None)["table"])
+    pd.testing.assert_frame_equal(first, again)
+    with pytest.raises(CheckpointMismatch):
+        run_site_calibration(data_dir, out, settings.replace(seed=3), log=lambda *_: None)
+    notes = []
+    run_site_calibration(data_dir, out, settings.replace(seed=3), restart_on_mismatch=True,
+                         log=notes.append)
+    assert any("starting afresh" in n for n in notes)
+    conv = store.read_parquet(paths["convergence"])
+    assert set(conv["site"]) == set(first["site"])

@@ -231,3 +231,57 @@ def test_qc_columns_may_not_be_missing():
     sd.loc[2, "W_QC"] = np.nan
     with pytest.raises(ValueError, match="column 'W_QC': 1 missing values"):
         schema.validate_site_day(sd)
+
+
+# --------------------------------------------------------------------------------------------
+# ForcingBatch knows its sites' types; one year parser; one way in for every step
+# --------------------------------------------------------------------------------------------
+
+def test_forcing_batch_carries_types_and_selects_sites(tmp_path):
+    from lue_spie.data import synthetic
+
+    ds = io.load_dataset(synthetic.generate(6, 1, 0, tmp_path / "vf"))
+    fb = ds.forcing_batch()
+    info = ds.sites.set_index("site")
+    assert fb.pft == info.loc[fb.sites, "PFT"].tolist()
+    assert fb.koeppen == info.loc[fb.sites, "koeppen"].tolist()
+    pick = [fb.sites[4], fb.sites[1]]
+    sub = fb.select(pick)
+    assert sub.sites == pick and sub.pft == [fb.pft[4], fb.pft[1]]
+    assert torch.equal(sub.forcing["T"][0], fb.forcing["T"][4])
+    assert torch.equal(sub.good[1], fb.good[1])
+    with pytest.raises(KeyError, match="not in the forcing batch"):
+        fb.select(["nope"])
+    f32 = sub.to(dtype=torch.float32)
+    assert f32.forcing["T"].dtype == torch.float32 and f32.good.dtype == torch.bool
+    # as_forcing_batch: a Dataset, a batch, or a batch-like object with koeppen= given.
+    again = io.as_forcing_batch(ds, sites=pick)
+    assert again.sites == pick and again.koeppen == sub.koeppen
+    bare = io.ForcingBatch(sites=fb.sites, dates=fb.dates, forcing=fb.forcing,
+                           GPP_obs=fb.GPP_obs, good=fb.good)
+    with pytest.raises(ValueError, match="no Koeppen types"):
+        io.as_forcing_batch(bare).require_types()
+    typed = io.as_forcing_batch(bare, sites=pick, koeppen=dict(zip(fb.sites, fb.koeppen,
+                                                                   strict=True)))
+    assert typed.koeppen == sub.koeppen
+    with pytest.raises(ValueError, match="years= selects from a Dataset"):
+        io.as_forcing_batch(bare, years=[2005])
+
+
+@pytest.mark.parametrize("spec, years", [
+    ("2010-2012", [2010, 2011, 2012]),
+    ("2011", [2011]),
+    ("2010,2012", [2010, 2012]),
+    (["2005-2006", "2010"], [2005, 2006, 2010]),
+    ([2012, 2010, 2012], [2010, 2012]),
+    (2007, [2007]),
+    (None, None),
+])
+def test_parse_years_accepts_every_form(spec, years):
+    assert io.parse_years(spec) == years
+
+
+@pytest.mark.parametrize("spec", ["2012-2010", "twenty", "2010-", ",", []])
+def test_parse_years_rejects_bad_input(spec):
+    with pytest.raises(ValueError, match="years"):
+        io.parse_years(spec)

@@ -244,7 +244,7 @@ def test_cli_fluxnet_and_errors(tmp_path, capsys):
 
 
 def test_cli_parse_years():
-    from lue_spie.data.cli import parse_years
+    from lue_spie.data.io import parse_years
 
     assert parse_years("2010-2012") == [2010, 2011, 2012]
     assert parse_years("2011") == [2011]

@@ -13,23 +13,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-
-def parse_years(text: str) -> list[int]:
-    """``"2010-2012"`` -> [2010, 2011, 2012]; ``"2010"`` -> [2010]."""
-    parts = text.strip().split("-")
-    try:
-        if len(parts) == 1:
-            y0 = y1 = int(parts[0])
-        elif len(parts) == 2:
-            y0, y1 = int(parts[0]), int(parts[1])
-        else:
-            raise ValueError
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"--years: expected Y0-Y1 such as 2010-2012 (or one year), got {text!r}") from None
-    if y1 < y0 or not 1900 <= y0 <= 2100:
-        raise argparse.ArgumentTypeError(f"--years: bad range {text!r} (need Y0 <= Y1)")
-    return list(range(y0, y1 + 1))
+from lue_spie.data.io import years_argument
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -112,8 +96,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                       help="optional feature table (SITE_ID + feature columns)")
     flux.add_argument("--ndvi", type=Path, default=None,
                       help="optional NDVI table (SITE_ID, date, NDVI); else NDVI from FAPAR")
-    flux.add_argument("--years", type=parse_years, default=None, metavar="Y0-Y1",
-                      help="calendar years to keep, e.g. 2010-2012")
+    flux.add_argument("--years", type=years_argument, default=None, metavar="YEARS",
+                      help="calendar years to keep, e.g. 2010-2012 or 2010,2012")
     flux.add_argument("--site-ids", nargs="+", default=None, metavar="ID",
                       help="sites to read (default: every file in --src)")
     flux.add_argument("--missing-fapar", choices=("error", "skip"), default="error",

@@ -14,6 +14,7 @@ second; the only Python loop is over sites for the gap filling (``np.interp``).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -67,6 +68,30 @@ class Dataset:
         """Site identifiers in table order."""
         return self.sites["site"].tolist()
 
+    def forcing_batch(
+        self,
+        *,
+        sites: Sequence[str] | None = None,
+        years: Iterable[int] | None = None,
+        dtype: torch.dtype = torch.float64,
+        device: str | torch.device = "cpu",
+    ) -> ForcingBatch:
+        """Dense forcing of some sites (default: all, in table order), with their PFT and
+        Koeppen type (see :func:`to_forcing`).
+
+        Raises:
+            KeyError: naming site ids that are not in the dataset.
+        """
+        if sites is not None:
+            unknown = sorted(set(sites) - set(self.sites["site"]))
+            if unknown:
+                raise KeyError(f"site(s) {unknown[:10]} are not in the dataset at {self.path}")
+        batch = to_forcing(self.site_day, sites=None if sites is None else list(sites),
+                           years=years, dtype=dtype, device=device)
+        info = self.sites.set_index("site")
+        return dataclasses.replace(batch, pft=[str(p) for p in info.loc[batch.sites, "PFT"]],
+                                   koeppen=[str(k) for k in info.loc[batch.sites, "koeppen"]])
+
 
 @dataclass(frozen=True)
 class ForcingBatch:
@@ -85,6 +110,9 @@ class ForcingBatch:
             reports stay NaN, e.g. PPFD or TMIN for some real sites).
         in_record: ``(n_sites, n_days)`` bool, True on days the site-day table has a row for.
         qc: The QC fractions, ``(n_sites, n_days)`` tensors, 0 outside the record.
+        pft: Plant functional type of each site (None when the batch was built from a
+            site-day table alone; :meth:`Dataset.forcing_batch` always fills it).
+        koeppen: Koeppen-Geiger type of each site (needed for the lag mask; same rule).
     """
 
     sites: list[str]
@@ -95,6 +123,15 @@ class ForcingBatch:
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
     in_record: torch.Tensor | None = None
     qc: dict[str, torch.Tensor] = field(default_factory=dict)
+    pft: list[str] | None = None
+    koeppen: list[str] | None = None
+
+    def __post_init__(self) -> None:
+        n = len(self.sites)
+        for name in ("pft", "koeppen"):
+            v = getattr(self, name)
+            if v is not None and len(v) != n:
+                raise ValueError(f"ForcingBatch.{name}: {len(v)} values for {n} sites")
 
     @property
     def n_sites(self) -> int:
@@ -103,6 +140,56 @@ class ForcingBatch:
     @property
     def n_days(self) -> int:
         return len(self.dates)
+
+    def index_of(self, sites: Sequence[str]) -> list[int]:
+        """Row of each site id.
+
+        Raises:
+            KeyError: naming the site ids that are not in the batch.
+        """
+        pos = {s: i for i, s in enumerate(self.sites)}
+        unknown = [s for s in sites if s not in pos]
+        if unknown:
+            raise KeyError(f"site(s) {unknown[:10]} are not in the forcing batch (it holds "
+                           f"{self.n_sites} sites, e.g. {self.sites[:5]})")
+        return [pos[s] for s in sites]
+
+    def select(self, sites: Sequence[str]) -> ForcingBatch:
+        """The same batch restricted to ``sites``, in the order given (tensors are copied)."""
+        rows = self.index_of(list(sites))
+        idx = torch.as_tensor(rows, dtype=torch.long, device=self.good.device)
+
+        def take(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.index_select(0, idx.to(t.device))
+
+        return ForcingBatch(
+            sites=[self.sites[i] for i in rows], dates=self.dates,
+            forcing={k: take(v) for k, v in self.forcing.items()},
+            GPP_obs=take(self.GPP_obs), good=take(self.good),
+            extra={k: take(v) for k, v in self.extra.items()}, in_record=take(self.in_record),
+            qc={k: take(v) for k, v in self.qc.items()},
+            pft=None if self.pft is None else [self.pft[i] for i in rows],
+            koeppen=None if self.koeppen is None else [self.koeppen[i] for i in rows])
+
+    def to(self, dtype: torch.dtype | None = None,
+           device: str | torch.device | None = None) -> ForcingBatch:
+        """The batch with its float tensors in ``dtype`` and every tensor on ``device``."""
+        def cast(t: torch.Tensor | None) -> torch.Tensor | None:
+            if t is None:
+                return None
+            return t.to(device=device, dtype=dtype if t.is_floating_point() else None)
+
+        return dataclasses.replace(
+            self, forcing={k: cast(v) for k, v in self.forcing.items()},
+            GPP_obs=cast(self.GPP_obs), good=cast(self.good),
+            extra={k: cast(v) for k, v in self.extra.items()}, in_record=cast(self.in_record),
+            qc={k: cast(v) for k, v in self.qc.items()})
+
+    def require_types(self) -> None:
+        """Raise a clear error when the batch does not know its sites' Koeppen types."""
+        if self.koeppen is None:
+            raise ValueError("this ForcingBatch has no Koeppen types (needed for the lag mask); "
+                             "build it with Dataset.forcing_batch(...) or pass koeppen=")
 
 
 def good_days(site_day: pd.DataFrame, threshold: float = QC_GOOD_DAY) -> pd.Series:
@@ -228,6 +315,117 @@ def write_dataset(
     for p in stale:
         p.unlink(missing_ok=True)
     return out
+
+
+def parse_years(spec: str | int | Iterable[str | int] | None) -> list[int] | None:
+    """Years from the forms the command line and the notebooks accept, sorted, without repeats.
+
+    ``"2010-2012"`` -> [2010, 2011, 2012]; ``"2010,2012"`` -> [2010, 2012]; a list of such
+    items (``["2005-2007", "2010"]``), of ints, or one int; ``None`` -> ``None`` (all years).
+
+    Raises:
+        ValueError: naming the item that is not a year or a range Y0-Y1 with Y0 <= Y1.
+    """
+    if spec is None:
+        return None
+    items = [spec] if isinstance(spec, str | int) else list(spec)
+    years: set[int] = set()
+    for item in items:
+        for part in str(item).split(","):
+            part = part.strip()
+            if not part:
+                continue
+            try:
+                if "-" in part.lstrip("-"):
+                    a, b = part.split("-", 1)
+                    y0, y1 = int(a), int(b)
+                else:
+                    y0 = y1 = int(part)
+            except ValueError:
+                raise ValueError(f"years: {part!r} is neither a year nor a range such as "
+                                 "2010-2012") from None
+            if y1 < y0 or not (1800 <= y0 <= 2200 and 1800 <= y1 <= 2200):
+                raise ValueError(f"years: bad range {part!r} (expected Y0-Y1 with Y0 <= Y1)")
+            years.update(range(y0, y1 + 1))
+    if not years:
+        raise ValueError(f"years: no year in {spec!r}")
+    return sorted(years)
+
+
+def years_argument(text: str) -> list[int]:
+    """argparse ``type`` for ``--years`` (``2010-2012``, ``2010,2012``; see :func:`parse_years`)."""
+    import argparse
+
+    try:
+        return parse_years(text) or []
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
+def as_forcing_batch(
+    data: Any,
+    *,
+    sites: Sequence[str] | None = None,
+    years: Iterable[int] | None = None,
+    koeppen: Sequence[str] | Mapping[str, str] | None = None,
+    dtype: torch.dtype = torch.float64,
+    device: str | torch.device = "cpu",
+) -> ForcingBatch:
+    """The one way every step turns its input into a :class:`ForcingBatch` with site types.
+
+    Args:
+        data: A :class:`Dataset` (or any object with ``site_day`` and ``sites`` tables), a
+            :class:`ForcingBatch`, or a ForcingBatch-like object
+            (``sites``, ``dates``, ``forcing``, ``GPP_obs``, ``good`` and optionally
+            ``koeppen``/``pft``).
+        sites: Sites to keep, in this order (default: all).
+        years: Years to keep (Dataset input only).
+        koeppen: Koeppen types (list in the batch's site order, or mapping site -> type) for a
+            batch that lacks them.
+        dtype, device: Of the returned tensors.
+
+    Raises:
+        ValueError: ``years`` with a batch, a batch without Koeppen types, wrong shapes.
+        KeyError: unknown site ids.
+    """
+    if not isinstance(data, Dataset) and isinstance(getattr(data, "site_day", None),
+                                                    pd.DataFrame) and isinstance(
+            getattr(data, "sites", None), pd.DataFrame):
+        # Tables in memory (e.g. the FLUXNET reader's result): the same as a loaded folder.
+        data = Dataset(Path(getattr(data, "path", None) or "(tables in memory)"),
+                       data.site_day, data.sites)
+    if isinstance(data, Dataset):
+        return data.forcing_batch(sites=sites, years=years, dtype=dtype, device=device)
+    if years is not None:
+        raise ValueError("years= selects from a Dataset; pass a ForcingBatch already cut to "
+                         "the years you want")
+    names = [str(s) for s in data.sites]
+    shape = (len(names), int(torch.as_tensor(data.GPP_obs).shape[-1]))
+    missing_keys = [k for k in FORCING_COLUMNS if k not in data.forcing]
+    if missing_keys:
+        raise KeyError(f"forcing: missing key(s) {missing_keys}; expected {FORCING_COLUMNS}")
+    for what, x in [("GPP_obs", data.GPP_obs), ("good", data.good),
+                    *((f"forcing[{k!r}]", v) for k, v in data.forcing.items())]:
+        if tuple(torch.as_tensor(x).shape) != shape:
+            raise ValueError(f"{what}: expected shape (n_sites, n_days) = {shape}, got "
+                             f"{tuple(torch.as_tensor(x).shape)}")
+    codes = koeppen if koeppen is not None else getattr(data, "koeppen", None)
+    if codes is not None and not isinstance(codes, Mapping) and len(codes) != len(names):
+        raise ValueError(f"koeppen: {len(codes)} types for {len(names)} sites")
+    batch = data if isinstance(data, ForcingBatch) else ForcingBatch(
+        sites=names, dates=getattr(data, "dates", None), forcing=dict(data.forcing),
+        GPP_obs=torch.as_tensor(data.GPP_obs), good=torch.as_tensor(data.good),
+        pft=getattr(data, "pft", None))
+    batch = dataclasses.replace(batch, sites=names, koeppen=None if codes is None or isinstance(
+        codes, Mapping) else [str(c) for c in codes])
+    if sites is not None:
+        batch = batch.select(list(sites))
+    if isinstance(codes, Mapping):  # a mapping only needs the selected sites
+        missing = [s for s in batch.sites if s not in codes]
+        if missing:
+            raise KeyError(f"koeppen: no type for site(s) {missing[:10]}")
+        batch = dataclasses.replace(batch, koeppen=[str(codes[s]) for s in batch.sites])
+    return batch.to(dtype=dtype, device=device)
 
 
 # --------------------------------------------------------------------------------------------
