@@ -12,7 +12,7 @@ methods fall back to all training sites for them.
 The split depends only on the sites table (ids, PFT, Koeppen type), the number of folds and
 the seed: the sites are sorted by id first, so the order of the table does not matter, and
 the same seed gives the same split on every machine. It is written to the results folder
-(``cv/folds.parquet``) and every later step reads it from there.
+(``extrapolation/folds.parquet``) and every later step reads it from there.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from lue_spie.params import koeppen_main_group
 __all__ = ["FoldSplit", "make_folds", "write_folds", "read_folds", "FOLDS_FILE",
            "TooFewSites"]
 
-#: Where the split lies in a results folder.
-FOLDS_FILE = Path("cv") / "folds.parquet"
+#: Where the split lies in an extrapolation results folder.
+FOLDS_FILE = Path("folds.parquet")
 
 
 class TooFewSites(ValueError):
@@ -166,7 +166,7 @@ def make_folds(sites: pd.DataFrame, n_folds: int = 10, seed: int = 0, *,
 
 
 def write_folds(split: FoldSplit, results: str | Path) -> Path:
-    """Write the split to ``RESULTS/cv/folds.parquet`` (atomically, with provenance)."""
+    """Write the split to ``OUT/folds.parquet`` (atomically, with provenance)."""
     prov = store.make_provenance("cv", settings={"n_folds": split.n_folds, "draws": split.draws,
                                                  "checksum": split.checksum()},
                                  seed=split.seed)
