@@ -92,7 +92,9 @@ References
 ----------
 Mengoli G., Agusti-Panareda A., Boussetta S., Harrison S. P., Trotta C., Prentice I. C.
 (2022) JAMES 14, e2021MS002767, doi:10.1029/2021MS002767. Mengoli G., Harrison S. P.,
-Prentice I. C. (2023) EGUsphere, doi:10.5194/egusphere-2023-1261. Wang H. et al. (2017)
+Prentice I. C. (2023) EGUsphere preprint, doi:10.5194/egusphere-2023-1261 (the source of
+pyrealm 2.0.0's coefficients; revised version: Global Change Biology 31, e70098, 2025,
+doi:10.1111/gcb.70098). Wang H. et al. (2017)
 Nature Plants 3, 734-741, doi:10.1038/s41477-017-0006-8. Stocker B. D. et al. (2020) GMD 13,
 1545-1581, doi:10.5194/gmd-13-1545-2020. Prentice I. C. et al. (2014) Ecology Letters 17,
 82-91, doi:10.1111/ele.12211. Bernacchi C. J. et al. (2003) Plant Cell Environ. 26,
