@@ -6,6 +6,7 @@ function (it adds a parser and sets ``func``), so the CLI grows with the package
     lue-spie info                      versions, devices
     lue-spie data synth|fluxnet ...    tidy tables (lue_spie.data.cli)
     lue-spie calibrate ...             site calibration (lue_spie.calibrate)
+    lue-spie extrapolate ...           the methods under cross-validation (lue_spie.extrapolate)
     lue-spie book --profile ...        papermill + Jupyter Book (lue_spie.book)
 """
 
@@ -16,7 +17,8 @@ import importlib
 import sys
 
 # Modules that contribute sub-commands, in the order they appear in --help.
-_COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate", "lue_spie.book")
+_COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate", "lue_spie.extrapolate.cli",
+                    "lue_spie.book")
 
 
 def _info(args: argparse.Namespace) -> int:

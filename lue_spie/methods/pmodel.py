@@ -103,13 +103,17 @@ Nature Plants 3, 734-741, doi:10.1038/s41477-017-0006-8. Stocker B. D. et al. (2
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import pandas as pd
+
+from lue_spie import constants
+from lue_spie.methods.base import Method, SiteData
 
 if TYPE_CHECKING:
     from lue_spie.data.io import ForcingBatch
@@ -124,13 +128,14 @@ __all__ = [
     "gpp_pmodel",
     "run_pmodel_batch",
     "gpp_pmodel_batch",
+    "PModel",
 ]
 
 #: pyrealm's GPP [ug C m-2 s-1] (a 24-h mean) -> gC m-2 d-1: 86400 s d-1 x 1e-6 g ug-1.
-UG_C_PER_S_TO_G_C_PER_D: float = 86400.0 * 1e-6
+UG_C_PER_S_TO_G_C_PER_D: float = constants.UG_C_M2_S_TO_G_C_M2_D
 
 #: The site-day table's air pressure [kPa] -> pyrealm's [Pa].
-KPA_TO_PA: float = 1000.0
+KPA_TO_PA: float = constants.KPA_TO_PA
 
 #: Lowest air temperature [degC] pyrealm's PModelEnvironment accepts (water density).
 T_MIN_PYREALM: float = -25.0
@@ -565,3 +570,48 @@ def gpp_pmodel_batch(batch: ForcingBatch, sites_table: pd.DataFrame,
     See :func:`run_pmodel_batch`.
     """
     return run_pmodel_batch(batch, sites_table, settings)["GPP"]
+
+
+# --------------------------------------------------------------------------------------------
+# The method of the comparison
+# --------------------------------------------------------------------------------------------
+@dataclasses.dataclass
+class PModel(Method, name="P-model", family="pmodel"):
+    """The globally fixed P-model with acclimation as a method of the comparison.
+
+    It learns nothing from the training sites (``fit`` only records them) and predicts GPP
+    directly: :meth:`predict` returns ``site, date, GPP_sim`` on the days each site has a
+    record for. Its prediction for a site is the same in every fold.
+
+    Attributes:
+        settings: :class:`PModelSettings`.
+    """
+
+    settings: PModelSettings = dataclasses.field(default_factory=PModelSettings)
+    predicts: ClassVar[str] = "gpp"
+    fold_independent: ClassVar[bool] = True
+
+    def __post_init__(self) -> None:
+        if isinstance(self.settings, Mapping):  # e.g. from a JSON record or the CLI
+            self.settings = PModelSettings(**self.settings)
+
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters (the P-model settings)."""
+        return {"settings": self.settings.to_dict()}
+
+    def fit(self, data: SiteData, train_sites: Sequence[str]) -> PModel:
+        """Nothing to learn: the P-model's parameters are fixed for the globe."""
+        self.train_sites_ = data.check_sites(train_sites, "training sites")
+        return self
+
+    def predict(self, data: SiteData, sites: Sequence[str]) -> pd.DataFrame:
+        """Daily GPP of each site: a tidy ``(site, date, GPP_sim)`` table."""
+        sites = data.check_sites(sites)
+        batch = data.forcing(sites)
+        gpp = gpp_pmodel_batch(batch, data.dataset.sites, self.settings)
+        keep = (batch.in_record.cpu().numpy() if batch.in_record is not None
+                else np.ones(gpp.shape, dtype=bool))
+        i, d = np.nonzero(keep)
+        return pd.DataFrame({"site": np.asarray(batch.sites, dtype=object)[i],
+                             "date": np.asarray(batch.dates, dtype="datetime64[ns]")[d],
+                             "GPP_sim": gpp[i, d]})

@@ -1,0 +1,173 @@
+"""Units of work of the cross-validation: one method on one or more folds, written atomically.
+
+A unit (:class:`UnitSpec`) is a method with its hyperparameters and the folds it runs
+(``(fold, train_sites, test_sites)``). :func:`execute_unit` fits the method on each fold's
+training sites, predicts the held-out sites, turns predicted vectors into daily GPP and the
+calibration cost with :mod:`lue_spie.evaluate`, and writes per fold
+
+- ``OUT/<method>/fold<k>.params.parquet``: ``site, fold``, the 13 parameters (NaN for a GPP
+  method), ``note``, and the held-out site's ``cost, nse, C_ideal, C_nonideal`` (for a GPP
+  method only ``nse``);
+- ``OUT/<method>/fold<k>.gpp.parquet``: ``site, date, GPP_sim``;
+
+each with a provenance record whose ``settings.unit_key`` identifies the unit (method, its
+hyperparameters, the fold's sites, the data and calibration checksums): a rerun skips a unit
+whose files carry the same key. A unit depends only on its spec and the shared
+:class:`~lue_spie.methods.SiteData`, so it can run in this process or on a Dask worker
+(:mod:`lue_spie.execution`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import shutil
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from lue_spie import store
+from lue_spie.evaluate import evaluate_params, simulate_params
+from lue_spie.methods.base import SiteData, get_method
+from lue_spie.metrics import nse
+from lue_spie.params import PARAMETERS
+
+__all__ = ["UnitSpec", "unit_paths", "unit_done", "execute_unit", "method_dir"]
+
+
+def method_dir(out: str | Path, method: str) -> Path:
+    """The folder of a method's results (its name, safe for file systems)."""
+    return Path(out) / method.replace("/", "_")
+
+
+def unit_paths(out: str | Path, method: str, fold: int) -> dict[str, Path]:
+    """The two files of one (method, fold)."""
+    d = method_dir(out, method)
+    return {"params": d / f"fold{fold}.params.parquet", "gpp": d / f"fold{fold}.gpp.parquet"}
+
+
+@dataclasses.dataclass(frozen=True)
+class UnitSpec:
+    """One unit of work.
+
+    Attributes:
+        method: The method's paper name.
+        params: Its hyperparameters (keyword arguments of the method's class).
+        folds: ``(fold, train_sites, test_sites)`` for every fold the unit runs.
+        out: The extrapolation results folder.
+        context: What else identifies the inputs (data and calibration checksums, years);
+            part of every fold's key.
+    """
+
+    method: str
+    params: Mapping[str, Any]
+    folds: tuple[tuple[int, tuple[str, ...], tuple[str, ...]], ...]
+    out: str
+    context: Mapping[str, Any]
+
+    def fold_key(self, fold: int) -> str:
+        """The key of one fold of this unit (what a rerun compares to skip it)."""
+        k, train, test = next(f for f in self.folds if f[0] == fold)
+        blob = json.dumps({"method": self.method, "params": self.params, "fold": k,
+                           "train": sorted(train), "test": sorted(test),
+                           "context": self.context}, sort_keys=True, default=str)
+        return hashlib.sha256(blob.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        """``method`` and its folds, for progress lines."""
+        return f"{self.method} fold " + ",".join(str(k) for k, _, _ in self.folds)
+
+
+def unit_done(spec: UnitSpec, fold: int) -> bool:
+    """Whether the fold's files exist with this unit's key."""
+    paths = unit_paths(spec.out, spec.method, fold)
+    if not all(p.is_file() for p in paths.values()):
+        return False
+    keys = [store.read_provenance(p).get("settings", {}).get("unit_key") for p in
+            paths.values()]
+    return all(k == spec.fold_key(fold) for k in keys)
+
+
+def _build(spec: UnitSpec, workdir: Path) -> Any:
+    params = dict(spec.params)
+    method = get_method(spec.method, **params)
+    if hasattr(method, "workdir"):
+        method.workdir = workdir
+    return method
+
+
+def _gpp_nse(data: SiteData, gpp: pd.DataFrame, sites: Sequence[str]) -> np.ndarray:
+    """Daily NSE of a GPP table against GPP_obs on good days, per site."""
+    batch = data.forcing(sites)
+    wide = (gpp.pivot(index="date", columns="site", values="GPP_sim")
+            .reindex(index=batch.dates, columns=list(sites)).to_numpy(np.float64).T)
+    return np.asarray(nse(batch.GPP_obs.cpu().numpy(), wide, batch.good.cpu().numpy()),
+                      dtype=np.float64).reshape(len(sites))
+
+
+def _write_fold(spec: UnitSpec, data: SiteData, fold: int, test: Sequence[str],
+                pred: pd.DataFrame, seconds: float) -> dict[str, Path]:
+    """Evaluate and write one fold's predictions."""
+    pred = pred.set_index("site").loc[list(test)].reset_index() if "date" not in pred else pred
+    if "date" in pred.columns:  # a GPP method
+        gpp = pred[["site", "date", "GPP_sim"]].sort_values(["site", "date"], kind="stable")
+        table = pd.DataFrame({"site": list(test), "fold": fold,
+                              **{p: np.nan for p in PARAMETERS}, "note": "",
+                              "nse": _gpp_nse(data, gpp, test)})
+    else:
+        batch = data.forcing(list(test))  # built once per run, shared by every unit
+        scores = evaluate_params(batch, pred)
+        gpp = simulate_params(batch, pred)
+        table = pred.assign(fold=fold).merge(scores.drop(columns="n_good_days"), on="site")
+        table = table[["site", "fold", *PARAMETERS, "note", "cost", "nse", "C_ideal",
+                       "C_nonideal"]]
+    settings = {"unit_key": spec.fold_key(fold), "method": spec.method,
+                "params": dict(spec.params), "fold": fold, "n_train": len(next(
+                    f[1] for f in spec.folds if f[0] == fold)), "n_test": len(test),
+                "seconds": seconds, **dict(spec.context)}
+    prov = store.make_provenance(f"extrapolate.{spec.method}", settings=settings,
+                                 seed=spec.params.get("seed"))
+    paths = unit_paths(spec.out, spec.method, fold)
+    # GPP first, the parameter table (the unit's "done" marker with its key) last.
+    out = {"gpp": store.write_parquet(gpp.reset_index(drop=True), paths["gpp"], prov)}
+    out["params"] = store.write_parquet(table.reset_index(drop=True), paths["params"], prov)
+    return out
+
+
+def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
+    """Run one unit: fit, predict, evaluate and write every fold it holds.
+
+    Folds whose files already carry this unit's key are skipped. A method with
+    ``fit_predict_folds`` (pooled optimisation, SPIE) runs all pending folds of the unit in
+    one call; others fold after fold.
+
+    Returns:
+        Fold -> paths of the written files.
+    """
+    pending = [f for f in spec.folds if not unit_done(spec, f[0])]
+    written: dict[int, dict[str, Path]] = {}
+    if not pending:
+        return written
+    workdir = method_dir(spec.out, spec.method) / "work"
+    method = _build(spec, workdir)
+    if hasattr(method, "fit_predict_folds") and len(pending) > 1:
+        t0 = time.perf_counter()
+        preds = method.fit_predict_folds(data, [(k, list(tr), list(te))
+                                                for k, tr, te in pending])
+        seconds = (time.perf_counter() - t0) / len(pending)
+        for k, _, test in pending:
+            written[k] = _write_fold(spec, data, k, test, preds[k], seconds)
+        shutil.rmtree(workdir, ignore_errors=True)  # checkpoints of finished folds
+        return written
+    for k, train, test in pending:
+        t0 = time.perf_counter()
+        pred = _build(spec, workdir / f"fold{k}").fit_predict(data, list(train), list(test))
+        written[k] = _write_fold(spec, data, k, test, pred, time.perf_counter() - t0)
+    shutil.rmtree(workdir, ignore_errors=True)  # checkpoints of finished folds
+    return written

@@ -1,0 +1,301 @@
+"""The interface every parameter-extrapolation method implements, and the registry.
+
+A *method* (paper section 2.2) learns, from the training sites of a fold, how to give a site
+it has never seen either a parameter vector for the LUE model (eleven of the twelve methods)
+or GPP directly (the P-model). The interface follows scikit-learn's estimator conventions
+where they fit: hyperparameters are constructor arguments (:meth:`Method.get_params`),
+:meth:`Method.fit` learns and returns the method itself, learnt state sits in attributes
+ending in ``_``, and :meth:`Method.predict` is pure. What differs from scikit-learn is the
+input: a method does not take a plain ``X`` matrix but a :class:`SiteData` (the dataset, the
+site-calibrated vectors, the feature matrix and the forcing, each built once and shared by
+every method and fold) plus the list of training or target site ids.
+
+Registry: subclasses register themselves by the paper's name with the class keywords
+``name=`` and ``family=`` (filled by ``__init_subclass__``, as pyrealm's interchangeable
+methods are); :func:`get_method` builds one by name and :data:`PAPER_ORDER` lists the twelve
+in the paper's order.
+
+Predictions: :meth:`Method.predict` returns a table with ``site``, the 13 parameters (inside
+their bounds, lag mask of the site applied: :func:`finish_params` does both for every method)
+and ``note`` (e.g. why a fallback was used); a GPP method returns ``site, date, GPP_sim``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+import torch
+
+from lue_spie.data.features import feature_matrix
+from lue_spie.data.io import Dataset, ForcingBatch, load_dataset
+from lue_spie.params import LOWER, N_PARAMS, PARAMETERS, UPPER, koeppen_main_group, lag_mask
+
+__all__ = [
+    "PAPER_ORDER",
+    "FAMILIES",
+    "SiteData",
+    "Method",
+    "get_method",
+    "method_class",
+    "registered_methods",
+    "finish_params",
+    "params_frame",
+]
+
+#: The twelve methods in the paper's order (section 2.2 and its figures).
+PAPER_ORDER: tuple[str, ...] = (
+    "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT", "sRF",
+    "mRF", "mNN", "SPIE", "P-model",
+)
+#: Method families and the paper section that describes them.
+FAMILIES: dict[str, str] = {
+    "grouping": "2.2.1 univariate clustering", "similarity": "2.2.2 similarity",
+    "optimisation": "2.2.3 optimisation", "regression": "2.2.4 regression",
+    "spie": "2.2.5 SPIE", "pmodel": "2.2.6 globally fixed",
+}
+
+_REGISTRY: dict[str, type[Method]] = {}
+
+
+class SiteData:
+    """What the methods may look at, built once and shared by every method and fold.
+
+    Args:
+        dataset: The dataset (or its folder): site-day table, sites table with features, and
+            for virtual FLUXNET the truth (never shown to a method).
+        calibration: The site-calibration table (``site``, ``status``, the 13 parameters),
+            or None for methods that do not learn from calibrated vectors.
+        years: Years to use (default: all).
+
+    Attributes:
+        sites: The sites table indexed by site, with ``main_group`` (Koeppen A-E) added.
+    """
+
+    def __init__(self, dataset: Dataset | str | Path, calibration: pd.DataFrame | None = None,
+                 *, years: Sequence[int] | None = None) -> None:
+        self.dataset = dataset if isinstance(dataset, Dataset) else load_dataset(dataset)
+        self.years = None if years is None else sorted(int(y) for y in years)
+        sites = self.dataset.sites.copy()
+        sites["main_group"] = koeppen_main_group(list(sites["koeppen"]))
+        self.sites = sites.set_index("site", drop=False)
+        self.calibration = None
+        if calibration is not None:
+            missing = [c for c in ("site", "status", *PARAMETERS) if c not in calibration]
+            if missing:
+                raise ValueError(f"calibration table: missing column(s) {missing}")
+            unknown = sorted(set(calibration["site"]) - set(self.sites.index))
+            if unknown:
+                raise ValueError(f"calibration table: site(s) {unknown[:10]} are not in the "
+                                 f"dataset at {self.dataset.path} (a calibration of other data?)")
+            self.calibration = calibration.set_index("site", drop=False)
+
+    # -- sites -------------------------------------------------------------------------------
+    @property
+    def site_ids(self) -> list[str]:
+        """Every site of the dataset."""
+        return list(self.sites.index)
+
+    def check_sites(self, sites: Iterable[str], what: str = "sites") -> list[str]:
+        """``sites`` as a list, with a clear error for ids not in the dataset."""
+        sites = [str(s) for s in sites]
+        unknown = [s for s in sites if s not in self.sites.index]
+        if unknown:
+            raise KeyError(f"{what}: site(s) {unknown[:10]} are not in the dataset at "
+                           f"{self.dataset.path}")
+        return sites
+
+    def calibrated(self, sites: Sequence[str]) -> pd.DataFrame:
+        """The calibrated vectors of those ``sites`` that were calibrated (status ok).
+
+        Raises:
+            ValueError: when there is no calibration table, or none of the sites has one.
+        """
+        if self.calibration is None:
+            raise ValueError("this method learns from site-calibrated vectors: give the "
+                             "calibration results (--calib DIR)")
+        cal = self.calibration
+        have = [s for s in sites if s in cal.index and cal.at[s, "status"] == "ok"]
+        if not have:
+            raise ValueError("none of the training sites has a calibrated vector (status ok)")
+        return cal.loc[have, ["site", *PARAMETERS]].reset_index(drop=True)
+
+    # -- features ----------------------------------------------------------------------------
+    def features(self, train_sites: Sequence[str],
+                 sites: Sequence[str] | None = None) -> pd.DataFrame:
+        """The design matrix of ``sites`` (default all), z-scored with the training sites'
+        mean and std only (paper equation 9; SPEC section 3)."""
+        train = self.sites.loc[list(train_sites)]
+        _, stats = feature_matrix(train.reset_index(drop=True))
+        rows = self.sites if sites is None else self.sites.loc[list(sites)]
+        X, _ = feature_matrix(rows.reset_index(drop=True), continuous_stats=stats)
+        return X
+
+    # -- daily data ---------------------------------------------------------------------------
+    @functools.cached_property
+    def site_day(self) -> pd.DataFrame:
+        """The site-day table restricted to :attr:`years`."""
+        sd = self.dataset.site_day
+        return sd if self.years is None else sd[sd["date"].dt.year.isin(self.years)]
+
+    # -- forcing -----------------------------------------------------------------------------
+    @functools.cache  # noqa: B019 (one SiteData per run; the cache lives as long as it)
+    def _batch(self, dtype: torch.dtype) -> ForcingBatch:
+        return self.dataset.forcing_batch(years=self.years, dtype=dtype)
+
+    def forcing(self, sites: Sequence[str], *, dtype: torch.dtype = torch.float64,
+                device: str = "cpu") -> ForcingBatch:
+        """Dense forcing of ``sites`` (with PFT and Koeppen types), built once per dtype."""
+        return self._batch(dtype).select(list(sites)).to(device=device)
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: object) -> bool:
+        return self is other
+
+
+def finish_params(params: np.ndarray, koeppen: Sequence[str]) -> np.ndarray:
+    """Every method's last step: clip into the bounds and apply each site's lag mask.
+
+    A parameter fixed by the lag mask (``alpha_T`` outside Koeppen D/E, ``alpha_W`` outside
+    B) is set to 0 whatever the method predicted (SPEC section 1).
+    """
+    p = np.clip(np.asarray(params, dtype=np.float64), LOWER, UPPER)
+    return np.where(lag_mask(list(koeppen)), p, 0.0)
+
+
+def params_frame(sites: Sequence[str], params: np.ndarray,
+                 notes: Sequence[str] | None = None) -> pd.DataFrame:
+    """A prediction table: ``site``, the 13 parameters, ``note``."""
+    p = np.asarray(params, dtype=np.float64).reshape(len(sites), N_PARAMS)
+    out = pd.DataFrame(p, columns=list(PARAMETERS))
+    out.insert(0, "site", [str(s) for s in sites])
+    out["note"] = list(notes) if notes is not None else [""] * len(sites)
+    return out
+
+
+class Method:
+    """Base class of the parameter-extrapolation methods (see the module docstring).
+
+    Class attributes (set by the class keywords ``name`` and ``family``):
+        name: The paper's name (``"PFTmean"``, ``"OPT-All"`` ...).
+        family: One of :data:`FAMILIES`.
+        predicts: ``"params"`` (a parameter vector per site) or ``"gpp"``.
+        uses_calibration: Learns from site-calibrated vectors.
+        uses_forcing: Reads the forcing and GPP_obs of the training sites (OPT-*, SPIE).
+        fold_independent: The prediction for a site does not depend on the fold's training
+            sites (the P-model): the runner may compute it once for all sites.
+    """
+
+    name: ClassVar[str] = ""
+    family: ClassVar[str] = ""
+    predicts: ClassVar[str] = "params"
+    uses_calibration: ClassVar[bool] = False
+    uses_forcing: ClassVar[bool] = False
+    fold_independent: ClassVar[bool] = False
+
+    def __init_subclass__(cls, *, name: str | None = None, family: str | None = None,
+                          **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if name is None:
+            return  # an abstract intermediate class
+        if family not in FAMILIES:
+            raise ValueError(f"method {name!r}: family must be one of {sorted(FAMILIES)}, got "
+                             f"{family!r}")
+        if name in _REGISTRY and _REGISTRY[name] is not cls:
+            raise ValueError(f"method {name!r} is registered twice ({_REGISTRY[name]} and "
+                             f"{cls})")
+        cls.name, cls.family = name, family
+        _REGISTRY[name] = cls
+
+    # -- scikit-learn-like parameters ---------------------------------------------------------
+    def get_params(self) -> dict[str, Any]:
+        """The hyperparameters (JSON-friendly), as given to the constructor."""
+        if dataclasses.is_dataclass(self):
+            return {f.name: _jsonable(getattr(self, f.name)) for f in dataclasses.fields(self)
+                    if f.init}
+        return {}
+
+    # -- the interface -----------------------------------------------------------------------
+    def fit(self, data: SiteData, train_sites: Sequence[str]) -> Method:
+        """Learn from the training sites; return ``self``."""
+        raise NotImplementedError
+
+    def predict(self, data: SiteData, sites: Sequence[str]) -> pd.DataFrame:
+        """A prediction for each of ``sites`` (see the module docstring for the table)."""
+        raise NotImplementedError
+
+    def fit_predict(self, data: SiteData, train_sites: Sequence[str],
+                    sites: Sequence[str]) -> pd.DataFrame:
+        """:meth:`fit` then :meth:`predict`."""
+        return self.fit(data, train_sites).predict(data, sites)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
+        return f"{type(self).__name__}({args})"
+
+
+def _jsonable(v: Any) -> Any:
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {k: _jsonable(x) for k, x in dataclasses.asdict(v).items()}
+    if isinstance(v, tuple):
+        return [_jsonable(x) for x in v]
+    return v
+
+
+def registered_methods() -> dict[str, type[Method]]:
+    """Every registered method by name, in the paper's order (others after, by name)."""
+    _load_all()
+    order = [n for n in PAPER_ORDER if n in _REGISTRY]
+    order += sorted(set(_REGISTRY) - set(order))
+    return {n: _REGISTRY[n] for n in order}
+
+
+def method_class(name: str) -> type[Method]:
+    """The class registered as ``name``.
+
+    Raises:
+        KeyError: naming the unknown method and the known ones.
+    """
+    _load_all()
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown method {name!r}; expected one of "
+                       f"{list(registered_methods())}") from None
+
+
+def get_method(name: str, **params: Any) -> Method:
+    """A method by its paper name with hyperparameters ``params``.
+
+    Raises:
+        KeyError: for an unknown name.
+        TypeError: for a hyperparameter the method does not have (naming the valid ones).
+    """
+    cls = method_class(name)
+    try:
+        return cls(**params)
+    except TypeError as err:
+        valid = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) \
+            else []
+        raise TypeError(f"method {name}: {err}; its hyperparameters are {valid}") from None
+
+
+#: The modules that hold the methods (each registers its classes on import).
+METHOD_MODULES: tuple[str, ...] = (
+    "lue_spie.methods.grouping", "lue_spie.methods.similarity", "lue_spie.methods.optimisation",
+    "lue_spie.methods.regression", "lue_spie.methods.pmodel",
+)
+
+
+def _load_all() -> None:
+    import importlib
+
+    for module in METHOD_MODULES:
+        importlib.import_module(module)
