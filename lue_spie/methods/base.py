@@ -276,15 +276,16 @@ def get_method(name: str, **params: Any) -> Method:
 
     Raises:
         KeyError: for an unknown name.
-        TypeError: for a hyperparameter the method does not have (naming the valid ones).
+        ValueError: for a hyperparameter the method does not have (naming the valid ones).
     """
     cls = method_class(name)
-    try:
-        return cls(**params)
-    except TypeError as err:
-        valid = [f.name for f in dataclasses.fields(cls)] if dataclasses.is_dataclass(cls) \
-            else []
-        raise TypeError(f"method {name}: {err}; its hyperparameters are {valid}") from None
+    valid = [f.name for f in dataclasses.fields(cls) if f.init and f.repr] \
+        if dataclasses.is_dataclass(cls) else []
+    unknown = sorted(set(params) - set(valid))
+    if unknown:
+        raise ValueError(f"method {name}: unknown hyperparameter(s) {unknown}; its "
+                         f"hyperparameters are {valid}")
+    return cls(**params)
 
 
 #: The modules that hold the methods (each registers its classes on import).

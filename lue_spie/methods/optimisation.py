@@ -65,9 +65,15 @@ class PooledOptimisation(Method):
         return {"settings": self.settings.to_dict()}
 
     # -- groups ------------------------------------------------------------------------------
-    def _groups(self, data: SiteData, train: Sequence[str]) -> dict[str, list[str]]:
-        usable = list(data.calibrated(train)["site"]) if data.calibration is not None \
+    @staticmethod
+    def _usable(data: SiteData, train: Sequence[str]) -> list[str]:
+        # Sites skipped by site calibration (too few good days) cannot enter a pooled cost
+        # either; without a calibration table every training site is used.
+        return list(data.calibrated(train)["site"]) if data.calibration is not None \
             else list(train)
+
+    def _groups(self, data: SiteData, train: Sequence[str]) -> dict[str, list[str]]:
+        usable = self._usable(data, train)
         if self.by is None:
             return {_ALL: usable}
         pft = data.sites.loc[usable, self.by]
@@ -102,7 +108,7 @@ class PooledOptimisation(Method):
             else:
                 if _ALL not in self.group_params_:
                     self.group_params_.update(self._optimise(
-                        data, {_ALL: self.train_sites_}, "fallback"))
+                        data, {_ALL: self._usable(data, self.train_sites_)}, "fallback"))
                 rows.append(self.group_params_[_ALL])
                 notes.append(f"fallback: no training site of {self.by} {g}; one vector for "
                              "all training sites (OPT-All)")
@@ -127,7 +133,7 @@ class PooledOptimisation(Method):
             if self.by is not None:
                 missing = set(data.sites.loc[list(test), self.by]) - set(fold_groups)
                 if missing:  # the fallback vector of this fold, in the same run
-                    fold_groups[_ALL] = list(data.calibrated(train)["site"])
+                    fold_groups[_ALL] = self._usable(data, train)
             groups.update({f"fold{k}/{g}": s for g, s in fold_groups.items()})
         tag = "folds" + "-".join(str(k) for k, _, _ in folds)
         fitted = self._optimise(data, groups, tag)

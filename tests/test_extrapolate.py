@@ -1,0 +1,118 @@
+"""The cross-validated runs: outputs, resume, and clear errors (lue_spie.extrapolate)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+import torch
+
+from lue_spie import store
+from lue_spie.calibrate import CalibrationSettings, run_site_calibration
+from lue_spie.cli import main
+from lue_spie.data import synthetic
+from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
+from lue_spie.extrapolate.cli import parse_method_params
+from lue_spie.params import PARAMETERS
+
+FAST = ("PFTmean", "Climmed", "Sitesim", "mRF", "P-model")
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    torch.set_num_threads(1)
+    root = tmp_path_factory.mktemp("extrap")
+    data = synthetic.generate(14, 1, 2, root / "data")
+    run_site_calibration(data, root / "calibration", CalibrationSettings(max_gen=30,
+                                                                         device="cpu"),
+                         log=lambda *_: None)
+    return root
+
+
+def _run(small, out, **kw):
+    settings = ExtrapolationSettings(**{"methods": FAST, "n_folds": 5, "seed": 1, **kw})
+    return run_extrapolation(small / "data", small / "calibration", out, settings,
+                             progress=False, log=lambda *_: None)
+
+
+def test_every_held_out_site_gets_a_prediction_from_every_method(small, tmp_path):
+    res = _run(small, tmp_path / "ex")
+    sites = sorted(res.split.sites)
+    assert set(res.summary["method"]) == set(FAST)
+    for method in FAST:
+        params = store.read_parquet(tmp_path / "ex" / method / "params.parquet")
+        gpp = store.read_parquet(tmp_path / "ex" / method / "gpp.parquet")
+        assert sorted(params["site"]) == sites  # each site once, from its own fold
+        fold_of = res.split.table.set_index("site")["fold"]
+        assert (params.set_index("site")["fold"] == fold_of.loc[params["site"]]).all()
+        assert set(gpp["site"]) == set(sites) and list(gpp.columns) == ["site", "date",
+                                                                         "GPP_sim"]
+        assert gpp["GPP_sim"].notna().all()
+        if method != "P-model":
+            assert params[list(PARAMETERS)].notna().all().all()
+            assert {"cost", "nse", "C_ideal", "C_nonideal"} <= set(params.columns)
+    prov = store.read_provenance(unit_paths(tmp_path / "ex", "mRF", 0)["params"])
+    assert prov["settings"]["method"] == "mRF" and prov["settings"]["params"]["seed"] == 1
+    assert (tmp_path / "ex" / "folds.parquet").is_file()
+
+
+def test_a_rerun_skips_finished_units_and_redoes_the_rest(small, tmp_path):
+    out = tmp_path / "ex"
+    first = _run(small, out)
+    again = _run(small, out)
+    assert again.ran == {} and len(again.skipped) == len(FAST) * 5
+    pd.testing.assert_frame_equal(first.summary, again.summary)
+    # A lost fold file is redone alone; a changed hyperparameter redoes that method only.
+    unit_paths(out, "Sitesim", 3)["params"].unlink()
+    third = _run(small, out)
+    assert list(third.ran) == ["Sitesim fold 3"]
+    pd.testing.assert_frame_equal(first.summary, third.summary)
+    fourth = _run(small, out, method_params={"mRF": {"n_estimators": 20}})
+    assert sorted(fourth.ran) == [f"mRF fold {k}" for k in range(5)]
+
+
+def test_results_are_the_same_for_the_same_seed(small, tmp_path):
+    a = _run(small, tmp_path / "a").summary
+    b = _run(small, tmp_path / "b").summary
+    pd.testing.assert_frame_equal(a, b)
+
+
+def test_cli_runs_and_reports_bad_input_in_one_line(small, tmp_path, capsys):
+    out = tmp_path / "cli"
+    assert main(["extrapolate", "--data", str(small / "data"), "--calib",
+                 str(small / "calibration"), "--out", str(out), "--methods", "PFTmean",
+                 "--folds", "5", "--no-progress"]) == 0
+    assert "PFTmean" in capsys.readouterr().out
+    for argv, message in (
+        (["--methods", "PFTmode"], "unknown method 'PFTmode'"),
+        (["--folds", "40"], "14 site(s) cannot be split into 40 folds"),
+        (["--param", "sRF.n_trees=3", "--methods", "sRF"], "hyperparameters are"),
+        (["--param", "oops"], "expected METHOD.NAME=VALUE"),
+    ):
+        rc = main(["extrapolate", "--data", str(small / "data"), "--calib",
+                   str(small / "calibration"), "--out", str(tmp_path / "bad"),
+                   "--no-progress", *argv])
+        err = capsys.readouterr().err
+        assert rc == 2 and message in err and "Traceback" not in err, (argv, err)
+        assert len(err.strip().splitlines()) == 1
+    # Methods that learn from calibrated vectors need the calibration folder.
+    rc = main(["extrapolate", "--data", str(small / "data"), "--out", str(tmp_path / "bad"),
+               "--methods", "sRF", "--no-progress"])
+    assert rc == 2 and "--calib" in capsys.readouterr().err
+    assert not list((tmp_path / "bad").rglob("*.params.parquet"))  # nothing half-written
+
+
+def test_a_calibration_of_other_sites_is_refused(small, tmp_path):
+    cal = store.read_parquet(small / "calibration" / "calibration.parquet")
+    other = tmp_path / "cal"
+    store.write_parquet(cal.assign(site="X-" + cal["site"]), other / "calibration.parquet")
+    with pytest.raises(ValueError, match="not in the dataset"):
+        run_extrapolation(small / "data", other, tmp_path / "ex",
+                          ExtrapolationSettings(methods=("PFTmean",), n_folds=5),
+                          progress=False)
+
+
+def test_method_params_parse_nested_settings():
+    got = parse_method_params(["OPT-All.settings.max_gen=200", "sRF.n_estimators=50",
+                               "OPT-All.settings.popsize=8"])
+    assert got == {"OPT-All": {"settings": {"max_gen": 200, "popsize": 8}},
+                   "sRF": {"n_estimators": 50}}
