@@ -2,6 +2,7 @@
 
     .venv/bin/python benchmarks/bench_assess.py [--sites 196] [--years 10] [--methods 12]
                                                 [--groups 200] [--reference-groups 10]
+                                                [--noise-step 0.25]
 
 Observations: virtual FLUXNET ``make_tables(sites, years, 0)``. Predictions: ``methods``
 synthetic methods, each GPP_obs (gaps filled with the site mean) plus a per-method bias and
@@ -47,7 +48,8 @@ from lue_spie.metrics import HIGHER_IS_BETTER
 from lue_spie.timescales import all_scales, gpp_grid
 
 
-def make_predictions(site_day: pd.DataFrame, n_methods: int, seed: int = 1) -> pd.DataFrame:
+def make_predictions(site_day: pd.DataFrame, n_methods: int, noise_step: float = 0.25,
+                     seed: int = 1) -> pd.DataFrame:
     """Long predictions table: obs + bias + site-dependent noise growing with the method."""
     rng = np.random.default_rng(seed)
     obs = site_day["GPP_obs"].to_numpy()
@@ -57,7 +59,7 @@ def make_predictions(site_day: pd.DataFrame, n_methods: int, seed: int = 1) -> p
     n = len(site_day)
     parts = []
     for m in range(n_methods):
-        site_sd = (0.4 + 0.25 * m) * np.exp(0.4 * rng.standard_normal(len(site_labels)))
+        site_sd = (0.4 + noise_step * m) * np.exp(0.4 * rng.standard_normal(len(site_labels)))
         sim = filled + 0.05 * m + site_sd[site_codes] * rng.standard_normal(n)
         parts.append(pd.DataFrame({"method": f"method-{m:02d}", "site": site_day["site"],
                                    "date": site_day["date"], "GPP_sim": sim}))
@@ -117,6 +119,9 @@ def main() -> None:
     ap.add_argument("--groups", type=int, default=200)
     ap.add_argument("--reference-groups", type=int, default=10,
                     help="groups run through the loop reference (scaled to --groups)")
+    ap.add_argument("--noise-step", type=float, default=0.25,
+                    help="growth of the noise s.d. per method [gC m-2 d-1]; small values "
+                         "make close methods and more statistical ties (slower P)")
     ap.add_argument("--skip-reference", action="store_true")
     args = ap.parse_args()
 
@@ -124,7 +129,7 @@ def main() -> None:
           f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f}; numpy {np.__version__}, "
           f"pandas {pd.__version__}, scipy {scipy.__version__}")
     v, t_data = timed(make_tables, args.sites, args.years, 0)
-    pred, t_pred = timed(make_predictions, v.site_day, args.methods)
+    pred, t_pred = timed(make_predictions, v.site_day, args.methods, args.noise_step)
     print(f"data: {args.sites} sites x {args.years} years ({len(v.site_day):,} site-days), "
           f"{args.methods} methods ({len(pred):,} prediction rows); made in "
           f"{t_data:.1f} s + {t_pred:.1f} s (not part of the assessment)")
