@@ -47,6 +47,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
+from lue_spie.constants import QC_GOOD_DAY, QC_GOOD_MONTH, QC_GOOD_WEEK, QC_GOOD_YEAR
 from lue_spie.data.schema import QC_COLUMNS
 
 __all__ = [
@@ -54,14 +55,15 @@ __all__ = [
     "aggregate", "all_scales",
 ]
 
-# Thresholds of SPEC section 4 / paper section 2.3. They live here until lue_spie/constants.py
-# exists; they will move there (with this module importing them) without changing values.
+# Thresholds of SPEC section 4 / paper section 2.3, from lue_spie.constants (one place).
 
 #: A day is good when every QC flag is above this (and GPP_obs is present).
-DAILY_QC_MIN: float = 0.8
+DAILY_QC_MIN: float = QC_GOOD_DAY
 
 #: A period is good when the period mean of every QC flag is above this.
-PERIOD_QC_MIN: dict[str, float] = {"weekly": 0.7, "monthly": 0.7, "yearly": 0.5}
+PERIOD_QC_MIN: dict[str, float] = {
+    "weekly": QC_GOOD_WEEK, "monthly": QC_GOOD_MONTH, "yearly": QC_GOOD_YEAR,
+}
 
 #: The four time scales, finest first.
 SCALES: tuple[str, ...] = ("daily", "weekly", "monthly", "yearly")
