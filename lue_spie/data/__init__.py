@@ -3,7 +3,9 @@
 Public API (imported lazily, so ``import lue_spie.data.schema`` does not pull in torch):
 
 - :func:`load_dataset`, :class:`Dataset`, :func:`to_forcing`, :class:`ForcingBatch`,
-  :func:`good_days`, :func:`write_dataset` (:mod:`lue_spie.data.io`);
+  :func:`as_forcing_batch`, :func:`good_days`, :func:`write_dataset`, :func:`parse_years`
+  (:mod:`lue_spie.data.io`);
+- :func:`prepare_dataset` (:mod:`lue_spie.data.prepare`: the data step of the book);
 - :func:`validate_site_day`, :func:`validate_sites`, ``PFTS``, ``KOEPPEN_TYPES``,
   ``FORCING_COLUMNS``, ``QC_COLUMNS``, ``FEATURE_COLUMNS`` (:mod:`lue_spie.data.schema`);
 - ``FEATURE_CLASSES``, :func:`feature_matrix` (:mod:`lue_spie.data.features`);
@@ -23,6 +25,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "ForcingBatch": ("lue_spie.data.io", "ForcingBatch"),
     "good_days": ("lue_spie.data.io", "good_days"),
     "write_dataset": ("lue_spie.data.io", "write_dataset"),
+    "as_forcing_batch": ("lue_spie.data.io", "as_forcing_batch"),
+    "parse_years": ("lue_spie.data.io", "parse_years"),
+    "prepare_dataset": ("lue_spie.data.prepare", "prepare_dataset"),
     "validate_site_day": ("lue_spie.data.schema", "validate_site_day"),
     "validate_sites": ("lue_spie.data.schema", "validate_sites"),
     "PFTS": ("lue_spie.data.schema", "PFTS"),
