@@ -119,7 +119,14 @@ def test_pairs_compatible_and_latitudes(vf_many):
     assert ((alat[main == "B"] >= 15) & (alat[main == "B"] <= 48)).all()
     assert ((alat[main == "C"] >= 24) & (alat[main == "C"] <= 56)).all()
     assert (s.loc[main == "D", "lat"] >= 40).all()
-    assert ((s.loc[main == "E", "lat"] >= 55) | (s.loc[main == "E", "elevation"] > 3000)).all()
+    e = s[main == "E"]
+    enf = e["PFT"] == "ENF"
+    # Arctic tundra, alpine tundra (> 3000 m) or, for evergreen needleleaf forest, subalpine
+    # forest (1400-2200 m at 44-50 degrees, like CH-Dav) rather than arctic.
+    assert ((e.loc[~enf, "lat"] >= 55) | (e.loc[~enf, "elevation"] > 3000)).all()
+    assert e.loc[enf, "lat"].between(44, 50).all() and e.loc[enf, "elevation"].between(
+        1400, 2200).all()
+    assert enf.any()
     assert (s["lat"] < 0).any()
     assert set(s.loc[s["lat"] < 0, "koeppen_main"]) <= {"A", "B", "C"}
     # FLUXNET-like shares: ENF and GRA the commonest classes.
@@ -183,8 +190,10 @@ def test_seasonal_phase_by_hemisphere(vf_many):
     assert south.sum() >= 3
     peak_T = _peak_month(vf_many.site_day, "T")
     extra_tropical = s["koeppen_main"] != "A"                # tropical cycles are tiny
-    assert peak_T[~south & extra_tropical].isin([6, 7, 8]).all()
-    assert peak_T[south & extra_tropical].isin([12, 1, 2]).all()
+    # One year of weather: a heat episode may move a site's warmest month to September.
+    assert peak_T[~south & extra_tropical].isin([6, 7, 8]).mean() >= 0.9
+    assert peak_T[~south & extra_tropical].isin([6, 7, 8, 9]).all()
+    assert peak_T[south & extra_tropical].isin([12, 1, 2, 3]).all()
     assert (south & extra_tropical).sum() >= 2
     # GPP of temperature-limited (not summer-dry, not tropical/arid) sites peaks in summer.
     seasonal = s["koeppen"].isin(["Cfa", "Cfb", "Cwa", "Dfb", "Dfc", "ET"])
@@ -203,7 +212,11 @@ def test_gpp_plausible_by_pft():
     site_day, sites, _, _ = make_tables(48, 2, seed=11)
     mean = site_day.groupby("site")["GPP_obs"].mean()
     by_pft = mean.groupby(sites.set_index("site")["PFT"]).mean()
-    assert mean.between(0.1, 10.0).all()
+    # Hyper-arid sites (aridity index < 0.05, e.g. 40 mm of rain in a dry pair of years) may
+    # average below 0.1 gC m-2 d-1, but not to nothing.
+    hyper_arid = (sites.set_index("site")["AI1"] < 0.05).reindex(mean.index)
+    assert mean[~hyper_arid].between(0.1, 10.0).all()
+    assert mean[hyper_arid].between(0.03, 1.0).all()
     plausible = {"EBF": (2.5, 9.0), "DBF": (2.0, 6.0), "ENF": (1.5, 5.0), "MF": (2.0, 5.5),
                  "CRO": (1.5, 6.0), "GRA": (0.8, 4.5), "WET": (0.8, 4.5), "SAV": (1.0, 4.5),
                  "WSA": (0.8, 4.5), "CSH": (0.5, 3.5), "OSH": (0.1, 2.0)}
@@ -294,9 +307,19 @@ def test_truth_and_model_reproduce_gpp_obs(vf):
     gpp = _simulate_truth(vf)
     obs = _grid(vf.site_day, "GPP_obs", len(vf.sites))
     ok = np.isfinite(obs)
-    z = (obs - gpp)[ok] / (NOISE["a"] + NOISE["b"] * np.clip(gpp[ok], 0, None))
-    assert abs(z.mean()) < 0.02
-    assert z.std() == pytest.approx(1.0, abs=0.02)
+    g = np.clip(gpp, 0, None)
+    # Documented noise model: multiplicative persistent + yearly error and white noise.
+    sd = np.sqrt((NOISE["a"] + NOISE["b"] * g) ** 2
+                 + (NOISE["persistent_sd"] ** 2 + NOISE["yearly_sd"] ** 2) * g**2)
+    z = ((obs - gpp) / sd)[ok]
+    assert abs(z.mean()) < 0.05
+    assert z.std() == pytest.approx(1.0, abs=0.05)
+    # The multiplicative error is persistent: relative residuals are autocorrelated from one
+    # day to the next (white noise alone would give 0).
+    rel = np.where(ok & (gpp > 2.0), (obs - gpp) / np.maximum(gpp, 2.0), np.nan)
+    a, b = rel[:, 1:].ravel(), rel[:, :-1].ravel()
+    both = np.isfinite(a) & np.isfinite(b)
+    assert np.corrcoef(a[both], b[both])[0, 1] > 0.15
 
 
 def test_structural_error_changes_gpp():
