@@ -171,6 +171,58 @@ def test_ranges_of_forcing(vf):
     assert 0.3 < dry_days < 0.9
 
 
+def test_vpd_from_the_temperature_cycle_and_a_dew_point_below_tmin(vf):
+    # VPD = mean es over the day's TMIN-TMAX cycle - ea, with the dew point at or below TMIN.
+    from lue_spie.data.synthetic import _es_daily_cycle
+
+    sd = vf.site_day
+    ea = _es_daily_cycle(sd["T"].to_numpy(), (sd["TMAX"] - sd["TMIN"]).to_numpy()) \
+        - sd["VPD"].to_numpy()
+    assert (ea > 0).all()
+    x = np.log(ea / 610.94)
+    dew_point = 243.04 * x / (17.625 - x)                    # Magnus inverted
+    assert (dew_point <= sd["TMIN"].to_numpy() + 1e-9).all()
+    # Not a function of the mean temperature alone: at equal T, VPD spreads widely.
+    warm = sd[sd["T"].between(15.0, 16.0)]
+    assert warm["VPD"].quantile(0.9) > 2.0 * warm["VPD"].quantile(0.1)
+
+
+def test_slow_weather_and_episodes():
+    vf = make_tables(24, 4, seed=3)
+    sd = vf.site_day
+    from lue_spie.data import realism
+
+    code, ids = realism._site_codes(sd, vf.sites)
+    day = realism.calendar_day(sd["date"])
+    x = sd["T"].to_numpy()
+    anom = (x - realism._smoothed_cycle(code, day, x, len(ids))[code, day]).reshape(24, -1)
+    # A persistent component: synoptic AR(1) 0.7 alone would leave 0.7**10 = 0.03 at 10 days.
+    lag10 = np.median([np.corrcoef(a[10:], a[:-10])[0, 1] for a in anom])
+    assert lag10 > 0.12
+    # Year-to-year anomalies of the annual mean temperature.
+    years = sd["date"].dt.year.to_numpy().reshape(24, -1)[0]
+    annual = pd.DataFrame(anom.T).groupby(years).mean()
+    assert annual.std().median() > 0.4
+    assert 0.005 < vf.truth_meta["world"]["episode_days_share"] < 0.1
+
+
+def test_subalpine_evergreen_forest_and_crops():
+    vf = make_tables(120, 2, seed=1)
+    s = vf.sites.set_index("site")
+    world = vf.truth_meta["world"]
+    mean_T = vf.site_day.groupby("site")["T"].mean()
+    enf_e = s.index[(s["PFT"] == "ENF") & (s["koeppen_main"] == "E")]
+    assert len(enf_e) and set(enf_e) == set(world["subalpine_sites"])
+    assert mean_T[enf_e].between(-1.0, 7.0).all()                  # not arctic
+    c4 = world["c4_sites"]
+    assert c4 and (s.loc[c4, "PFT"] == "CRO").all()
+    assert set(world["irrigated_sites"]) <= set(s.index[s["PFT"] == "CRO"])
+    peak = vf.site_day.groupby("site")["GPP_obs"].quantile(0.98)
+    c3 = s.index[(s["PFT"] == "CRO") & ~s.index.isin(c4)]
+    assert peak[c4].median() > peak[c3].median() + 2.0              # C4 peaks stand out
+    assert vf.truth_meta["parameters"]["eps_max"]["c4_site_term"]["shift"] > 0
+
+
 def test_co2_rises_about_2ppm_per_year():
     sd = make_tables(14, 4, seed=0).site_day
     annual = sd.groupby(sd["date"].dt.year)["CO2"].mean()
@@ -323,15 +375,20 @@ def test_truth_and_model_reproduce_gpp_obs(vf):
 
 
 def test_structural_error_changes_gpp():
-    vf = make_tables(14, 1, seed=4, structural_error=True)
+    vf = make_tables(24, 2, seed=4, structural_error=True)
     assert vf.truth_meta["structural_error"]["enabled"] is True
-    gpp = _simulate_truth(vf)
-    obs = _grid(vf.site_day, "GPP_obs", len(vf.sites))
-    ok = np.isfinite(obs)
-    z = (obs - gpp)[ok] / (NOISE["a"] + NOISE["b"] * np.clip(gpp[ok], 0, None))
-    assert z.std() > 1.1 or abs(z.mean()) > 0.1
-    plain = make_tables(14, 1, seed=4)
+    plain = make_tables(24, 2, seed=4)
     pd.testing.assert_frame_equal(plain.truth, vf.truth)      # same truth, different GPP
+    pd.testing.assert_frame_equal(plain.site_day.drop(columns="GPP_obs"),
+                                  vf.site_day.drop(columns="GPP_obs"))
+    # Same noise draws, so the ratio of the two GPP_obs is the structural factor (blurred
+    # by the additive noise): its heat/drought triggers fire at most sites, on weeks of days.
+    a = _grid(plain.site_day, "GPP_obs", 24)
+    b = _grid(vf.site_day, "GPP_obs", 24)
+    ok = np.isfinite(a) & (a > 2.0)
+    ratio = np.where(ok, b / np.where(ok, a, 1.0), np.nan)
+    assert np.nanmean(ratio < 0.9) > 0.08
+    assert (np.nanmean(ratio < 0.8, axis=1) > 0.01).mean() >= 0.6
 
 
 def test_truth_obeys_the_ideal_conditions_constraint(vf):
