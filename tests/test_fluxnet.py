@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +14,10 @@ import pytest
 from lue_spie.data import fluxnet, io, schema
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_FLUXNET = ROOT.parent / "shared" / "fluxnet"
+# ../shared/fluxnet beside the repository; LUE_SPIE_SHARED_FLUXNET points elsewhere (e.g. from
+# a git worktree that does not sit beside it).
+SHARED_FLUXNET = Path(os.environ.get("LUE_SPIE_SHARED_FLUXNET",
+                                     ROOT.parent / "shared" / "fluxnet"))
 needs_shared = pytest.mark.skipif(not SHARED_FLUXNET.is_dir(), reason="../shared/fluxnet absent")
 
 SITE = "DE-Tst"
@@ -114,7 +119,10 @@ def test_co2_filled_from_the_annual_record(tmp_path):
     flux = flux_frame(start="2007-12-01", n_days=500)
     dates = pd.date_range("2007-12-01", "2008-12-31")
     fapar = pd.DataFrame({"SITE_ID": SITE, "date": dates.strftime("%Y-%m-%d"), "FAPAR": 0.5})
-    t = read(tmp_path, flux=flux, fapar=fapar, name=FLUX_NAME.replace("2008-2009", "2007-2009"))
+    with pytest.warns(fluxnet.TruncatedFileWarning, match="start on 2007-12-01 and stop on "
+                                                          "2009-04-13"):
+        t = read(tmp_path, flux=flux, fapar=fapar,
+                 name=FLUX_NAME.replace("2008-2009", "2007-2009"))
     sd = t.site_day
     filled = sd["date"] < pd.Timestamp("2008-03-10")       # the first 100 days had -9999
     assert filled.sum() == 100
@@ -474,3 +482,66 @@ def test_w_does_not_depend_on_the_years_asked_for(tmp_path, swc):
     whole = read(tmp_path, flux=flux).site_day.set_index("date")
     one = read(tmp_path, flux=flux, years=[2009]).site_day.set_index("date")
     np.testing.assert_allclose(one["W"], whole.loc[one.index, "W"])
+
+
+# --------------------------------------------------------------------------------------------
+# Files cut off mid-record
+# --------------------------------------------------------------------------------------------
+
+def test_truncated_file_is_read_with_a_warning_naming_file_and_years(tmp_path):
+    # The name says 2007-2012, the rows stop in mid 2008 (an interrupted download).
+    name = FLUX_NAME.replace("2008-2009", "2007-2012")
+    flux = flux_frame(start="2007-01-01", n_days=547)            # 2007-01-01 .. 2008-06-30
+    src = tmp_path / "src"
+    src.mkdir()
+    flux.to_csv(src / name, index=False)
+    with pytest.warns(fluxnet.TruncatedFileWarning) as rec:
+        table, notes = fluxnet.read_fluxnet_site(src / name, site=SITE, lat=50.0,
+                                                 elevation=500.0, whc=150.0)
+    msg = str(rec[0].message)
+    assert name in msg and "2007-2012" in msg and "2008-06-30" in msg
+    assert "missing years 2009-2012" in msg
+    assert len(table) == 547 and table["date"].max() == pd.Timestamp("2008-06-30")
+    assert any("missing years 2009-2012" in n for n in notes)
+    # Through the dataset reader too (and its notes land in the provenance).
+    dates = pd.date_range("2007-01-01", "2008-06-30")
+    fapar = pd.DataFrame({"SITE_ID": SITE, "date": dates.strftime("%Y-%m-%d"), "FAPAR": 0.5})
+    with pytest.warns(fluxnet.TruncatedFileWarning, match="missing years 2009-2012"):
+        t = read(tmp_path, flux=flux, fapar=fapar, name=name)
+    assert any("cut off" in n for n in t.notes[SITE])
+    # Only part of the last year missing: still a warning, without whole missing years.
+    part = flux_frame(start="2008-01-01", n_days=600)            # to 2009-08-22
+    part.to_csv(src / FLUX_NAME, index=False)
+    with pytest.warns(fluxnet.TruncatedFileWarning, match="part of a year"):
+        fluxnet.read_fluxnet_site(src / FLUX_NAME, site=SITE, lat=50.0, elevation=500.0,
+                                  whc=150.0)
+
+
+def test_complete_file_gives_no_truncation_warning(tmp_path):
+    src, _, _ = write_inputs(tmp_path)                  # 2008-01-01 .. 2009-12-31, as named
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fluxnet.TruncatedFileWarning)
+        fluxnet.read_fluxnet_site(src / FLUX_NAME, site=SITE, lat=50.0, elevation=500.0,
+                                  whc=150.0)
+    assert fluxnet.check_file_years(tmp_path / "other_name.csv",
+                                     pd.DatetimeIndex(["2008-01-01"])) is None
+
+
+@pytest.mark.realdata
+@needs_shared
+def test_truncated_copy_of_a_real_file_warns(tmp_path):
+    real = SHARED_FLUXNET / "FLX_CH-Lae_FLUXNET2015_FULLSET_DD_2004-2014_1-4.csv"
+    lines = real.read_text().splitlines(keepends=True)
+    stop = next(i for i, line in enumerate(lines) if line.startswith("20080701"))
+    cut = tmp_path / real.name
+    cut.write_text("".join(lines[:stop]))                      # header + 2004-01-01..2008-06-30
+    with pytest.warns(fluxnet.TruncatedFileWarning) as rec:
+        table, _ = fluxnet.read_fluxnet_site(cut, site="CH-Lae", lat=47.4781, elevation=689.0,
+                                             whc=292.5)
+    msg = str(rec[0].message)
+    assert real.name in msg and "2004-2014" in msg and "missing years 2009-2014" in msg
+    assert table["date"].max() == pd.Timestamp("2008-06-30")
+    # The complete file reads without it.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", fluxnet.TruncatedFileWarning)
+        fluxnet.read_fluxnet_site(real, site="CH-Lae", lat=47.4781, elevation=689.0, whc=292.5)

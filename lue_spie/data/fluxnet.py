@@ -62,13 +62,17 @@ Conversions and decisions (each also recorded in the provenance ``settings.notes
   TMIN/TMAX and stay NaN), soil and deposition features missing from it are NaN.
 
 Malformed input raises ``ValueError`` naming the file, column (and line) and the problem; the
-output folder is written only after everything has been read and validated.
+output folder is written only after everything has been read and validated. A file whose rows
+stop before (or start after) the years of its name, e.g. ``..._2007-2012_...`` with rows only
+to 2008, is read with a :class:`TruncatedFileWarning` naming the file and the missing years
+(and a note in the provenance).
 """
 
 from __future__ import annotations
 
 import os
 import re
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +120,58 @@ OPTIONAL_FLUX_COLUMNS = (
     "PPFD_IN", "SWC_F_MDS_1", "SWC_F_MDS_1_QC", "SW_IN_POT", "NEE_VUT_REF_QC",
 )
 REQUIRED_SITE_COLUMNS = ("SITE_ID", "lon", "lat", "elv", "classid", "koeppen_code", "whc")
+
+class TruncatedFileWarning(UserWarning):
+    """A FULLSET file's rows cover less than the years its name announces (cut off mid-record,
+    e.g. an interrupted download or extraction)."""
+
+
+def check_file_years(path: str | os.PathLike, dates: pd.DatetimeIndex) -> str | None:
+    """Warn (:class:`TruncatedFileWarning`) when the rows of a FULLSET file named
+    ``..._<y0>-<y1>_<v>.csv`` start after 1 January y0 or stop before 31 December y1.
+
+    Returns:
+        The warning's message, or None when the rows cover the years of the name (or the name
+        does not follow the FULLSET pattern).
+    """
+    path = Path(path)
+    m = FILE_PATTERN.match(path.name)
+    if m is None or len(dates) == 0:
+        return None
+    y0, y1 = int(m["y0"]), int(m["y1"])
+    first, last = pd.Timestamp(dates.min()), pd.Timestamp(dates.max())
+    start, end = pd.Timestamp(f"{y0}-01-01"), pd.Timestamp(f"{y1}-12-31")
+    if first <= start and last >= end:
+        return None
+    present = set(np.unique(dates.year))
+    missing = [y for y in range(y0, y1 + 1) if y not in present]
+    parts = []
+    if first > start:
+        parts.append(f"start on {first.date()}")
+    if last < end:
+        parts.append(f"stop on {last.date()}")
+    span = (f"missing years {_year_ranges(missing)}" if missing
+            else "no whole year missing, but part of a year is")
+    msg = (f"{path}: the file name announces {y0}-{y1} but its rows {' and '.join(parts)} "
+           f"({span}); "
+           "the file looks cut off mid-record (an interrupted download or extraction?): only "
+           "the days present are read")
+    warnings.warn(msg, TruncatedFileWarning, stacklevel=3)
+    return msg
+
+
+def _year_ranges(years: Sequence[int]) -> str:
+    """[2009, 2010, 2011, 2013] -> '2009-2011, 2013'."""
+    out, run = [], [years[0]]
+    for y in years[1:]:
+        if y == run[-1] + 1:
+            run.append(y)
+        else:
+            out.append(run)
+            run = [y]
+    out.append(run)
+    return ", ".join(f"{r[0]}-{r[-1]}" if len(r) > 1 else str(r[0]) for r in out)
+
 
 #: IGBP classes that are PFTs of the contract (the 11 FLUXNET classes).
 IGBP_TO_PFT: dict[str, str] = {p: p for p in schema.PFTS}
@@ -428,6 +484,10 @@ def read_fluxnet_site(
         ValueError: naming the file, column and problem (missing column, non-numeric cell,
             implausible magnitude suggesting wrong units, all-missing GPP, duplicate or
             out-of-order days).
+
+    Warns:
+        TruncatedFileWarning: when the rows cover less than the years of the file name
+            (:func:`check_file_years`); the days present are read and the notes say so.
     """
     path = Path(path)
     raw = _read_csv(path, "FLUXNET file")
@@ -435,6 +495,9 @@ def read_fluxnet_site(
     notes: list[str] = []
     dates = _dates(raw, "TIMESTAMP", path, fmt="%Y%m%d")
     _check_daily_order(dates, path, "TIMESTAMP")
+    truncated = check_file_years(path, dates)
+    if truncated:
+        notes.append(truncated.split(": ", 1)[1])
     # Everything is computed on the whole file (so the SWC scaling and the bucket's spin-up do
     # not depend on the years asked for); the years are selected at the end.
     keep = np.ones(len(dates), dtype=bool)
