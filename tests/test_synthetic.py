@@ -400,3 +400,22 @@ def test_truth_obeys_the_ideal_conditions_constraint(vf):
     terms = ideal_constraint(theta, return_terms=True)
     assert float(terms["C_ideal"].max()) <= 1.0001e-5
     assert float(terms["fW"].max()) <= 1.0001e-5
+
+
+def test_output_path_that_is_a_file_fails_early(tmp_path, capsys, monkeypatch):
+    a_file = tmp_path / "afile"
+    a_file.write_text("x")
+    calls = []
+    import lue_spie.data.synthetic as synthetic
+
+    monkeypatch.setattr(synthetic, "make_tables", lambda *a, **k: calls.append(1))
+    with pytest.raises(ValueError, match="afile: exists and is a file"):
+        generate(3, 1, out=a_file)
+    with pytest.raises(ValueError, match="a parent of"):
+        generate(3, 1, out=a_file / "sub")
+    assert not calls                                      # failed before generating
+    from lue_spie.cli import main
+
+    assert main(["data", "synth", "--sites", "3", "--years", "1", "--out", str(a_file)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "exists and is a file" in err and "Traceback" not in err

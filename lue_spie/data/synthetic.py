@@ -1233,6 +1233,17 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
     return VirtualFluxnet(site_day, sites_tab, truth, meta)
 
 
+def _check_out(out: Path) -> None:
+    """A dataset folder path must be a folder or not exist yet (nor sit under a file)."""
+    for p in (out, *out.parents):
+        if p.exists():
+            if not p.is_dir():
+                what = "the output folder" if p == out else f"a parent of {out}"
+                raise ValueError(f"{p}: exists and is a file, not a folder ({what}); give a "
+                                 "new or existing dataset folder")
+            return
+
+
 def generate(n_sites: int = 196, n_years: int = 10, seed: int = 0,
              out: str | Path | None = None, *, structural_error: bool = False,
              start_year: int = 2005, progress: bool = False) -> Path:
@@ -1251,15 +1262,20 @@ def generate(n_sites: int = 196, n_years: int = 10, seed: int = 0,
 
     Returns:
         The dataset folder.
+
+    Raises:
+        ValueError: when ``out`` (or a parent of it) is an existing file, checked before any
+            generation.
     """
     from lue_spie.store import atomic_write_json, make_provenance, write_parquet
 
-    vf = make_tables(n_sites, n_years, seed, structural_error=structural_error,
-                     start_year=start_year, progress=progress)
     if out is None:
         out = Path("data") / (f"virtual_{n_sites}x{n_years}_seed{seed}"
                               + ("_structural" if structural_error else ""))
     out = Path(out)
+    _check_out(out)                       # before the work, so a bad path fails at once
+    vf = make_tables(n_sites, n_years, seed, structural_error=structural_error,
+                     start_year=start_year, progress=progress)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"n_sites": n_sites, "n_years": n_years, "start_year": start_year,
                 "structural_error": structural_error, "generator_version": GENERATOR_VERSION}
