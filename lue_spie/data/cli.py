@@ -6,6 +6,8 @@
                           --out DIR
     lue-spie data check   DIR                      validate a dataset folder, print a summary
     lue-spie data manifest [--path FILE] [--verify DIR] [--strict]
+    lue-spie data compare DIR [DIR ...] [--out DIR] [--reference FILE]
+                          realism statistics of datasets next to real FLUXNET sites
 """
 
 from __future__ import annotations
@@ -70,6 +72,48 @@ def _manifest(args: argparse.Namespace) -> int:
     return 0 if report.ok else 1
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from lue_spie.data import realism
+
+    reference = realism.load_reference(args.reference) if args.reference else None
+    result = realism.compare_datasets(args.dirs, reference)
+    labels = list(result.per_site)
+    ref = result.reference
+    print(f"Realism statistics (lue_spie.data.realism) of {', '.join(labels)} next to the "
+          f"real sites {', '.join(ref.sites['site'])} ({ref.meta.get('source', '')}); "
+          "dataset columns are class medians over sites.\n")
+    print(realism.format_comparison(result.table, labels))
+    if args.out is not None:
+        from lue_spie import store
+
+        out = args.out
+        if out.exists() and not out.is_dir():
+            raise ValueError(f"{out}: exists and is a file, not a folder (--out)")
+        out.mkdir(parents=True, exist_ok=True)
+        prov = store.make_provenance(
+            "data.compare", inputs={f"dataset_{lab}": p / "site_day.parquet"
+                                    for lab, p in zip(labels, args.dirs, strict=True)},
+            settings={"datasets": [str(p) for p in args.dirs], "labels": labels,
+                      "reference": str(args.reference or realism.reference_path().name),
+                      "definitions_version": realism.DEFINITIONS_VERSION})
+        store.write_parquet(result.table, out / "compare.parquet", prov)
+        store.atomic_write_text(out / "compare.csv", result.table.to_csv(index=False))
+        for lab, table in result.per_site.items():
+            store.write_parquet(table.reset_index(), out / f"site_statistics_{lab}.parquet",
+                                prov)
+        from lue_spie.plots_realism import realism_cycles
+
+        fig = realism_cycles(ref, result.per_site, result.cycles)
+        import io
+
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png")
+        store.atomic_write_bytes(out / "compare.png", buf.getvalue())
+        print(f"written to {out}: compare.csv, compare.parquet, compare.png, "
+              + ", ".join(f"site_statistics_{lab}.parquet" for lab in labels))
+    return 0
+
+
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add ``lue-spie data`` and its sub-commands."""
     data = subparsers.add_parser("data", help="build dataset folders (virtual or real FLUXNET)")
@@ -118,3 +162,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                      help="look for the manifest's files in DIR and check checksums")
     man.add_argument("--strict", action="store_true", help="fail on the first checksum mismatch")
     man.set_defaults(func=_manifest)
+
+    comp = sub.add_parser(
+        "compare", help="realism statistics of datasets next to real FLUXNET sites",
+        description="Weather and GPP variability statistics (lue_spie.data.realism) of each "
+                    "dataset folder, as class medians (PFT x Koeppen main group) next to the "
+                    "real FLUXNET2015 sites of the reference shipped with lue-spie.")
+    comp.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="dataset folder(s)")
+    comp.add_argument("--out", type=Path, default=None,
+                      help="write compare.csv/.parquet, per-site statistics and compare.png")
+    comp.add_argument("--reference", type=Path, default=None, metavar="FILE",
+                      help="a reference JSON (lue_spie.data.realism.write_reference); "
+                           "default: the shipped one")
+    comp.set_defaults(func=_compare)

@@ -76,6 +76,9 @@ __all__ = [
     "load_reference",
     "reference_path",
     "compare",
+    "Comparison",
+    "compare_datasets",
+    "format_comparison",
 ]
 
 #: Width [days] of the centred circular running mean that smooths the mean seasonal cycle.
@@ -548,3 +551,79 @@ def compare(per_site: Mapping[str, pd.DataFrame], reference: Reference | None = 
                     row[f"{label} ratio"] = med / real if real not in (0.0,) else np.nan
                 rows.append(row)
     return pd.DataFrame(rows)
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Result of :func:`compare_datasets`.
+
+    Attributes:
+        table: The long comparison table (:func:`compare`).
+        per_site: ``{label: site_statistics}`` of each dataset.
+        cycles: ``{label: mean_cycles}`` (GPP_obs, VPD, T) of each dataset.
+        reference: The real sites compared with.
+    """
+
+    table: pd.DataFrame
+    per_site: dict[str, pd.DataFrame]
+    cycles: dict[str, dict[str, pd.DataFrame]]
+    reference: Reference
+
+
+def _labels(paths: Sequence[Path]) -> list[str]:
+    names = [p.name or str(p) for p in paths]
+    return [n if names.count(n) == 1 else f"{n}#{i + 1}" for i, n in enumerate(names)]
+
+
+def compare_datasets(datasets: Sequence[str | os.PathLike] | Mapping[str, Any],
+                     reference: Reference | None = None) -> Comparison:
+    """Realism statistics of dataset folders (or loaded datasets) next to the real sites.
+
+    Args:
+        datasets: Dataset folders (labelled by folder name) or ``{label: Dataset}``.
+        reference: The real sites (default: the shipped reference).
+    """
+    from lue_spie.data.io import load_dataset
+
+    if isinstance(datasets, Mapping):
+        loaded = dict(datasets)
+    else:
+        paths = [Path(p) for p in datasets]
+        loaded = {label: load_dataset(p) for label, p in zip(_labels(paths), paths,
+                                                                strict=True)}
+    ref = reference if reference is not None else load_reference()
+    per_site, cycles = {}, {}
+    for label, ds in loaded.items():
+        per_site[label] = site_statistics(ds.site_day, ds.sites)
+        cycles[label] = mean_cycles(ds.site_day, ("GPP_obs", "VPD", "T"), ds.sites)
+    return Comparison(compare(per_site, ref), per_site, cycles, ref)
+
+
+def format_comparison(table: pd.DataFrame, labels: Sequence[str]) -> str:
+    """The comparison as a text table: one block per real site and class, one line per
+    statistic with the real value and each dataset's class median (number of sites)."""
+    lines = []
+
+    def fmt(x: float) -> str:
+        if not np.isfinite(x):
+            return "-"
+        a = abs(x)
+        if a >= 100:
+            return f"{x:.0f}"
+        if a >= 10:
+            return f"{x:.1f}"
+        return f"{x:.4f}" if 0 < a < 0.01 else f"{x:.3g}"
+
+    width = max(len(s.label) for s in STATISTICS)
+    unit_w = max(len(s.unit) for s in STATISTICS)
+    for (site, cls), block in table.groupby(["reference_site", "class"], sort=False):
+        n = {lab: int(block[f"{lab} n_sites"].max()) for lab in labels}
+        lines.append(f"{site} (real) vs {cls}")
+        lines.append(f"  {'statistic':{width}s} {'unit':{unit_w}s} {'real':>8s} " + " ".join(
+            f"{(lab + f' (n={n[lab]})')[-22:]:>22s}" for lab in labels))
+        for _, row in block.iterrows():
+            lines.append(f"  {row['label']:{width}s} {row['unit']:{unit_w}s} "
+                         f"{fmt(row['real']):>8s} "
+                         + " ".join(f"{fmt(row[lab]):>22s}" for lab in labels))
+        lines.append("")
+    return "\n".join(lines)

@@ -216,13 +216,13 @@ CLIMATES: dict[str, Climate] = {
     "BSk": Climate((35, 48), 0.20, 10.0, 12.0, 3.5, 290, 0.40, 0.0, 0.22, 6.0, 2.5, 0.30, 13.0),
     "BWh": Climate((20, 32), 0.30, 24.0, 8.0, 2.0, 100, 0.50, 0.0, 0.05, 12.0, 8.0, 0.10, 16.0),
     "BWk": Climate((36, 46), 0.20, 11.0, 12.0, 3.5, 170, 0.30, 0.0, 0.10, 10.0, 4.0, 0.18, 15.0),
-    "Cfa": Climate((26, 38), 0.25, 16.0, 9.0, 3.5, 1200, 0.30, 0.0, 0.33, 1.8, 2.0, 0.38, 10.0),
-    "Cfb": Climate((42, 56), 0.25, 9.5, 7.5, 4.1, 900, 0.15, 0.5, 0.45, 2.0, 1.0, 0.32, 8.0),
+    "Cfa": Climate((26, 38), 0.25, 16.0, 9.0, 3.5, 1200, 0.30, 0.0, 0.33, 1.8, 1.0, 0.38, 10.0),
+    "Cfb": Climate((42, 56), 0.25, 9.5, 7.5, 4.1, 900, 0.15, 0.5, 0.45, 2.0, 0.3, 0.32, 8.0),
     "Csa": Climate((32, 42), 0.25, 16.0, 8.0, 2.4, 550, 0.95, 0.5, 0.22, 9.0, 2.0, 0.22, 12.0),
     "Csb": Climate((38, 46), 0.25, 12.0, 5.5, 2.3, 900, 0.90, 0.5, 0.30, 6.0, 1.5, 0.28, 11.0),
     "Cwa": Climate((24, 36), 0.10, 16.0, 11.0, 2.8, 950, 0.90, 0.0, 0.30, 1.2, 5.0, 0.36, 10.0),
-    "Dfb": Climate((44, 58), 0.00, 5.5, 12.5, 4.0, 650, 0.40, 0.0, 0.35, 0.6, 0.6, 0.42, 10.0),
-    "Dfc": Climate((56, 68), 0.00, -1.0, 15.0, 4.3, 500, 0.45, 0.0, 0.38, 0.5, 0.5, 0.48, 9.0),
+    "Dfb": Climate((44, 58), 0.00, 5.5, 12.5, 4.0, 650, 0.40, 0.0, 0.35, 0.6, 0.3, 0.42, 10.0),
+    "Dfc": Climate((56, 68), 0.00, -1.0, 15.0, 4.3, 500, 0.45, 0.0, 0.38, 0.5, 0.3, 0.48, 9.0),
     "ET": Climate((62, 74), 0.00, -7.0, 12.0, 3.5, 330, 0.45, 0.0, 0.35, 1.0, 0.5, 0.55, 7.0),
 }
 #: Probability that a non-forest ET site is a high-elevation site at lower latitude (alpine
@@ -232,7 +232,7 @@ ET_HIGHLAND_P = 0.3
 #: type ET are mountain forests near the tree line such as CH-Dav, 1639 m): this template
 #: replaces the arctic one for them. ``T_mean`` is the value at the site (no lapse-rate
 #: correction), latitude band and elevation range below.
-SUBALPINE = Climate((44, 50), 0.0, 3.0, 7.5, 3.9, 1000, 0.30, 0.0, 0.45, 3.0, 3.0, 0.40, 9.0)
+SUBALPINE = Climate((44, 50), 0.0, 3.0, 7.5, 3.9, 1000, 0.30, 0.0, 0.45, 1.5, 3.0, 0.40, 9.0)
 SUBALPINE_ELEVATION = (1400.0, 2200.0)
 
 
@@ -423,7 +423,7 @@ WEATHER: dict[str, Any] = {
                    "dew point below TMIN: synoptic and slow anomalies K_fast_sd, K_slow_sd [K] "
                    "(times 1 + K_anom_rel x mean offset), K_cloud K per unit of clearing, "
                    "K_wet K lower on wet days",
-    "slow_tau": 20.0, "T_slow_share": 0.4, "T_sd_winter": 0.2,
+    "slow_tau": 20.0, "T_slow_share": 0.4, "T_sd_winter": 0.2, "DTR_season": 0.1,
     "yearly_T_sd": 0.6, "yearly_cloud_sd": 0.15, "yearly_P_sd": 0.3,
     "cloud_fast_sd": 1.6, "cloud_slow_sd": 0.6, "cloud_wet": 1.0,
     "episodes": {"rate": 0.6, "length": [14, 42], "peak": [0.5, 1.0]},
@@ -729,6 +729,7 @@ def _forcing(rngs: Mapping[str, np.random.Generator], sites: pd.DataFrame,
     T = (col(clim["T_mean"]) + col(clim["T_amp"]) * season + T_weather
          + 2.0 * (col(clim["cloud"]) - cloud) * season)
     DTR = np.clip(col(clim["DTR"]) * (1.3 - 0.6 * cloud)
+                  * (1.0 + np.where(tropical, 0.0, W_["DTR_season"]) * season)
                   * np.exp(0.08 * rw.standard_normal((n, D))), 1.0, 25.0)
     TMAX = T + 0.5 * DTR
     TMIN = T - 0.5 * DTR
