@@ -17,7 +17,7 @@ SHARED_FLUXNET = ROOT.parent / "shared" / "fluxnet"
 REQUIRED_IDS = {
     "fluxnet2015", "modis_mcd15a3h", "modis_mod13q1", "modis_mcd43a4", "landsat_c2_l2",
     "noaa_gml_co2", "worldclim_bioclim", "global_aridity_pet_v3", "koeppen_geiger",
-    "np_deposition", "soilgrids2", "virtual_fluxnet",
+    "np_deposition", "soilgrids2", "virtual_fluxnet", "fluxnet2015_realism_reference",
 }
 
 

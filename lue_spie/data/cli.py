@@ -98,9 +98,12 @@ def _compare(args: argparse.Namespace) -> int:
                       "definitions_version": realism.DEFINITIONS_VERSION})
         store.write_parquet(result.table, out / "compare.parquet", prov)
         store.atomic_write_text(out / "compare.csv", result.table.to_csv(index=False))
+        import re
+
+        files = {lab: f"site_statistics_{re.sub(r'[^A-Za-z0-9_.-]', '_', lab)}.parquet"
+                 for lab in labels}
         for lab, table in result.per_site.items():
-            store.write_parquet(table.reset_index(), out / f"site_statistics_{lab}.parquet",
-                                prov)
+            store.write_parquet(table.reset_index(), out / files[lab], prov)
         from lue_spie.plots_realism import realism_cycles
 
         fig = realism_cycles(ref, result.per_site, result.cycles)
@@ -110,7 +113,7 @@ def _compare(args: argparse.Namespace) -> int:
         fig.savefig(buf, format="png")
         store.atomic_write_bytes(out / "compare.png", buf.getvalue())
         print(f"written to {out}: compare.csv, compare.parquet, compare.png, "
-              + ", ".join(f"site_statistics_{lab}.parquet" for lab in labels))
+              + ", ".join(files.values()))
     return 0
 
 
