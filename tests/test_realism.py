@@ -189,11 +189,6 @@ def default_world():
 #: generator cannot meet them without breaking realism elsewhere. strict=True: a pass then
 #: fails, so the note gets updated.
 KNOWN_MISSES = {
-    ("CH-Lae", "MF C", "GPP_anom_sd"):
-        "virtual MF C sites produce 2/3 of CH-Lae's GPP (mean 3.4 vs 5.1, one of the most "
-        "productive temperate forests) with the same relative variability (anomaly sd / mean "
-        "0.47 vs 0.49); the truth's light response (CI^mu, mu ~ 0.5) flattens day-to-day "
-        "radiation, and the truth (eps_max of MF) is not changed to reach CH-Lae's level",
     ("CH-Dav", "ENF D", "VPD_seasonal_range"):
         "boreal and hemiboreal D summers are warmer (daily mean 14-19 degC) than CH-Dav's "
         "subalpine 11 degC, and the daily temperature cycle alone gives them 500-700 Pa of "

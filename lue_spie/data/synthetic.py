@@ -72,10 +72,14 @@ the real FLUXNET path (:mod:`lue_spie.data.schema`), plus the known truth:
    the paper's bounds, so no parameter is pinned to an edge (kappa's inner range is close to
    its upper bound -0.0001 by nature of the bounds). The lag mask is applied: alpha_T only at
    D/E sites, alpha_W only at B sites. Two changes of generator 2.0, for magnitudes the world
-   alone cannot give: EBF's kappa base is -0.0004 Pa-1 (was -0.0007: with realistic tropical
-   VPD of 600-900 Pa it cut rain-forest GPP in half, to 4-5 gC m-2 d-1 where FLUXNET's
-   tropical EBF sites have 7-10), and C4 crop sites have an unexplained eps_max site term
-   +1.2 (:data:`C4_SITE_TERM`: the C4 pathway, which no site feature reveals).
+   alone cannot give. (a) kappa's PFT bases are 0.6 times those of 1.x (e.g. -0.0003 Pa-1
+   instead of -0.0005; EBF -0.00025 instead of -0.0007): they had been set for a world whose
+   VPD was two to three times too small; with realistic VPD (summer means of 600-1000 Pa)
+   they cut GPP by 40-50 % and every PFT's annual GPP fell 10-35 % below 1.1.0's (and below
+   FLUXNET's levels), tropical EBF to 4-5 gC m-2 d-1 where FLUXNET's sites have 7-10. The
+   new bases keep fVPD at a typical summer VPD near its 1.x value. (b) C4 crop sites have an
+   unexplained eps_max site term +1.2 (:data:`C4_SITE_TERM`: the C4 pathway, which no site
+   feature reveals).
 5. **GPP_obs** = LUE model (:func:`lue_spie.model.simulate` with the truth) x the optional
    structural error, observed with a persistent (AR(1), 15-day e-folding, sd 0.10) and a
    site-year (sd 0.06) multiplicative error and heteroscedastic Gaussian noise with sd
@@ -91,6 +95,17 @@ the real FLUXNET path (:mod:`lue_spie.data.schema`), plus the known truth:
    (low-QC) days for each input, GPP blocks missing entirely (NaN), isolated low-QC days
    (more in cold winters), cloud-contaminated FAPAR days; about 10 % of days fail the
    good-quality rule (every QC > 0.8 and GPP_obs present).
+
+7. **How real** (:mod:`lue_spie.data.realism`, default 196 sites x 10 years, seed 0, class
+   medians against the real sites of the shipped reference): MF of Koeppen C against CH-Lae
+   (real / 2.0.0 / 1.1.0): VPD anomaly sd 268 / 261 / 103 Pa, VPD seasonal range 615 / 586 /
+   279 Pa, GPP anomaly sd 2.49 / 1.81 / 1.43, year-to-year sd 0.54 / 0.50 / 0.16, corr(GPP, T)
+   0.66 / 0.75 / 0.87; subalpine ENF of Koeppen E against CH-Dav: 216 / 176 / 32 Pa, 307 /
+   386 / 44 Pa, 1.42 / 1.51 / 1.02, 0.29 / 0.40 / 0.15, 0.76 / 0.82 / 0.79, mean T 3.5 / 3.5
+   / -8.0 degC. Mediterranean Cs sites spend a median 8 % of their days above 2000 Pa (0.1 %
+   in 1.1.0). Known miss: boreal ENF of Koeppen D have a VPD seasonal range of about 560 Pa,
+   1.8 x CH-Dav's, because their summers are warmer than CH-Dav's subalpine ones (tests/
+   test_realism.py lists it).
 
 Everything is drawn from ``numpy.random.default_rng`` streams seeded by
 ``SeedSequence([seed, n_sites, n_years, stream])``, so equal ``(n_sites, n_years, seed,
@@ -210,7 +225,7 @@ class Climate:
 #: Climate templates of the 14 Koeppen types (``ET`` is arctic tundra; see
 #: :data:`ET_HIGHLAND` and :data:`SUBALPINE` for its mountain variants).
 CLIMATES: dict[str, Climate] = {
-    "Af": Climate((0, 10), 0.45, 26.0, 0.8, 0.9, 2600, 0.25, 0.0, 0.60, 0.2, 0.2, 0.40, 7.5),
+    "Af": Climate((0, 10), 0.45, 26.0, 0.8, 0.9, 2600, 0.25, 0.0, 0.60, 0.2, 0.2, 0.35, 7.5),
     "Aw": Climate((6, 18), 0.45, 25.0, 2.5, 1.1, 1200, 0.95, 0.0, 0.35, 1.0, 6.0, 0.35, 11.0),
     "BSh": Climate((15, 30), 0.35, 23.0, 6.0, 2.0, 450, 0.90, 0.0, 0.15, 5.0, 8.0, 0.20, 14.0),
     "BSk": Climate((35, 48), 0.20, 10.0, 12.0, 3.5, 290, 0.40, 0.0, 0.22, 6.0, 2.5, 0.30, 13.0),
@@ -244,7 +259,9 @@ class Phenology:
     senescence timed by temperature), ``gW = sigmoid((Ws - W_thr)/0.08)`` with Ws the ~3-week
     smoothed soil water (water-driven greenness), ``gH = sigmoid((harvest - day)/5)`` within
     each growing season (crops: the canopy is cut on the ``harvest`` day of the year, north-
-    equivalent, jittered by a week from year to year); ``None`` switches a factor off.
+    equivalent, jittered by a week from year to year; with a ``sowing`` day the next crop
+    emerges after it, ``gH = min(1, sigmoid((harvest - day)/5) + sigmoid((day - sowing)/5))``,
+    winter cereals); ``None`` switches a factor off.
     Water-limited PFTs have their ``fmax`` scaled down at arid sites.
     """
 
@@ -255,17 +272,19 @@ class Phenology:
     arid_scaling: bool
     root_depth: float
     harvest: float | None = None
+    sowing: float | None = None
 
 
 #: FAPAR phenology and rooting depth [m] by PFT. MF's winter floor (0.45) is its evergreen
 #: share (IGBP mixed forest: neither type above 60 % of the cover); CRO is a C3 crop
-#: harvested in July (winter cereals and rotations), see :data:`C4_CROP` for maize.
+#: harvested in July and sown again in mid October (winter cereals), see :data:`C4_CROP` for
+#: maize.
 PHENOLOGY: dict[str, Phenology] = {
     "ENF": Phenology(0.55, 0.80, -1.0, 0.08, False, 1.2),
     "EBF": Phenology(0.82, 0.94, None, 0.10, False, 1.5),
     "DBF": Phenology(0.12, 0.88, 9.0, 0.08, False, 1.2),
     "MF": Phenology(0.40, 0.90, 7.0, 0.08, False, 1.2),
-    "CRO": Phenology(0.10, 0.84, 8.0, 0.20, False, 1.0, 205.0),
+    "CRO": Phenology(0.10, 0.84, 8.0, 0.20, False, 1.0, 205.0, 285.0),
     "GRA": Phenology(0.10, 0.78, 5.0, 0.20, True, 0.7),
     "SAV": Phenology(0.12, 0.62, 5.0, 0.18, True, 1.5),
     "WSA": Phenology(0.20, 0.70, 5.0, 0.18, True, 1.5),
@@ -348,7 +367,7 @@ TRUTH: dict[str, TruthSpec] = {
         0.20, "broader temperature response under seasonal (BIO4) and daily (BIO2) swings"),
     "kappa": TruthSpec(
         -0.0016, -0.00012,
-        {"EBF": -0.0004, "CRO": -0.0004, "SAV": -0.0004, "OSH": -0.0003, "*": -0.0005},
+        {"EBF": -0.00025, "CRO": -0.00025, "SAV": -0.00025, "OSH": -0.0002, "*": -0.0003},
         (_T("BIO12", "log", math.log(700.0), 0.8, -0.50), _T("BIO5", "lin", 25.0, 6.0, 0.40)),
         0.20, "wet climates (BIO12) more, hot climates (BIO5) less VPD-sensitive"),
     "Ca0": TruthSpec(
@@ -800,8 +819,12 @@ def _phenology(rng: np.random.Generator, sites: pd.DataFrame, T: np.ndarray, W: 
         if p.W_thr is not None:
             g[i] *= expit((Ws[i] - p.W_thr) / 0.08)
         if p.harvest is not None:
-            # Cut on the harvest day (north-equivalent); bare until the next season.
-            g[i] *= expit((p.harvest + jitter[i] - day[i]) / 5.0)
+            # Cut on the harvest day (north-equivalent); bare until sown again (winter
+            # cereals: green in autumn where it is warm enough).
+            cut = expit((p.harvest + jitter[i] - day[i]) / 5.0)
+            if p.sowing is not None:
+                cut = cut + expit((day[i] - p.sowing - jitter[i]) / 5.0)
+            g[i] *= np.clip(cut, 0.0, 1.0)
     fapar = fmin[:, None] + (fmax - fmin)[:, None] * g
     fapar = fapar + 0.025 * _ar1(rng, (n, D), 0.9)
     return np.clip(fapar, 0.01, 0.97)
