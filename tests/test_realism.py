@@ -234,7 +234,7 @@ def test_structural_error_changes_site_calibration():
     x 3 years, 150 CMA-ES generations: a cheap calibration, close to converged)."""
     import torch
 
-    from lue_spie.calibrate import calibrate_sites
+    from lue_spie.calibrate import CalibrationSettings, calibrate_sites
     from lue_spie.data.io import Dataset
     from lue_spie.data.synthetic import make_tables
 
@@ -245,7 +245,7 @@ def test_structural_error_changes_site_calibration():
         for switch in (False, True):
             vf = make_tables(20, 3, 0, structural_error=switch)
             ds = Dataset(Path("virtual"), vf.site_day, vf.sites, vf.truth, vf.truth_meta)
-            result = calibrate_sites(ds, seed=0, device="cpu", max_gen=150, progress=False)
+            result = calibrate_sites(ds, CalibrationSettings(seed=0, device="cpu", max_gen=150))
             nse[switch] = float(result.table["nse"].median())
     finally:
         torch.set_num_threads(threads)
