@@ -98,12 +98,12 @@ the real FLUXNET path (:mod:`lue_spie.data.schema`), plus the known truth:
 
 7. **How real** (:mod:`lue_spie.data.realism`, default 196 sites x 10 years, seed 0, class
    medians against the real sites of the shipped reference): MF of Koeppen C against CH-Lae
-   (real / 2.0.0 / 1.1.0): VPD anomaly sd 268 / 261 / 103 Pa, VPD seasonal range 615 / 586 /
-   279 Pa, GPP anomaly sd 2.49 / 1.81 / 1.43, year-to-year sd 0.54 / 0.50 / 0.16, corr(GPP, T)
-   0.66 / 0.75 / 0.87; subalpine ENF of Koeppen E against CH-Dav: 216 / 176 / 32 Pa, 307 /
-   386 / 44 Pa, 1.42 / 1.51 / 1.02, 0.29 / 0.40 / 0.15, 0.76 / 0.82 / 0.79, mean T 3.5 / 3.5
+   (real / 2.0.0 / 1.1.0): VPD anomaly sd 268 / 259 / 103 Pa, VPD seasonal range 615 / 615 /
+   279 Pa, GPP anomaly sd 2.49 / 1.81 / 1.43, year-to-year sd 0.54 / 0.49 / 0.16, corr(GPP, T)
+   0.66 / 0.75 / 0.87; subalpine ENF of Koeppen E against CH-Dav: 216 / 175 / 32 Pa, 307 /
+   411 / 44 Pa, 1.42 / 1.52 / 1.02, 0.29 / 0.40 / 0.15, 0.76 / 0.82 / 0.79, mean T 3.5 / 3.5
    / -8.0 degC. Mediterranean Cs sites spend a median 8 % of their days above 2000 Pa (0.1 %
-   in 1.1.0). Known miss: boreal ENF of Koeppen D have a VPD seasonal range of about 560 Pa,
+   in 1.1.0). Known miss: boreal ENF of Koeppen D have a VPD seasonal range of about 570 Pa,
    1.8 x CH-Dav's, because their summers are warmer than CH-Dav's subalpine ones (tests/
    test_realism.py lists it).
 
@@ -439,10 +439,16 @@ WEATHER: dict[str, Any] = {
                    "and drought episodes (rate per site-year, length in days, peak intensity) "
                    "that warm by episode_heat x T_sd, suppress rain by episode_dry, clear the "
                    "sky by episode_clear and dry the air by episode_dry_air K of dew point; "
+                   "T_slow_share: share of the temperature anomaly variance in the slow "
+                   "component; T_sd_winter: relative increase of the temperature sd towards "
+                   "winter (decrease towards summer); DTR_season: relative swing of the "
+                   "diurnal range towards summer and towards winter (short days); cloudiness "
+                   "logit anomalies cloud_fast_sd, cloud_slow_sd, +cloud_wet on wet days; "
                    "dew point below TMIN: synoptic and slow anomalies K_fast_sd, K_slow_sd [K] "
                    "(times 1 + K_anom_rel x mean offset), K_cloud K per unit of clearing, "
-                   "K_wet K lower on wet days",
-    "slow_tau": 20.0, "T_slow_share": 0.4, "T_sd_winter": 0.2, "DTR_season": 0.1,
+                   "K_wet K lower on wet days; the dew point follows the fraction "
+                   "dewpoint_follow of the weather's temperature anomaly",
+    "slow_tau": 20.0, "T_slow_share": 0.4, "T_sd_winter": 0.2, "DTR_season": [0.1, 0.3],
     "yearly_T_sd": 0.6, "yearly_cloud_sd": 0.15, "yearly_P_sd": 0.3,
     "cloud_fast_sd": 1.6, "cloud_slow_sd": 0.6, "cloud_wet": 1.0,
     "episodes": {"rate": 0.6, "length": [14, 42], "peak": [0.5, 1.0]},
@@ -748,7 +754,8 @@ def _forcing(rngs: Mapping[str, np.random.Generator], sites: pd.DataFrame,
     T = (col(clim["T_mean"]) + col(clim["T_amp"]) * season + T_weather
          + 2.0 * (col(clim["cloud"]) - cloud) * season)
     DTR = np.clip(col(clim["DTR"]) * (1.3 - 0.6 * cloud)
-                  * (1.0 + np.where(tropical, 0.0, W_["DTR_season"]) * season)
+                  * (1.0 + np.where(tropical, 0.0, np.where(season > 0, W_["DTR_season"][0],
+                                                            W_["DTR_season"][1])) * season)
                   * np.exp(0.08 * rw.standard_normal((n, D))), 1.0, 25.0)
     TMAX = T + 0.5 * DTR
     TMIN = T - 0.5 * DTR
