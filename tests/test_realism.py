@@ -143,7 +143,7 @@ def test_figure_function():
 
     matplotlib.use("Agg")
     from lue_spie.data.synthetic import make_tables
-    from lue_spie.plots_realism import realism_cycles
+    from lue_spie.plots import realism_cycles
 
     vf = make_tables(30, 2, seed=1)
     ref = realism.load_reference()

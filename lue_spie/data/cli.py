@@ -104,7 +104,7 @@ def _compare(args: argparse.Namespace) -> int:
                  for lab in labels}
         for lab, table in result.per_site.items():
             store.write_parquet(table.reset_index(), out / files[lab], prov)
-        from lue_spie.plots_realism import realism_cycles
+        from lue_spie.plots import realism_cycles
 
         fig = realism_cycles(ref, result.per_site, result.cycles)
         import io

@@ -31,10 +31,12 @@ from lue_spie.plots.model import (
     sensitivity_timeseries,
     site_gpp,
 )
+from lue_spie.plots.realism import realism_cycles
 
 __all__ = [
     "STYLE",
     "as_vector",
+    "realism_cycles",
     "sensitivity_curves",
     "lag_effect",
     "site_gpp",
