@@ -1,0 +1,372 @@
+"""The self-checking exercises (lue_spie.exercises).
+
+Unit tests run every checker on a small virtual FLUXNET written here: the right answer,
+computed in the test the way the chapter's solution computes it, passes; wrong answers fail,
+and their messages never contain the right answer. The integration test does the same with
+the teacher's own solutions: it executes the student copies of the ci-profile book's
+chapters with the teacher's answer cells pasted in, records every answer the check cells
+receive, then runs each checker on it and on wrong variants of it.
+"""
+
+from __future__ import annotations
+
+import ast
+import calendar
+import math
+import pickle
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lue_spie import course, exercises
+from lue_spie.data import QC_COLUMNS, load_dataset, synthetic
+
+SEED = 42
+
+
+# ------------------------------------------------------------------ wrong answers per checker
+# For each checker: wrong variants of the right answer, each with the strings its message must
+# not contain (renderings of the right answer the student did not give).
+def _fmt(x: float) -> set[str]:
+    """How a message could print ``x`` (at least three significant digits)."""
+    out = {f"{x:.2f}", f"{x:.3f}"}
+    if abs(x) >= 10:
+        out.add(f"{x:.1f}")
+    if abs(x) >= 1000:
+        out.add(f"{x:.0f}")
+    return out
+
+
+def _wrong_01_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    lo, hi = sorted(a)
+    slip = 6.0 * math.log(2.0)
+    forbid = _fmt(lo) | _fmt(hi)
+    return [((lo - 1.0, hi + 1.0), forbid), ((lo + 1.0, hi - 1.0), forbid),
+            ((lo + 2.0, hi + 2.0), forbid), ((20.0 - slip, 20.0 + slip), forbid),
+            ((lo,), forbid), ("12 and 28", forbid)]
+
+
+def _wrong_01_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    forbid = _fmt(a) | {f"{a / 1000:.3f}"}
+    return [(a * 1.1, forbid), (a * 0.8, forbid), (a / 1000.0, forbid), (-a, forbid),
+            (str(round(a)), set())]  # echoing what the student gave is no leak
+
+
+def _wrong_01_3(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    fall, rise = a
+    names = {m: calendar.month_name[m] for m in range(1, 13)}
+
+    def forbid(given: tuple[int, int]) -> set[str]:
+        return {names[m] for m in (fall, rise) if m not in given}
+
+    shifted = ((fall + 5) % 12 + 1, rise)
+    return [((rise, fall), forbid((rise, fall))), (shifted, forbid(shifted)),
+            ((fall, (rise + 5) % 12 + 1), forbid((fall, (rise + 5) % 12 + 1))),
+            ((fall,), set()), ((13, rise), forbid((13, rise)))]
+
+
+def _site_table(ctx: dict) -> pd.DataFrame:
+    return load_dataset(Path(ctx["results"]) / "data").sites
+
+
+def _wrong_02_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    right = set(a)
+    others = sorted(set(_site_table(ctx)["PFT"]) - right)
+    out: list[tuple[Any, set[str]]] = [({"XYZ"} | right, set())]
+    if right:
+        dropped = sorted(right)[0]
+        out.append((right - {dropped}, {f"'{dropped}'", f" {dropped}"}))
+        out.append(([], {f"'{p}'" for p in right}))
+    if others:
+        out.append((right | {others[0]}, set()))
+    return out
+
+
+def _wrong_02_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    other = next(c for c in QC_COLUMNS if c != a)
+    return [(other, {a}), ("GPP", {a}), (3, {a}), ([a], set())]
+
+
+def _wrong_02_3(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    ds = load_dataset(Path(ctx["results"]) / "data")
+    t = ds.sites.set_index("site").assign(W=ds.site_day.groupby("site")["W"].mean())
+    pearson = float(t["AI1"].corr(t["W"]))
+    forbid = _fmt(a)
+    out = [(-a, forbid), (a - 0.2 if a > -0.8 else a + 0.2, forbid), (1.5, forbid),
+           ("high", forbid)]
+    if abs(pearson - a) > 0.03:
+        out.append((pearson, forbid))
+    return out
+
+
+def _wrong_03_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    table = pd.read_parquet(Path(ctx["results"]) / "calibration" / "calibration.parquet")
+    ok = table[table["status"] == "ok"].sort_values("nse")
+    best, middle = ok["site"].iloc[-1], ok["site"].iloc[len(ok) // 2]
+    return [(best, {a}), (middle, {a}), ("XX-999", {a}), (ok.iloc[[0]], {a}), (3.0, {a})]
+
+
+WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
+    "01.1": _wrong_01_1, "01.2": _wrong_01_2, "01.3": _wrong_01_3, "02.1": _wrong_02_1,
+    "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1,
+}
+
+
+def assert_right_and_wrong(exercise_id: str, answer: Any, context: dict) -> None:
+    """The right answer passes; every wrong variant fails without revealing the answer."""
+    verdict = exercises.feedback(exercise_id, answer, **context)
+    assert verdict.ok, f"{exercise_id}: the right answer {answer!r} was refused: {verdict}"
+    for wrong, forbidden in WRONG[exercise_id](answer, context):
+        verdict = exercises.feedback(exercise_id, wrong, **context)
+        assert not verdict.ok, f"{exercise_id}: the wrong answer {wrong!r} passed: {verdict}"
+        assert verdict.message.strip(), exercise_id
+        leaked = [s for s in forbidden if s in verdict.message]
+        assert not leaked, f"{exercise_id}: the message for {wrong!r} reveals {leaked}: {verdict}"
+
+
+def test_every_checker_has_wrong_answers_to_test():
+    assert set(WRONG) == set(exercises.REGISTRY)
+
+
+# ---------------------------------------------------------------------------------- registry
+def test_registry_entries_are_described():
+    assert exercises.exercise_ids() == sorted(
+        exercises.REGISTRY, key=lambda i: tuple(map(int, i.split("."))))
+    for i, cls in exercises.REGISTRY.items():
+        assert cls.exercise_id == i
+        assert cls.title and cls.expects, i
+    assert exercises.describe(["03.1"])["03.1"]["context"] == ["results"]
+
+
+def test_unknown_exercise_names_the_known_ones():
+    with pytest.raises(exercises.UnknownExercise, match="01.1.*03.1"):
+        exercises.check("09.9", 1)
+    with pytest.raises(exercises.UnknownExercise, match="as a string"):
+        exercises.check(3.1, "x")  # type: ignore[arg-type]
+
+
+def test_a_second_checker_for_an_id_and_a_bad_id_are_refused():
+    before = dict(exercises.REGISTRY)
+    with pytest.raises(ValueError, match="already has a checker"):
+        class Again(exercises.Exercise, exercise_id="01.1"):
+            expects = "x"
+    with pytest.raises(ValueError, match="must look like"):
+        class Bad(exercises.Exercise, exercise_id="1.1"):
+            expects = "x"
+    with pytest.raises(ValueError, match="expects"):
+        class Vague(exercises.Exercise, exercise_id="98.1"):
+            pass
+    assert exercises.REGISTRY == before
+
+
+def test_a_new_checker_registers_itself_and_check_reports():
+    class Answer42(exercises.Exercise, exercise_id="99.1"):
+        title = "The answer"
+        expects = "a number"
+
+        def judge(self, answer):
+            if exercises._number(answer, self.expects) == 42:
+                return self.right("that is the answer.")
+            raise exercises.Hint("think bigger.")
+
+    try:
+        assert exercises.get("99.1").title == "The answer"
+        assert exercises.feedback("99.1", 42)
+        verdict = exercises.feedback("99.1", 41)
+        assert not verdict and verdict.message == "think bigger."
+        with pytest.raises(exercises.NotYetRight) as info:
+            exercises.check("99.1", 41)
+        assert isinstance(info.value, AssertionError)  # nbgrader scores the test cell 0
+        # In IPython only the hint shows, no traceback.
+        assert info.value._render_traceback_() == ["Not yet (exercise 99.1): think bigger."]
+        assert not exercises.feedback("99.1", "42")  # a string is not a number
+        for empty in (None, ...):
+            assert "no answer yet" in exercises.feedback("99.1", empty).message
+    finally:
+        exercises.REGISTRY.pop("99.1")
+
+
+def test_check_prints_when_right(capsys):
+    exercises.check("01.2", math.log(2.0) / 0.0004)
+    assert capsys.readouterr().out.startswith("Right (exercise 01.2)")
+
+
+def test_missing_or_unknown_context_is_a_mistake_of_the_check_cell():
+    with pytest.raises(TypeError, match="results=results"):
+        exercises.check("03.1", "VF-001")
+    with pytest.raises(TypeError, match="unexpected"):
+        exercises.check("01.1", (1, 2), results="x")
+
+
+# ------------------------------------------------------------- checkers on a small dataset
+@pytest.fixture(scope="module")
+def small_results(tmp_path_factory) -> Path:
+    """A results folder as the chapters write it: data, the example site, a calibration."""
+    results = tmp_path_factory.mktemp("results")
+    synthetic.generate(24, 1, SEED, results / "data")
+    synthetic.generate(14, 2, SEED, results / "model" / "example", start_year=2005)
+    sites = load_dataset(results / "data").sites["site"]
+    rng = np.random.default_rng(SEED)
+    table = pd.DataFrame({"site": sites, "status": "ok",
+                          "nse": rng.uniform(0.3, 0.99, len(sites))})
+    table.loc[3, "status"] = "failed"
+    table.loc[3, "nse"] = -5.0  # lowest, but failed: it must not count
+    (results / "calibration").mkdir()
+    table.to_parquet(results / "calibration" / "calibration.parquet")
+    return results
+
+
+def _example_site(results: Path) -> str:
+    example = load_dataset(results / "model" / "example")
+    candidates = example.sites[example.sites["koeppen"] == "Dfb"]
+    return str((candidates if len(candidates) else example.sites)["site"].iloc[0])
+
+
+def test_01_1_half_maximum_temperature():
+    z = math.acosh(2.0)
+    assert_right_and_wrong("01.1", (20 - 6 * z, 20 + 6 * z), {})
+    assert exercises.feedback("01.1", [27.9, 12.1])  # rounded, any order, any sequence
+    assert "cosh" in exercises.feedback("01.1", (20 - 6 * math.log(2), 20 + 6 * math.log(2))
+                                        ).message
+    assert "symmetric" in exercises.feedback("01.1", (10.0, 28.0)).message
+
+
+def test_01_2_half_vpd():
+    assert_right_and_wrong("01.2", math.log(2.0) / 0.0004, {})
+    assert "kPa" in exercises.feedback("01.2", math.log(2.0) / 0.4).message
+
+
+def test_01_3_lag_months(small_results):
+    import torch
+
+    from lue_spie import model, plots
+    from lue_spie.data import to_forcing
+
+    site = _example_site(small_results)
+    example = load_dataset(small_results / "model" / "example")
+    truth = example.truth.set_index("site").loc[site]
+    fb = to_forcing(example.site_day, sites=[site])
+    gpp = {}
+    for label, vector in {"true": truth, "lag": {**truth, "alpha_T": 0.9}}.items():
+        p = torch.as_tensor(plots.as_vector(vector))[None, :]
+        gpp[label] = model.simulate(fb.forcing, p)["GPP"][0].numpy()
+    monthly = pd.Series(gpp["lag"] - gpp["true"], index=fb.dates).groupby(fb.dates.month).mean()
+    answer = (int(monthly.idxmin()), int(monthly.idxmax()))
+    context = {"results": small_results, "site": site}
+    assert_right_and_wrong("01.3", answer, context)
+    names = (calendar.month_name[answer[0]], calendar.month_abbr[answer[1]].lower())
+    assert exercises.feedback("01.3", names, **context)  # month names work too
+
+
+def test_02_1_arid_pfts(small_results):
+    sites = load_dataset(small_results / "data").sites
+    answer = set(sites.loc[sites["koeppen_main"] == "B", "PFT"])
+    assert answer, "the fixture should hold arid sites"
+    ctx = {"results": small_results}
+    assert_right_and_wrong("02.1", answer, ctx)
+    assert exercises.feedback("02.1", sorted(answer), **ctx)
+    assert exercises.feedback("02.1", pd.Series(sorted(answer) * 2), **ctx)  # duplicates ok
+    assert "whole table" in exercises.feedback("02.1", sites, **ctx).message
+    # The checker follows the chapter's site subset.
+    subset = sites.loc[sites["koeppen_main"] != "B", "site"].tolist()
+    assert exercises.feedback("02.1", set(), results=small_results, sites=subset)
+
+
+def test_02_2_quality_flag(small_results):
+    site_day = load_dataset(small_results / "data").site_day
+    answer = (site_day[list(QC_COLUMNS)] <= 0.8).mean().idxmax()
+    assert_right_and_wrong("02.2", answer, {"results": small_results})
+
+
+def test_02_3_aridity_and_moisture(small_results):
+    ds = load_dataset(small_results / "data")
+    by_site = ds.sites.set_index("site").assign(W=ds.site_day.groupby("site")["W"].mean())
+    answer = by_site["AI1"].corr(by_site["W"], method="spearman")
+    ctx = {"results": small_results}
+    assert_right_and_wrong("02.3", answer, ctx)
+    assert exercises.feedback("02.3", np.float64(answer), **ctx)
+    pearson = by_site["AI1"].corr(by_site["W"])
+    if abs(pearson - answer) > 0.03:
+        assert "Pearson" in exercises.feedback("02.3", pearson, **ctx).message
+
+
+def test_03_1_worst_site(small_results):
+    table = pd.read_parquet(small_results / "calibration" / "calibration.parquet")
+    ok = table[table["status"] == "ok"]
+    answer = ok.sort_values("nse")["site"].iloc[0]
+    ctx = {"results": small_results}
+    assert_right_and_wrong("03.1", answer, ctx)
+    assert "failed" in exercises.feedback("03.1", table["site"].iloc[3], **ctx).message
+    assert "highest" in exercises.feedback(
+        "03.1", ok.sort_values("nse")["site"].iloc[-1], **ctx).message
+    assert exercises.feedback("03.1", np.str_(answer), **ctx)
+
+
+def test_a_missing_results_folder_is_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nowhere"):
+        exercises.check("03.1", "VF-001", results=tmp_path / "nowhere")
+
+
+# ------------------------------------------------ the teacher's solutions, in the chapters
+def _context_code(check_source: str) -> tuple[str, str, str]:
+    """(exercise id, answer expression, context dict expression) of a check cell."""
+    call, problem = course._check_call(check_source)
+    assert call is not None, problem
+    pairs = ", ".join(f"{k.arg!r}: {ast.unparse(k.value)}" for k in call.keywords)
+    return call.args[0].value, ast.unparse(call.args[1]), "{" + pairs + "}"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_teacher_solutions_pass_and_wrong_answers_fail(ci_book, tmp_path):
+    """Execute the student copies with the teacher's answers pasted in; judge what they got."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    out = tmp_path / "course"
+    made = course.make_course("ci", out, build_dir=ci_book.build_dir,
+                              results=ci_book.results, log=lambda _: None)
+    record_dir = tmp_path / "answers"
+    record_dir.mkdir()
+    seen: dict[str, tuple[Any, dict]] = {}
+    for chapter, student_path, teacher_path in zip(made.chapters, made.student, made.teacher,
+                                                   strict=True):
+        student = nbformat.read(student_path, as_version=4)
+        teacher = {c.id: c for c in nbformat.read(teacher_path, as_version=4).cells}
+        cells = []
+        for cell in student.cells:
+            if course.TAG_ANSWER in cell.metadata.get("tags", []) and cell.cell_type == "code":
+                cell.source = teacher[cell.id].source  # the student writes the teacher's answer
+            cells.append(cell)
+            if course.TAG_CHECK in cell.metadata.get("tags", []):
+                ex_id, answer_expr, ctx_expr = _context_code(cell.source)
+                target = record_dir / f"{ex_id}.pkl"
+                cells.append(nbformat.v4.new_code_cell(
+                    "import pickle as _pickle\nfrom pathlib import Path as _Path\n"
+                    f"_ctx = {ctx_expr}\n"
+                    "_ctx = {k: str(_Path(v).resolve()) if k == 'results' else v "
+                    "for k, v in _ctx.items()}\n"
+                    f"with open({str(target)!r}, 'wb') as _f:\n"
+                    f"    _pickle.dump(({answer_expr}, _ctx), _f)"))
+        student.cells = cells
+        NotebookClient(student, timeout=600, kernel_name="python3",
+                       resources={"metadata": {"path": str(student_path.parent)}}).execute()
+        checks = [c for c in student.cells if course.TAG_CHECK in c.metadata.get("tags", [])]
+        assert len(checks) == sum(e.checkable for e in chapter.exercises)
+        for c in checks:
+            text = "".join(o.get("text", "") for o in c.outputs)
+            assert text.startswith("Right (exercise"), (chapter.notebook, c.source, c.outputs)
+        for e in chapter.exercises:
+            if e.checkable:
+                with open(record_dir / f"{e.exercise_id}.pkl", "rb") as f:
+                    seen[e.exercise_id] = pickle.load(f)
+    # Every checker of the book's chapters is used by a check cell, and each one passes the
+    # teacher's answer and refuses wrong ones without revealing the right one.
+    chapters = {f"{c.number:02d}" for c in made.chapters}
+    assert set(seen) == {i for i in exercises.REGISTRY if i.split(".")[0] in chapters}
+    for ex_id, (answer, context) in sorted(seen.items()):
+        assert_right_and_wrong(ex_id, answer, context)
