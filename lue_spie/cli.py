@@ -8,6 +8,7 @@ function (it adds a parser and sets ``func``), so the CLI grows with the package
     lue-spie calibrate ...             site calibration (lue_spie.calibrate)
     lue-spie extrapolate ...           the methods under cross-validation (lue_spie.extrapolate)
     lue-spie book --profile ...        papermill + Jupyter Book (lue_spie.book)
+    lue-spie course --profile ... --out DIR   student and teacher copies (lue_spie.course)
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 
 # Modules that contribute sub-commands, in the order they appear in --help.
 _COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate", "lue_spie.extrapolate.cli",
-                    "lue_spie.book")
+                    "lue_spie.book", "lue_spie.course")
 
 
 def _info(args: argparse.Namespace) -> int:
