@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
-"""The two set-up-and-run commands of lue-spie.
+"""The two set-up-and-run commands of lue-spie, and a third to read the chapters live.
 
     python3.11 tasks.py book   # build the book on the embedded virtual FLUXNET (demo profile)
     python3.11 tasks.py test   # run the test suite
+    python3.11 tasks.py lab    # after `book`: open the chapters in JupyterLab
 
-Both create (or refresh) a virtual environment in ``.venv`` from the pinned
+All create (or refresh) a virtual environment in ``.venv`` from the pinned
 ``requirements.txt`` constrained by ``requirements-lock.txt``, install ``lue_spie`` into
 it in editable mode, then run. Nothing but Python 3.11 is needed beforehand.
-Extra arguments are passed on: ``tasks.py book --profile ci``, ``tasks.py test -k model``.
+Extra arguments are passed on: ``tasks.py book --profile ci``, ``tasks.py test -k model``;
+``tasks.py lab --profile ci`` opens the chapters of a ci build, and arguments after ``--`` go
+to JupyterLab (``tasks.py lab -- --port 8890``).
 
 This file uses the standard library only (it runs before anything is installed).
 """
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import os
 import subprocess
@@ -69,12 +73,43 @@ def ensure_venv() -> None:
     STAMP.write_text(want + "\n")
 
 
+def lab(rest: list[str]) -> int:
+    """Open the chapters of a built book in JupyterLab (``lue-spie course``, then ``jupyter lab``).
+
+    The first time, ``lue-spie course --link-results`` writes ``build/course/PROFILE``: the
+    executed chapters with their outputs, without (``student/``) and with (``teacher/``) the
+    solutions, linked to the results folder the book build filled, so nothing long reruns.
+    """
+    ours, theirs = (rest[: rest.index("--")], rest[rest.index("--") + 1:]) if "--" in rest \
+        else (rest, [])
+    parser = argparse.ArgumentParser(prog="tasks.py lab", epilog="arguments after -- go to "
+                                     "JupyterLab, e.g. tasks.py lab -- --port 8890")
+    parser.add_argument("--profile", default="demo", help="whose book build (default: demo)")
+    profile = parser.parse_args(ours).profile
+    if not (ROOT / "build" / "book" / profile / "src" / "notebooks").is_dir():
+        sys.exit(f"tasks.py lab: no {profile} book build yet; run `python3.11 tasks.py book "
+                 f"--profile {profile}` first")
+    course = Path("build") / "course" / profile
+    if (ROOT / course / "course.json").is_file():
+        print(f"tasks.py: opening the course in {course}; after a new book build, refresh it "
+              f"with `.venv/bin/lue-spie course --profile {profile} --out {course} "
+              "--link-results --force`", flush=True)
+    else:
+        rc = _run([_bin("lue-spie"), "course", "--profile", profile, "--out", course,
+                   "--link-results"])
+        if rc != 0:
+            return rc
+    return _run([_bin("jupyter"), "lab", *theirs, course])
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in {"book", "test"}:
+    if not argv or argv[0] not in {"book", "test", "lab"}:
         print(__doc__)
         return 2
     what, rest = argv[0], argv[1:]
     ensure_venv()
+    if what == "lab":
+        return lab(rest)
     if what == "test":
         # pytest's own exit code is returned as is: 1 = failures, 5 = no test ran, both fail.
         return _run([_bin("python"), "-m", "pytest", *rest])
