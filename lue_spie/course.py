@@ -741,13 +741,28 @@ def _parameter_cell(nb: Any) -> Any | None:
 
 
 def _replace_in_outputs(nb: Any, old: str, new: str) -> None:
+    """Replace the path ``old`` by ``new`` in every text output, as a whole path only.
+
+    A table may show the path cut short (pandas ends a long cell with ``...``): such a
+    prefix of ``old`` becomes ``new/...``.
+    """
+    old = old.rstrip("/")
+    before = r"(?<![\w.~/-])"
+    whole = re.compile(before + re.escape(old) + r"(?![\w.-])")
+    prefixes = "|".join(re.escape(old[:k]) for k in range(len(old) - 1, 7, -1))
+    cut = re.compile(before + f"(?:{prefixes})" + r"(?:\.\.\.|\u2026)") if prefixes else None
+
+    def sub(text: str) -> str:
+        text = whole.sub(lambda _: new, text)
+        return cut.sub(lambda _: f"{new}/...", text) if cut is not None else text
+
     for cell in nb.cells:
         for out in cell.get("outputs", []):
             if "text" in out and isinstance(out["text"], str):
-                out["text"] = out["text"].replace(old, new)
+                out["text"] = sub(out["text"])
             for key, value in out.get("data", {}).items():
                 if key.startswith("text/") and isinstance(value, str):
-                    out["data"][key] = value.replace(old, new)
+                    out["data"][key] = sub(value)
 
 
 def relocate_results(nb: Any, new: str = RESULTS_NAME, *,
@@ -756,7 +771,8 @@ def relocate_results(nb: Any, new: str = RESULTS_NAME, *,
 
     Rewrites the ``results`` assignment of the cell the kernel uses (papermill's injected
     parameters, or the parameters cell), papermill's record of it, and every occurrence of
-    the old folder in the outputs, so the copy carries no absolute path of the build.
+    the old folder (absolute, or relative to where the book's kernels ran) in the outputs,
+    so the copy shows the paths a student sees and none of the machine that built it.
 
     Args:
         nb: An executed chapter.
@@ -786,7 +802,7 @@ def relocate_results(nb: Any, new: str = RESULTS_NAME, *,
             if pm.get(key):
                 pm[key] = Path(pm[key]).name
     replacements = dict(also or {})
-    if old and os.path.isabs(old):
+    if old and old.rstrip("/") not in ("", ".", new):
         replacements[old.rstrip("/")] = new
     for a, b in sorted(replacements.items(), key=lambda kv: -len(kv[0])):
         _replace_in_outputs(nb, a, b)
@@ -944,8 +960,8 @@ def _place_results(results: Path, dest: Path, *, link: bool,
         try:
             dest.symlink_to(os.path.relpath(results, dest.parent), target_is_directory=True)
             return "link"
-        except OSError:
-            pass  # no symlinks here (e.g. Windows without the right): copy instead
+        except (OSError, ValueError):
+            pass  # no symlinks here, or no relative path (another drive): copy instead
     shutil.copytree(results, dest, copy_function=copy_function,
                     ignore=shutil.ignore_patterns(".*.tmp", "__pycache__"))
     return "copy"
@@ -977,7 +993,7 @@ def make_course(
         out: The course folder to write.
         build_dir: The book build (default ``build/book/PROFILE``).
         results: The results folder of that build (default: the one its ``pipeline.json``
-            names, else ``results/PROFILE``).
+            names, relative to the source root; else ``results/PROFILE``).
         link_results: Link the results folder (a relative symlink) instead of copying it:
             the notebooks then read and write the build's own results.
         force: Replace a course already in ``out`` (its notebooks' edits are lost).
@@ -992,7 +1008,7 @@ def make_course(
     """
     import nbformat
 
-    from lue_spie.book import get_profile
+    from lue_spie.book import find_source_root, get_profile
     from lue_spie.store import atomic_write_json, atomic_write_text, git_commit
 
     prof = get_profile(profile)
@@ -1007,7 +1023,15 @@ def make_course(
     if record.get("profile") not in (None, prof.name):
         raise ValueError(f"{build} holds a {record['profile']!r} build, not {prof.name!r}; "
                          f"pass --profile {record['profile']} or another --build-dir")
-    results_dir = Path(results or record.get("results") or Path("results") / prof.name)
+    if results is not None:
+        results_dir = Path(results)
+    elif record.get("results"):
+        # pipeline.json gives it relative to the source root, where the kernels ran.
+        results_dir = Path(record["results"])
+        if not results_dir.is_absolute():
+            results_dir = find_source_root(source_root) / results_dir
+    else:
+        results_dir = Path("results") / prof.name
     if not results_dir.is_dir():
         raise FileNotFoundError(f"no results folder {results_dir}: {run_first}")
     notebooks = _build_chapters(build, source_root)

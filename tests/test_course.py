@@ -240,6 +240,22 @@ def test_relocate_results_rewrites_parameters_and_outputs():
                                 "output_path": "/abs/build/src/notebooks/05.ipynb"}
     old = course.relocate_results(nb, "results", also={"/abs/build/src/notebooks": "."})
     assert old == "/abs/build/results"
+    # A relative folder (as the book's kernels saw it) is rewritten as a whole path only.
+    rel = _chapter(injected="results/ci")
+    out = new_code_cell("print(1)", id="p2")
+    out.outputs = [nbformat.v4.new_output(
+        "stream", text="results/ci/data: 24 sites; results/cities and my_results/ci stay\n"),
+        nbformat.v4.new_output("display_data", data={  # a table cuts long paths short
+            "text/html": "<td>/abs/build/res...</td>", "text/plain": "/abs/build/results/d..."})]
+    rel.cells.insert(5, out)
+    assert course.relocate_results(rel, "results") == "results/ci"
+    assert rel.cells[5].outputs[0]["text"] == (
+        "results/data: 24 sites; results/cities and my_results/ci stay\n")
+    cut = _chapter(injected="/abs/build/results")
+    cut.cells.insert(5, out)
+    course.relocate_results(cut, "results")
+    assert cut.cells[5].outputs[1]["data"] == {"text/html": "<td>results/...</td>",
+                                               "text/plain": "results/d..."}
     injected = next(c for c in nb.cells
                     if "injected-parameters" in c.metadata.get("tags", []))
     assert "results = 'results'" in injected.source and "seed = 1" in injected.source
@@ -361,8 +377,9 @@ def test_copies_are_valid_with_nbgrader_metadata_and_relative_results(ci_course)
         assert course._assigned_string(params.source, "results")[1] == "results"
         assert nb.metadata["papermill"]["parameters"]["results"] == "results"
         text = path.read_text()
-        for absolute in {str(book_.build_dir), str(book_.results)}:
-            assert absolute not in text, (path, absolute)
+        as_built = os.path.relpath(book_.results, ROOT)  # how the book's kernels saw it
+        for old in {str(book_.build_dir), str(book_.results), as_built}:
+            assert old not in text, (path, old)
 
 
 @pytest.mark.integration
