@@ -165,6 +165,17 @@ def package_versions(names: tuple[str, ...] = _PACKAGES) -> dict[str, str | None
     return out
 
 
+def _portable(path: Path) -> str:
+    """A path for a record that may be shared: relative to the working directory when it lies
+    below it, else the file name alone (the sha256 beside it identifies the file); never an
+    absolute path of this machine."""
+    try:
+        rel = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        return path.name
+    return rel.as_posix()
+
+
 def make_provenance(
     step: str,
     *,
@@ -177,13 +188,14 @@ def make_provenance(
     Args:
         step: What produced the result (``"data.synth"``, ``"calibrate"`` ...).
         settings: The settings of the step (JSON-serialisable).
-        inputs: Named input files; each is recorded with its sha256.
+        inputs: Named input files; each is recorded with its sha256 and its path relative to
+            the working directory (the file name alone when it lies elsewhere).
         seed: The random seed, if any.
     """
     ins = {}
     for name, p in (inputs or {}).items():
         p = Path(p)
-        ins[name] = {"path": str(p), "sha256": sha256_file(p) if p.is_file() else None}
+        ins[name] = {"path": _portable(p), "sha256": sha256_file(p) if p.is_file() else None}
     return {
         "step": step,
         "created": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),

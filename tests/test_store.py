@@ -53,3 +53,18 @@ def test_atomic_json_and_errors(tmp_path):
     store.write_parquet(pd.DataFrame({"a": [1]}), tmp_path / "b.parquet")
     with pytest.raises(ValueError, match=r"missing column\(s\) \['zz'\]"):
         store.read_parquet(tmp_path / "b.parquet", columns=["a", "zz"])
+
+
+def test_provenance_never_records_an_absolute_path(tmp_path, monkeypatch):
+    f = tmp_path / "sub" / "x.parquet"
+    store.write_parquet(pd.DataFrame({"a": [1]}), f)
+    monkeypatch.chdir(tmp_path)
+    inside = store.make_provenance("t", inputs={"x": f})
+    assert inside["inputs"]["x"]["path"] == "sub/x.parquet"
+    assert inside["inputs"]["x"]["sha256"] == store.sha256_file(f)
+    monkeypatch.chdir(tmp_path / "sub")
+    other = tmp_path / "elsewhere.parquet"
+    store.write_parquet(pd.DataFrame({"a": [2]}), other)
+    outside = store.make_provenance("t", inputs={"y": other})
+    assert outside["inputs"]["y"]["path"] == "elsewhere.parquet"
+    assert str(tmp_path) not in json.dumps(outside)
