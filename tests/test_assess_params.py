@@ -1,0 +1,162 @@
+"""Parameters and equifinality on constructed cases with known answers (lue_spie.assess_params)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from lue_spie.assess_params import (
+    edge_flags,
+    edge_shares,
+    equifinality,
+    equifinality_summary,
+    free_mask,
+    mean_distance,
+    parameter_skill,
+    relative_parameter_difference,
+)
+from lue_spie.params import BOUNDS, LOWER, PARAMETERS, UPPER, index
+
+MID = (LOWER + UPPER) / 2
+WIDTH = UPPER - LOWER
+# Koeppen types: C (no lag free), D (alpha_T free), B (alpha_W free).
+KOEPPEN = pd.Series({"S1": "Cfb", "S2": "Dfb", "S3": "BSk", "S4": "Cfa", "S5": "Dfc"})
+
+
+def frame(values: np.ndarray, sites=None, method: str | None = None) -> pd.DataFrame:
+    sites = list(sites if sites is not None else KOEPPEN.index[: len(values)])
+    t = pd.DataFrame(np.asarray(values, float), columns=list(PARAMETERS))
+    t.insert(0, "site", sites)
+    if method is not None:
+        t.insert(0, "method", method)
+    return t
+
+
+def test_free_mask_follows_the_lag_rule():
+    free = free_mask(["S1", "S2", "S3"], KOEPPEN)
+    aT, aW = index("alpha_T"), index("alpha_W")
+    assert free[:, :aT].all()
+    assert list(free[:, aT]) == [False, True, False]
+    assert list(free[:, aW]) == [False, False, True]
+    with pytest.raises(ValueError, match="no Koeppen type.*X9"):
+        free_mask(["S1", "X9"], KOEPPEN)
+
+
+def test_edge_flags_and_shares_count_free_sites_only():
+    v = np.tile(MID, (5, 1))
+    v[0, 0] = LOWER[0]  # eps_max on the lower bound at S1
+    v[1, 0] = UPPER[0] - 0.005 * WIDTH[0]  # within 1 % of the upper bound at S2
+    v[2, 0] = LOWER[0] + 0.02 * WIDTH[0]  # 2 % away: not on a bound
+    v[:, index("alpha_T")] = 0.0  # on the lower bound everywhere, free only at D sites
+    free = free_mask(KOEPPEN.index, KOEPPEN)
+    flags = edge_flags(v, free)
+    assert list(flags[:, 0]) == [True, True, False, False, False]
+    assert list(flags[:, index("alpha_T")]) == [False, True, False, False, True]
+    shares = edge_shares(frame(v, method="M"), KOEPPEN).set_index("parameter")
+    assert shares.at["eps_max", "share"] == pytest.approx(2 / 5)
+    assert (shares.at["eps_max", "n_lower"], shares.at["eps_max", "n_upper"]) == (1, 1)
+    assert shares.at["alpha_T", "n_free"] == 2 and shares.at["alpha_T", "share"] == 1.0
+    assert shares.at["alpha_W", "n_free"] == 1 and shares.at["alpha_W", "share"] == 0.0
+    assert shares.at["Topt", "share"] == 0.0
+    # A parameter free nowhere has no share.
+    only_c = edge_shares(frame(v[[0, 3]], sites=["S1", "S4"], method="M"), KOEPPEN)
+    assert np.isnan(only_c.set_index("parameter").at["alpha_T", "share"])
+
+
+def test_relative_parameter_difference_by_hand():
+    a = np.tile(MID, (3, 1))
+    b = a.copy()
+    b[0, 0] += 0.5 * WIDTH[0]  # S1 (C): 11 free parameters, one differs by half its range
+    b[1, :] = LOWER  # S2 (D): 12 free, all differ
+    b[1, index("alpha_W")] = 0.0
+    a[1, index("alpha_W")] = 0.0
+    a[2, index("alpha_T")] = 0.0
+    b[2, index("alpha_T")] = 0.9  # S3 (B): alpha_T is fixed there, its difference is ignored
+    d = relative_parameter_difference(frame(a), frame(b), KOEPPEN)
+    assert list(d.index) == ["S1", "S2", "S3"]
+    assert d["S1"] == pytest.approx(0.5 / 11)
+    assert d["S2"] == pytest.approx(0.5)  # every free value half a range away
+    assert d["S3"] == pytest.approx(0.0)
+    # Symmetric, zero for identical vectors, only common sites.
+    d2 = relative_parameter_difference(frame(b), frame(a), KOEPPEN)
+    pd.testing.assert_series_equal(d, d2)
+    assert relative_parameter_difference(frame(a), frame(a[:2]), KOEPPEN).tolist() == [0, 0]
+
+
+def test_parameter_skill_perfect_constant_and_known_nse():
+    rng = np.random.default_rng(0)
+    sites = [f"S{i}" for i in range(40)]
+    koeppen = pd.Series("Cfb", index=sites)
+    ref = LOWER + WIDTH * rng.uniform(0.2, 0.8, (40, 13))
+    perfect = frame(ref, sites, "perfect")
+    constant = frame(np.tile(ref.mean(axis=0), (40, 1)), sites, "mean")
+    params = pd.concat([perfect, constant], ignore_index=True)
+    skill = parameter_skill(params, frame(ref, sites), koeppen)
+    assert list(skill.columns) == ["method", "parameter", "sites", "NSE", "R2", "NRMSE",
+                                   "median |error| / range"]
+    p = skill[skill["method"] == "perfect"].set_index("parameter")
+    m = skill[skill["method"] == "mean"].set_index("parameter")
+    free = [q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]
+    assert np.allclose(p.loc[free, "NSE"], 1.0) and np.allclose(p.loc[free, "NRMSE"], 0.0)
+    assert np.allclose(p.loc[free, "median |error| / range"], 0.0)
+    # Predicting the reference mean at every site: NSE exactly 0 (the definition).
+    assert np.allclose(m.loc[free, "NSE"], 0.0, atol=1e-12)
+    assert (p.loc[["alpha_T", "alpha_W"], "sites"] == 0).all()
+    assert p.loc[["alpha_T", "alpha_W"], "NSE"].isna().all()
+    dist = mean_distance(skill)
+    assert dist["perfect"] == pytest.approx(0.0)
+    assert dist["mean"] > 0.05
+    with pytest.raises(ValueError, match="no parameter vectors of method 'other'"):
+        parameter_skill(params, frame(ref, sites), koeppen, methods=["other"])
+
+
+def _scores(nse_ref: np.ndarray, nse_m: np.ndarray, sites) -> pd.DataFrame:
+    rows = [{"method": "site-calib", "site": s, "scale": "daily", "NSE": a}
+            for s, a in zip(sites, nse_ref, strict=True)]
+    rows += [{"method": "M", "site": s, "scale": "daily", "NSE": b}
+             for s, b in zip(sites, nse_m, strict=True)]
+    return pd.DataFrame(rows)
+
+
+def test_equifinality_recovers_a_planted_linear_relation():
+    rng = np.random.default_rng(3)
+    n = 30
+    sites = [f"S{i}" for i in range(n)]
+    koeppen = pd.Series("Cfb", index=sites)
+    calib = np.tile(MID, (n, 1))
+    shift = rng.uniform(0.0, 0.4, n)  # every free parameter moved by shift * range
+    pred = calib + shift[:, None] * WIDTH
+    pred[:, [index("alpha_T"), index("alpha_W")]] = 0.0
+    calib[:, [index("alpha_T"), index("alpha_W")]] = 0.0
+    nse_ref = np.full(n, 0.9)
+    nse_m = 0.9 - (0.1 + 2.0 * shift)  # dNSE = 0.1 + 2 D exactly
+    params = pd.concat([frame(calib, sites, "site-calib"), frame(pred, sites, "M")])
+    eq = equifinality(_scores(nse_ref, nse_m, sites), params, koeppen, "M")
+    assert eq.n == n and eq.r == pytest.approx(1.0) and eq.spearman == pytest.approx(1.0)
+    assert eq.slope == pytest.approx(2.0) and eq.intercept == pytest.approx(0.1)
+    assert eq.p_value < 1e-10
+    np.testing.assert_allclose(eq.sites["param_diff"], shift)
+    np.testing.assert_allclose(eq.sites["dNSE"], 0.1 + 2.0 * shift)
+    # Unrelated: NSE loss drawn independently of the parameter difference -> r near 0.
+    nse_u = 0.9 - rng.uniform(0, 0.5, n)
+    eq_u = equifinality(_scores(nse_ref, nse_u, sites), params, koeppen, "M")
+    assert abs(eq_u.r) < 0.5 and eq_u.p_value > 0.01
+    # Sites without a defined NSE drop out; fewer than 3 leaves r undefined.
+    nse_nan = nse_m.copy()
+    nse_nan[2:] = np.nan
+    eq_few = equifinality(_scores(nse_ref, nse_nan, sites), params, koeppen, "M")
+    assert eq_few.n == 2 and np.isnan(eq_few.r)
+    summary = equifinality_summary(_scores(nse_ref, nse_m, sites), params, koeppen)
+    assert list(summary["method"]) == ["M"] and summary.loc[0, "r"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="no parameter vectors of 'SPIE'"):
+        equifinality(_scores(nse_ref, nse_m, sites), params, koeppen, "SPIE")
+
+
+def test_missing_columns_are_named():
+    with pytest.raises(ValueError, match="missing column.*method"):
+        edge_shares(frame(np.tile(MID, (2, 1))), KOEPPEN)
+    bad = frame(np.tile(MID, (2, 1))).drop(columns="Topt")
+    with pytest.raises(ValueError, match="Topt"):
+        relative_parameter_difference(bad, frame(np.tile(MID, (2, 1))), KOEPPEN)
+    assert BOUNDS.shape == (13, 2)
