@@ -19,7 +19,7 @@ import sys
 
 # Modules that contribute sub-commands, in the order they appear in --help.
 _COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate", "lue_spie.extrapolate.cli",
-                    "lue_spie.book", "lue_spie.course")
+                    "lue_spie.assess_cli", "lue_spie.book", "lue_spie.course")
 
 
 def _info(args: argparse.Namespace) -> int:

@@ -7,11 +7,25 @@ Where a figure needs model curves (the sensitivity functions across their driver
 :mod:`lue_spie.model` for them, so there is one implementation of the equations.
 
 The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
-:mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration` ...); every public function
+:mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration`,
+:mod:`~lue_spie.plots.assessment` ...); every public function
 is also available here, as ``lue_spie.plots.<name>``.
 """
 
 from lue_spie.plots._style import STYLE, as_vector
+from lue_spie.plots.assessment import (
+    FAMILY_COLORS,
+    likelihood,
+    method_colors,
+    nse_by_type,
+    nse_heatmap,
+    nse_vs_param_diff,
+    parameter_densities,
+    parameter_skill_heatmap,
+    spatial_scatter,
+    spatial_skill,
+    twin_comparison,
+)
 from lue_spie.plots.calibration import (
     convergence,
     edge_hitting,
@@ -50,4 +64,15 @@ __all__ = [
     "nse_distribution",
     "edge_hitting",
     "parameter_recovery",
+    "FAMILY_COLORS",
+    "method_colors",
+    "nse_heatmap",
+    "spatial_skill",
+    "spatial_scatter",
+    "nse_by_type",
+    "likelihood",
+    "parameter_densities",
+    "nse_vs_param_diff",
+    "parameter_skill_heatmap",
+    "twin_comparison",
 ]

@@ -1,0 +1,79 @@
+"""``lue-spie assess``: every table and figure of the assessment from a results folder."""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+from lue_spie.assess_run import ASSESSMENT_FILE, AssessSettings, run_assessment
+from lue_spie.data.io import years_argument
+
+__all__ = ["register_cli"]
+
+
+def _cli(args: argparse.Namespace) -> int:
+    years = sorted({y for part in args.years for y in part}) if args.years else None
+    settings = AssessSettings(
+        n_groups=args.groups, sites_per_group=args.sites_per_group,
+        years_per_site=args.years_per_site, alpha=args.alpha, ttest=args.ttest,
+        seed=args.seed, focus=args.focus, years=tuple(years) if years else None,
+        methods=tuple(args.methods) if args.methods else None,
+        p_with_calib=args.p_with_calib)
+    t0 = time.perf_counter()
+    a, written = run_assessment(args.results, args.out, settings, figures=not args.no_figures,
+                                log=(lambda *_: None) if args.quiet else print)
+    seconds = time.perf_counter() - t0
+    h = a.headline
+    print(f"assessed {len(a.inputs.methods)} method(s) on {a.inputs.sites.shape[0]} sites, "
+          f"years {a.inputs.years[0]}-{a.inputs.years[-1]}:")
+    print(f"  {'method':10s} {'NSE>0':>9s} {'median NSE':>10s} {'spatial NSE':>11s} {'P':>5s}")
+    for _, r in h.iterrows():
+        share = f"{r['n_positive_NSE']:.0f}/{r['n_evaluated']:.0f}" \
+            if r["n_evaluated"] == r["n_evaluated"] else "n/a"
+        print(f"  {r['method']:10s} {share:>9s} {r['median_NSE']:10.3f} "
+              f"{r['spatial_NSE']:11.3f} {r['P']:5.2f}")
+    if a.focus is not None:
+        note = "" if a.focus == "SPIE" else " (SPIE not found: the best method by positive NSE)"
+        print(f"parameter figures for {a.focus}{note}")
+    n_tables = sum(1 for ps in written.values() if ps[0].suffix == ".parquet")
+    print(f"{n_tables} tables and {len(written) - n_tables} figures in {args.out} "
+          f"({ASSESSMENT_FILE} lists them) in {seconds:.1f} s")
+    return 0
+
+
+def register_cli(subparsers: argparse._SubParsersAction) -> None:
+    """Add the ``assess`` sub-command."""
+    p = subparsers.add_parser(
+        "assess", help="assess every method of a results folder (tables and figures)",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Read RESULTS/data, RESULTS/calibration and RESULTS/extrapolation and write "
+                    "the paper's assessment (section 3): GPP skill at four time scales, spatial "
+                    "and per-type skill, the model likelihood P, parameters against calibrated "
+                    "(and, on virtual FLUXNET, true) values and the equifinality test. Tables "
+                    "as parquet (with provenance) and CSV, figures as PNG and SVG.",
+        epilog="example:\n  lue-spie assess --results results/ci --out results/ci/assessment")
+    p.add_argument("--results", required=True, help="results folder (data/, calibration/, "
+                                                     "extrapolation/)")
+    p.add_argument("--out", required=True, help="folder for the tables and figures")
+    p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
+                   help="methods to assess (default: all found; site-calib is the calibration)")
+    p.add_argument("--years", nargs="+", type=years_argument, default=None,
+                   help="years to assess (default: those every method predicts)")
+    p.add_argument("--focus", default=None,
+                   help="method of the parameter figures (default: SPIE, else the best)")
+    p.add_argument("--groups", type=int, default=200,
+                   help="site groups of the likelihood P (default 200, as the paper)")
+    p.add_argument("--sites-per-group", type=int, default=100,
+                   help="sites per group (default 100; fewer when fewer sites exist)")
+    p.add_argument("--years-per-site", type=int, default=2,
+                   help="random years per site in a group (default 2)")
+    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
+    p.add_argument("--ttest", choices=("welch", "paired"), default="welch",
+                   help="t-test of the likelihood (default welch)")
+    p.add_argument("--p-with-calib", action="store_true",
+                   help="let site-calib compete in P (default: extrapolation methods only, "
+                        "as the paper's Figure 5)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the group draws")
+    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=_cli)
