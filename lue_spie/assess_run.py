@@ -5,7 +5,9 @@ computes, for every method found (site-calib first):
 
 - GPP skill at four time scales, its summary, the spatial assessment and the per-PFT and
   per-climate distributions (:func:`lue_spie.assess.assess_gpp`; Figures 2-4);
-- the model likelihood P (:func:`lue_spie.likelihood.model_likelihood`; Figure 5);
+- the model likelihood P (:func:`lue_spie.likelihood.model_likelihood`; Figure 5) of the
+  extrapolation methods (site-calib competes only with ``p_with_calib``: fitted to each
+  site, it would win nearly every group, and the paper's Figure 5 ranks the others);
 - the parameter comparisons (:mod:`lue_spie.assess_params`): bound hits, per-parameter
   skill against the calibrated vectors and (virtual FLUXNET) against the truth, and the NSE
   loss against the parameter difference (Figures 6-7);

@@ -14,6 +14,7 @@ from lue_spie.assess_params import (
     free_mask,
     mean_distance,
     parameter_skill,
+    parameter_spread,
     relative_parameter_difference,
 )
 from lue_spie.params import BOUNDS, LOWER, PARAMETERS, UPPER, index
@@ -160,3 +161,53 @@ def test_missing_columns_are_named():
     with pytest.raises(ValueError, match="Topt"):
         relative_parameter_difference(bad, frame(np.tile(MID, (2, 1))), KOEPPEN)
     assert BOUNDS.shape == (13, 2)
+
+
+def test_parameter_spread_by_hand():
+    v = np.tile(MID, (4, 1))
+    v[:, 0] = LOWER[0] + WIDTH[0] * np.array([0.1, 0.2, 0.3, 0.4])
+    sites = ["S1", "S2", "S4", "S3"]  # C, D, C, B
+    t = parameter_spread(frame(v, sites, "M"), KOEPPEN).set_index("parameter")
+    assert t.at["eps_max", "std / range"] == pytest.approx(np.std([0.1, 0.2, 0.3, 0.4], ddof=1))
+    assert t.at["eps_max", "iqr / range"] == pytest.approx(0.325 - 0.175)
+    assert t.at["Topt", "std / range"] == 0.0
+    # alpha_T free only at S2 and alpha_W only at S3: one site each, no spread defined.
+    assert t.at["alpha_T", "n_free"] == 1 and np.isnan(t.at["alpha_T", "std / range"])
+
+
+def test_ranking_agreement_on_constructed_worlds():
+    from types import SimpleNamespace
+
+    from lue_spie.twin import compare_worlds, ranking_agreement
+
+    def world(nse, dist):
+        methods = ("site-calib", "A", "B", "C", "D")
+        return SimpleNamespace(
+            inputs=SimpleNamespace(methods=methods),
+            headline=pd.DataFrame({"method": methods, "share_positive_NSE": 0.5,
+                                   "median_NSE": nse, "truth_distance": dist}))
+
+    # Without structural error the better simulators are closer to the truth; with it the
+    # order of distances is reversed.
+    clean = world([0.95, 0.8, 0.6, 0.4, 0.2], [0.01, 0.1, 0.2, 0.3, 0.4])
+    wrong = world([0.9, 0.8, 0.6, 0.4, 0.2], [0.3, 0.4, 0.3, 0.2, 0.1])
+    t = compare_worlds({False: clean, True: wrong})
+    assert list(t[t["world"] == "with structural error"]["rank_truth"]) == [3, 5, 3, 2, 1]
+    a = ranking_agreement(t).set_index("world")
+    assert a.at["without structural error", "spearman"] == pytest.approx(1.0)
+    assert a.at["with structural error", "spearman"] == pytest.approx(-1.0)
+    assert a.at["with structural error", "best_gpp"] == "A"
+    assert a.at["with structural error", "closest_to_truth"] == "D"
+    assert (a["n_methods"] == 4).all()  # site-calib left out
+    # Only the reference in both worlds: nothing to rank, an empty table with its columns.
+    only = t[t["method"] == "site-calib"]
+    assert list(ranking_agreement(only).columns) == ["world", "n_methods", "spearman",
+                                                     "p_value", "best_gpp", "closest_to_truth"]
+
+
+def test_twin_methods_refuses_a_string(tmp_path):
+    from lue_spie.twin import twin_methods
+
+    with pytest.raises(ValueError, match="expected a list of method names.*-y"):
+        twin_methods(tmp_path, "[mRF, SPIE]")
+    assert twin_methods(tmp_path, ["mRF"]) == []  # no extrapolation folder: nothing to rerun

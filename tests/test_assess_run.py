@@ -196,3 +196,52 @@ def test_cli_reports_bad_input_in_one_line(results, tmp_path, capsys):
         err = capsys.readouterr().err
         assert rc == 2 and message in err and "Traceback" not in err, (argv, err)
         assert len(err.strip().splitlines()) == 1
+
+
+def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, tmp_path):
+    from lue_spie.data.io import load_dataset
+    from lue_spie.twin import compare_worlds, ranking_agreement, run_twin
+
+    out = tmp_path / "twin"
+    assert run_twin(results, methods=["mRF", "SPIE"], out=out, log=lambda *_: None) == out
+    main_data, twin_data = load_dataset(results / "data"), load_dataset(out / "data")
+    assert twin_data.truth_meta["structural_error"]["enabled"] is True
+    assert main_data.truth_meta["structural_error"]["enabled"] is False
+    pd.testing.assert_frame_equal(main_data.truth, twin_data.truth)
+    pd.testing.assert_frame_equal(main_data.sites, twin_data.sites)
+    same = [c for c in main_data.site_day.columns if c != "GPP_obs"]
+    pd.testing.assert_frame_equal(main_data.site_day[same], twin_data.site_day[same])
+    assert not np.allclose(main_data.site_day["GPP_obs"], twin_data.site_day["GPP_obs"],
+                           equal_nan=True)
+    cal = store.read_provenance(out / "calibration" / "calibration.parquet")["settings"]
+    assert cal["max_gen"] == 30
+    assert list(find_methods(out / "extrapolation")) == ["mRF"]  # SPIE was not in the main run
+    main_folds = store.read_parquet(results / "extrapolation" / "folds.parquet")
+    pd.testing.assert_frame_equal(main_folds, store.read_parquet(out / "extrapolation" /
+                                                                 "folds.parquet"))
+    fold0 = "extrapolation/mRF/fold0.params.parquet"
+    assert store.read_provenance(out / fold0)["settings"]["params"] == \
+        store.read_provenance(results / fold0)["settings"]["params"]
+    # A rerun finds everything done and rewrites nothing of the extrapolation.
+    stamp = (out / fold0).stat().st_mtime_ns
+    run_twin(results, methods=["mRF"], out=out, log=lambda *_: None)
+    assert (out / fold0).stat().st_mtime_ns == stamp
+    # The two worlds side by side.
+    s = AssessSettings(n_groups=10, methods=("mRF",))
+    worlds = compare_worlds({False: assess_results(results, s), True: assess_results(out, s)})
+    assert list(worlds["world"].unique()) == ["without structural error", "with structural error"]
+    assert set(worlds["method"]) == {SITE_CALIB, "mRF"}
+    assert worlds["mean distance / range"].notna().all()
+    agree = ranking_agreement(worlds)
+    assert list(agree["n_methods"]) == [1, 1] and agree["spearman"].isna().all()
+    assert list(agree["best_gpp"]) == ["mRF", "mRF"]
+
+
+def test_the_twin_needs_the_generator(results, tmp_path):
+    from lue_spie.twin import run_twin
+
+    copy = tmp_path / "real"
+    shutil.copytree(results, copy)
+    (copy / "data" / "truth.json").unlink()
+    with pytest.raises(ValueError, match="not a virtual FLUXNET"):
+        run_twin(copy, log=lambda *_: None)
