@@ -30,8 +30,9 @@ def _cli(args: argparse.Namespace) -> int:
     for _, r in h.iterrows():
         share = f"{r['n_positive_NSE']:.0f}/{r['n_evaluated']:.0f}" \
             if r["n_evaluated"] == r["n_evaluated"] else "n/a"
+        p = "-" if r["P"] != r["P"] else f"{r['P']:.2f}"  # NaN: not in P (site-calib)
         print(f"  {r['method']:10s} {share:>9s} {r['median_NSE']:10.3f} "
-              f"{r['spatial_NSE']:11.3f} {r['P']:5.2f}")
+              f"{r['spatial_NSE']:11.3f} {p:>5s}")
     if a.focus is not None:
         note = "" if a.focus == "SPIE" else " (SPIE not found: the best method by positive NSE)"
         print(f"parameter figures for {a.focus}{note}")

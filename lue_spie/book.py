@@ -115,6 +115,16 @@ class Profile:
         cmaes_max_generations: CMA-ES generations per site (an upper bound).
         cmaes_restarts: Extra CMA-ES restarts (with a doubled population) per site.
         n_show: How many sites the chapters show in per-site figures.
+        likelihood_groups: Site groups of the model likelihood P (paper: 200; seconds even
+            at the paper's size, so every profile uses the paper's number).
+        focus_method: Method of the parameter figures (``None``: SPIE when its results are
+            there, else the best method by the share of sites with positive daily NSE).
+        structural_twin: Build the structural-error twin in the parameters chapter: the same
+            virtual FLUXNET with the generator's structural-error switch flipped, calibrated
+            and extrapolated again with ``twin_methods`` (one more site calibration plus
+            those methods; off in ``demo``, where it would add about as much as the
+            calibration chapter costs).
+        twin_methods: Methods the twin reruns (those the main run has).
     """
 
     name: str
@@ -137,6 +147,10 @@ class Profile:
     cmaes_max_generations: int = 100
     cmaes_restarts: int = 0
     n_show: int = 4
+    likelihood_groups: int = 200
+    focus_method: str | None = None
+    structural_twin: bool = True
+    twin_methods: tuple[str, ...] = ("PFTmean", "Climmed", "Sitesim", "mRF", "SPIE")
 
     def parameters(self) -> dict[str, Any]:
         """The notebook parameters of this profile (JSON-friendly: tuples become lists)."""
@@ -164,13 +178,16 @@ PROFILES: dict[str, Profile] = {
                         "years and shorter CMA-ES runs, about a quarter of an hour on 2 CPU "
                         "cores",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
-            n_show=6,
+            n_show=6, structural_twin=False,
         ),
         Profile(
             name="paper",
             description="the paper's size (196 sites x 10 years) and long CMA-ES runs: "
                         "hours on a CPU (a GPU helps, see the README)",
             n_sites=196, n_years=10, cmaes_max_generations=1000, cmaes_restarts=2, n_show=8,
+            structural_twin=True, twin_methods=(
+                "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
+                "sRF", "mRF", "mNN", "SPIE", "P-model"),
         ),
     )
 }
