@@ -18,7 +18,7 @@ def _cli(args: argparse.Namespace) -> int:
         years_per_site=args.years_per_site, alpha=args.alpha, ttest=args.ttest,
         seed=args.seed, focus=args.focus, years=tuple(years) if years else None,
         methods=tuple(args.methods) if args.methods else None,
-        p_with_calib=args.p_with_calib)
+        p_with_calib=args.p_with_calib, twin=not args.no_twin)
     t0 = time.perf_counter()
     a, written = run_assessment(args.results, args.out, settings, figures=not args.no_figures,
                                 log=(lambda *_: None) if args.quiet else print)
@@ -74,6 +74,9 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--p-with-calib", action="store_true",
                    help="let site-calib compete in P (default: extrapolation methods only, "
                         "as the paper's Figure 5)")
+    p.add_argument("--no-twin", action="store_true",
+                   help="do not compare with the structural-error twin in RESULTS/twin "
+                        "(compared by default when it exists)")
     p.add_argument("--seed", type=int, default=0, help="seed of the group draws")
     p.add_argument("--no-figures", action="store_true", help="tables only")
     p.add_argument("--quiet", action="store_true", help="no progress lines")

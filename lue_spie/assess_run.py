@@ -50,6 +50,7 @@ from lue_spie.likelihood import Likelihood, model_likelihood
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.results import SITE_CALIB, AssessmentInputs, load_results, provenance_files
 from lue_spie.timescales import SCALES, gpp_grid
+from lue_spie.twin import assess_worlds, has_twin
 
 __all__ = [
     "AssessSettings",
@@ -88,6 +89,8 @@ class AssessSettings:
             paper's Figure 5, where P ranks the extrapolation methods only: the reference
             fitted to each site's own data would win nearly every group and leave P near 0
             for every other method.
+        twin: Also compare with the structural-error twin when ``RESULTS/twin`` holds one
+            (:mod:`lue_spie.twin`; tables ``twin_worlds`` and ``twin_agreement``).
     """
 
     n_groups: int = 200
@@ -102,6 +105,7 @@ class AssessSettings:
     years: tuple[int, ...] | None = None
     methods: tuple[str, ...] | None = None
     p_with_calib: bool = False
+    twin: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-friendly settings."""
@@ -125,6 +129,10 @@ class Assessment:
         equifinality: Figure 7 for the focus method (None without site-calib or focus).
         equifinality_all: Figure 7's numbers for every method.
         headline: One row per method (:func:`headline_table`).
+        worlds: The main run and its structural-error twin side by side
+            (:func:`lue_spie.twin.compare_worlds`), or None without a twin.
+        agreement: Per world, GPP ranking against distance to the truth
+            (:func:`lue_spie.twin.ranking_agreement`), or None.
         timings: Seconds per part.
     """
 
@@ -139,6 +147,8 @@ class Assessment:
     equifinality: Equifinality | None
     equifinality_all: pd.DataFrame
     headline: pd.DataFrame
+    worlds: pd.DataFrame | None = None
+    agreement: pd.DataFrame | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
     def tables(self) -> dict[str, pd.DataFrame]:
@@ -170,6 +180,9 @@ class Assessment:
         if self.equifinality is not None:
             out["equifinality_sites"] = self.equifinality.sites.assign(
                 method=self.equifinality.method)
+        if self.worlds is not None:
+            out["twin_worlds"] = self.worlds
+            out["twin_agreement"] = self.agreement
         return out
 
     def figures(self) -> dict[str, Any]:
@@ -205,6 +218,8 @@ class Assessment:
             figs["param_distance_truth"] = plots.parameter_skill_heatmap(
                 self.skill_truth, value="median |error| / range",
                 title="distance to the true parameters")
+        if self.worlds is not None:
+            figs["twin_worlds"] = plots.twin_comparison(self.worlds)
         return figs
 
 
@@ -324,8 +339,15 @@ def assess_results(results: str | Path | AssessmentInputs,
         eq = equifinality(gpp.site_scores, params, koeppen, focus)
     timings["parameters"] = time.perf_counter() - t0
     head = headline_table(gpp, lk, skill_truth, inputs.methods)
+    worlds = agreement = None
+    if settings.twin and has_twin(inputs.results):
+        t0 = time.perf_counter()
+        log("assessing the structural-error twin")
+        worlds, agreement = assess_worlds(inputs.results, n_groups=settings.n_groups,
+                                          seed=settings.seed)
+        timings["twin"] = time.perf_counter() - t0
     return Assessment(inputs, settings, gpp, lk, focus, edges, skill_calib, skill_truth, eq,
-                      eq_all, head, timings)
+                      eq_all, head, worlds, agreement, timings)
 
 
 def _verdict(ok: bool | None) -> str:

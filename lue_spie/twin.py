@@ -43,8 +43,8 @@ from lue_spie.data.io import TRUTH_META_FILE, load_dataset
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
 from lue_spie.results import CALIBRATION_DIR, DATA_DIR, EXTRAPOLATION_DIR, find_methods
 
-__all__ = ["TWIN_DIR", "WORLDS", "twin_methods", "run_twin", "compare_worlds",
-           "ranking_agreement"]
+__all__ = ["TWIN_DIR", "WORLDS", "twin_methods", "run_twin", "has_twin", "compare_worlds",
+           "ranking_agreement", "assess_worlds"]
 
 #: The twin's folder inside a results folder.
 TWIN_DIR = "twin"
@@ -152,6 +152,39 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
         run_extrapolation(data_dir, out / CALIBRATION_DIR, out / EXTRAPOLATION_DIR, settings,
                           progress=progress, log=log)
     return out
+
+
+def has_twin(results: str | Path) -> bool:
+    """Whether ``RESULTS/twin`` holds a twin with a site calibration."""
+    twin = Path(results) / TWIN_DIR
+    return (twin / DATA_DIR / TRUTH_META_FILE).is_file() \
+        and (twin / CALIBRATION_DIR / "calibration.parquet").is_file()
+
+
+def assess_worlds(results: str | Path, *, twin: str | Path | None = None,
+                  n_groups: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Assess the main run and its twin on the methods both hold; compare the worlds.
+
+    Args:
+        results: The main results folder.
+        twin: The twin's results folder (default ``RESULTS/twin``).
+        n_groups, seed: Settings of the likelihood P of each world.
+
+    Returns:
+        ``(worlds, agreement)``: :func:`compare_worlds` and :func:`ranking_agreement`.
+    """
+    from lue_spie.assess_run import AssessSettings, assess_results
+    from lue_spie.results import SITE_CALIB, load_results
+
+    results = Path(results)
+    twin = Path(twin) if twin is not None else results / TWIN_DIR
+    main_in, twin_in = load_results(results), load_results(twin)
+    compared = tuple(m for m in twin_in.methods if m in main_in.methods and m != SITE_CALIB)
+    settings = AssessSettings(n_groups=n_groups, seed=seed, methods=compared, twin=False)
+    flag = bool(main_in.dataset.truth_meta["structural_error"]["enabled"])
+    worlds = compare_worlds({flag: assess_results(results, settings),
+                             not flag: assess_results(twin, settings)})
+    return worlds, ranking_agreement(worlds)
 
 
 def compare_worlds(assessments: dict[bool, Any], methods: Sequence[str] | None = None

@@ -200,11 +200,14 @@ def test_cli_reports_bad_input_in_one_line(results, tmp_path, capsys):
 
 def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, tmp_path):
     from lue_spie.data.io import load_dataset
-    from lue_spie.twin import compare_worlds, ranking_agreement, run_twin
+    from lue_spie.twin import has_twin, run_twin
 
-    out = tmp_path / "twin"
-    assert run_twin(results, methods=["mRF", "SPIE"], out=out, log=lambda *_: None) == out
-    main_data, twin_data = load_dataset(results / "data"), load_dataset(out / "data")
+    main = tmp_path / "main"
+    shutil.copytree(results, main)
+    assert not has_twin(main)
+    out = run_twin(main, methods=["mRF", "SPIE"], log=lambda *_: None)
+    assert out == main / "twin" and has_twin(main)
+    main_data, twin_data = load_dataset(main / "data"), load_dataset(out / "data")
     assert twin_data.truth_meta["structural_error"]["enabled"] is True
     assert main_data.truth_meta["structural_error"]["enabled"] is False
     pd.testing.assert_frame_equal(main_data.truth, twin_data.truth)
@@ -216,25 +219,29 @@ def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, 
     cal = store.read_provenance(out / "calibration" / "calibration.parquet")["settings"]
     assert cal["max_gen"] == 30
     assert list(find_methods(out / "extrapolation")) == ["mRF"]  # SPIE was not in the main run
-    main_folds = store.read_parquet(results / "extrapolation" / "folds.parquet")
+    main_folds = store.read_parquet(main / "extrapolation" / "folds.parquet")
     pd.testing.assert_frame_equal(main_folds, store.read_parquet(out / "extrapolation" /
                                                                  "folds.parquet"))
     fold0 = "extrapolation/mRF/fold0.params.parquet"
     assert store.read_provenance(out / fold0)["settings"]["params"] == \
-        store.read_provenance(results / fold0)["settings"]["params"]
+        store.read_provenance(main / fold0)["settings"]["params"]
     # A rerun finds everything done and rewrites nothing of the extrapolation.
     stamp = (out / fold0).stat().st_mtime_ns
-    run_twin(results, methods=["mRF"], out=out, log=lambda *_: None)
+    run_twin(main, methods=["mRF"], log=lambda *_: None)
     assert (out / fold0).stat().st_mtime_ns == stamp
-    # The two worlds side by side.
-    s = AssessSettings(n_groups=10, methods=("mRF",))
-    worlds = compare_worlds({False: assess_results(results, s), True: assess_results(out, s)})
+    # The assessment compares the two worlds on the methods both hold.
+    a, written = run_assessment(main, tmp_path / "assessment", AssessSettings(n_groups=10),
+                                figures=False)
+    worlds = store.read_parquet(tmp_path / "assessment" / "twin_worlds.parquet")
     assert list(worlds["world"].unique()) == ["without structural error", "with structural error"]
     assert set(worlds["method"]) == {SITE_CALIB, "mRF"}
     assert worlds["mean distance / range"].notna().all()
-    agree = ranking_agreement(worlds)
+    agree = a.agreement
     assert list(agree["n_methods"]) == [1, 1] and agree["spearman"].isna().all()
     assert list(agree["best_gpp"]) == ["mRF", "mRF"]
+    assert "twin_agreement" in written
+    off = assess_results(main, AssessSettings(n_groups=10, twin=False))
+    assert off.worlds is None and "twin_worlds" not in off.tables()
 
 
 def test_the_twin_needs_the_generator(results, tmp_path):
