@@ -110,9 +110,24 @@ def _wrong_03_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
     return [(best, {a}), (middle, {a}), ("XX-999", {a}), (ok.iloc[[0]], {a}), (3.0, {a})]
 
 
+def _wrong_09_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    scores = pd.read_parquet(Path(ctx["results"]) / "assessment" / "site_scores.parquet")
+    daily = scores[scores["scale"] == "daily"]
+    counts = (daily["NSE"] > 0).groupby(daily["method"]).sum().drop("site-calib")
+    worse = [m for m in counts.index if counts[m] < counts[a]]
+    return [("site-calib", {a}), ("NoSuchMethod", {a}), (3, {a}),
+            (pd.Series({"method": a}), {a}), *[(m, {a}) for m in worse[:3]]]
+
+
+def _wrong_10_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    return [("alpha_T", {a}), ("Tmax", {a}), (0.5, {a}), (pd.Series({"parameter": a}), {a}),
+            *[(p, {a}) for p in ("eps_max", "Cm") if p != a]]
+
+
 WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
     "01.1": _wrong_01_1, "01.2": _wrong_01_2, "01.3": _wrong_01_3, "02.1": _wrong_02_1,
-    "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1,
+    "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1, "09.1": _wrong_09_1,
+    "10.1": _wrong_10_1,
 }
 
 
@@ -304,6 +319,56 @@ def test_03_1_worst_site(small_results):
     assert "highest" in exercises.feedback(
         "03.1", ok.sort_values("nse")["site"].iloc[-1], **ctx).message
     assert exercises.feedback("03.1", np.str_(answer), **ctx)
+
+
+def test_09_1_most_positive_sites(tmp_path):
+    rng = np.random.default_rng(SEED)
+    sites = [f"VF-{i:03d}" for i in range(20)]
+    share = {"site-calib": 0.95, "PFTmean": 0.4, "mRF": 0.7, "Sitesim": 0.55, "P-model": 0.2}
+    rows = [{"method": m, "site": s, "scale": scale, "NSE": rng.uniform(0.05, 0.9)
+             if rng.uniform() < p else -rng.uniform(0.05, 2)}
+            for m, p in share.items() for s in sites for scale in ("daily", "weekly")]
+    (tmp_path / "assessment").mkdir()
+    pd.DataFrame(rows).to_parquet(tmp_path / "assessment" / "site_scores.parquet")
+    daily = pd.DataFrame(rows).query("scale == 'daily'")
+    counts = (daily["NSE"] > 0).groupby(daily["method"]).sum().drop("site-calib")
+    answer = counts.idxmax()
+    ctx = {"results": tmp_path}
+    assert_right_and_wrong("09.1", answer, ctx)
+    assert "reference" in exercises.feedback("09.1", "site-calib", **ctx).message
+    # Before the method chapters ran, site-calib is the only row and the only answer.
+    only = pd.DataFrame(rows).query("method == 'site-calib'")
+    only.to_parquet(tmp_path / "assessment" / "site_scores.parquet")
+    assert exercises.feedback("09.1", "site-calib", **ctx)
+
+
+def test_10_1_bound_parameter(tmp_path):
+    from lue_spie.params import LOWER, PARAMETERS, UPPER, index
+
+    rng = np.random.default_rng(SEED)
+    n = 20
+    koeppen = ["Dfb", "BSk", "Cfb", "Cfa"] * (n // 4)
+    values = LOWER + (UPPER - LOWER) * rng.uniform(0.1, 0.9, (n, 13))
+    values[:6, index("kT")] = UPPER[index("kT")]  # kT on a bound at 6 of 20 sites
+    values[:3, index("Topt")] = LOWER[index("Topt")]  # Topt at 3
+    values[:, index("alpha_T")] = 0.0  # on its bound wherever it is free (D): 5 of 5
+    values[:, index("alpha_W")] = np.where([c.startswith("B") for c in koeppen],
+                                           values[:, index("alpha_W")], 0.0)
+    table = pd.DataFrame(values, columns=list(PARAMETERS))
+    table.insert(0, "site", [f"VF-{i:03d}" for i in range(n)])
+    table.insert(1, "koeppen", koeppen)
+    table.insert(2, "status", "ok")
+    (tmp_path / "calibration").mkdir()
+    table.to_parquet(tmp_path / "calibration" / "calibration.parquet")
+    ctx = {"results": tmp_path}
+    # alpha_T sits on its lower bound at every site where it is free: share 1.
+    verdict = exercises.feedback("10.1", "alpha_T", **ctx)
+    assert verdict.ok and "100%" in verdict.message
+    values[:, index("alpha_T")] = np.where([c.startswith("D") for c in koeppen], 0.5, 0.0)
+    table[list(PARAMETERS)] = values
+    table.to_parquet(tmp_path / "calibration" / "calibration.parquet")
+    assert_right_and_wrong("10.1", "kT", ctx)
+    assert "not a parameter" in exercises.feedback("10.1", "Tmax", **ctx).message
 
 
 def test_a_missing_results_folder_is_named(tmp_path):
