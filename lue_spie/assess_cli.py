@@ -36,7 +36,7 @@ def _cli(args: argparse.Namespace) -> int:
     if a.focus is not None:
         note = "" if a.focus == "SPIE" else " (SPIE not found: the best method by positive NSE)"
         print(f"parameter figures for {a.focus}{note}")
-    n_tables = sum(1 for ps in written.values() if ps[0].suffix == ".parquet")
+    n_tables = sum(1 for name in written if not name.startswith("figures/"))
     print(f"{n_tables} tables and {len(written) - n_tables} figures in {args.out} "
           f"({ASSESSMENT_FILE} lists them) in {seconds:.1f} s")
     return 0

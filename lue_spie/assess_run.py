@@ -419,7 +419,7 @@ def write_assessment(a: Assessment, out: str | Path, *, figures: bool = True,
     """Write every table (parquet + provenance, CSV) and figure (``formats``) to ``out``.
 
     Returns:
-        File stem -> the files written for it.
+        Table name (``headline`` ...) or ``figures/<name>`` -> the files written for it.
     """
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -444,7 +444,7 @@ def write_assessment(a: Assessment, out: str | Path, *, figures: bool = True,
                 meta = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
                 fig.savefig(path, dpi=150 if fmt == "png" else None, metadata=meta)
                 paths.append(path)
-            written[name] = paths
+            written[f"figures/{name}"] = paths
             log(f"  figure {name}")
         a.timings["write_figures"] = time.perf_counter() - t0
     record = _provenance(a, "record", {"timings_s": a.timings})

@@ -146,7 +146,7 @@ def test_cli_writes_every_table_and_figure_with_provenance(results, tmp_path, ca
                "--quiet"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
-    assert "site-calib" in printed and "mRF" in printed and "tables and" in printed
+    assert "site-calib" in printed and "mRF" in printed and "18 tables and 11 figures" in printed
     record = json.loads((out / ASSESSMENT_FILE).read_text())
     tables = ["headline", "site_scores", "score_summary", "spatial_metrics",
               "spatial_site_means", "nse_by_type", "nse_by_type_summary", "likelihood_P",
@@ -239,7 +239,9 @@ def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, 
     agree = a.agreement
     assert list(agree["n_methods"]) == [1, 1] and agree["spearman"].isna().all()
     assert list(agree["best_gpp"]) == ["mRF", "mRF"]
-    assert "twin_agreement" in written
+    assert "twin_agreement" in written and "twin_worlds" in written
+    figs = a.figures()
+    assert "twin_worlds" in figs
     off = assess_results(main, AssessSettings(n_groups=10, twin=False))
     assert off.worlds is None and "twin_worlds" not in off.tables()
 
