@@ -156,8 +156,14 @@ def predicted_vs_reference(comparison: pd.DataFrame, *, reference: str = "calibr
     return fig
 
 
-def _heatmap(ax, table: pd.DataFrame, *, vmin: float, vmax: float, cmap: str,
-             fmt: str = "{:.2f}") -> object:
+def _short(v: float) -> str:
+    """A number that fits a heat-map cell: 0.12, -4.7, -63, -6e+03."""
+    a = abs(v)
+    return f"{v:.2f}" if a < 10 else f"{v:.1f}" if a < 100 else f"{v:.0f}" if a < 1000 \
+        else f"{v:.0e}"
+
+
+def _heatmap(ax, table: pd.DataFrame, *, vmin: float, vmax: float, cmap: str) -> object:
     values = table.to_numpy(float)
     im = ax.imshow(np.clip(values, vmin, vmax), cmap=cmap, vmin=vmin, vmax=vmax,
                    aspect="auto")
@@ -169,7 +175,7 @@ def _heatmap(ax, table: pd.DataFrame, *, vmin: float, vmax: float, cmap: str,
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
             dark = abs(np.clip(v, vmin, vmax) - mid) > 0.35 * (vmax - vmin)
-            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
+            ax.text(c, r, _short(v), ha="center", va="center", fontsize=7,
                     color="white" if dark else "black")
         else:
             ax.text(c, r, "-", ha="center", va="center", fontsize=7, color="0.5")
