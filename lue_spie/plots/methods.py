@@ -171,12 +171,12 @@ def _heatmap(ax, table: pd.DataFrame, *, vmin: float, vmax: float, cmap: str) ->
                                           for c in table.columns])
     ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index])
     ax.grid(False)
-    mid = 0.5 * (vmin + vmax)
     for (r, c), v in np.ndenumerate(values):
         if np.isfinite(v):
-            dark = abs(np.clip(v, vmin, vmax) - mid) > 0.35 * (vmax - vmin)
+            red, green, blue, _ = im.cmap(im.norm(np.clip(v, vmin, vmax)))
+            light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5  # perceived luminance
             ax.text(c, r, _short(v), ha="center", va="center", fontsize=7,
-                    color="white" if dark else "black")
+                    color="black" if light else "white")
         else:
             ax.text(c, r, "-", ha="center", va="center", fontsize=7, color="0.5")
     return im
