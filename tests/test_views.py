@@ -285,3 +285,18 @@ def test_unit_seconds_reads_the_fold_records(run):
     assert list(secs["folds"]) == [5, 5] and (secs["seconds"] > 0).all()
     with pytest.raises(FileNotFoundError, match="OPT-All"):
         views.unit_seconds(run / "ex", ["OPT-All"])
+
+
+def test_results_of_an_older_split_are_left_out(run, tmp_path):
+    import shutil
+
+    out = tmp_path / "ex"
+    shutil.copytree(run / "ex", out)
+    # Another seed draws another split: only the method run again belongs to it.
+    run_extrapolation(run / "data", run / "calibration", out,
+                      ExtrapolationSettings(methods=("PFTmean",), n_folds=5, seed=7),
+                      progress=False, log=lambda *_: None)
+    assert views.available_methods(out) == ["PFTmean"]
+    assert set(views.load_predictions(out)["method"]) == {"PFTmean"}
+    with pytest.raises(ValueError, match="another split"):
+        views.load_predictions(out, ["PFTmean", "mRF"])

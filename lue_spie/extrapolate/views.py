@@ -84,10 +84,37 @@ def _order(names: Sequence[str]) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------- loading
+def _split_checksum(out: str | Path) -> str | None:
+    """Checksum of the split in ``OUT/folds.parquet`` (None when there is none)."""
+    from lue_spie import store
+    from lue_spie.cv import FOLDS_FILE
+
+    path = Path(out) / FOLDS_FILE
+    if not path.is_file():
+        return None
+    return store.read_provenance(path).get("settings", {}).get("checksum")
+
+
+def _method_split(out: str | Path, method: str) -> str | None:
+    """The split checksum recorded with a method's gathered results."""
+    from lue_spie import store
+
+    path = method_dir(out, method) / "params.parquet"
+    return store.read_provenance(path).get("settings", {}).get("split")
+
+
 def available_methods(out: str | Path) -> list[str]:
-    """Methods with gathered results (``OUT/<method>/params.parquet``), in the paper's order."""
+    """Methods with gathered results on the current split, in the paper's order.
+
+    A method counts when ``OUT/<method>/params.parquet`` exists and was made on the split now
+    in ``OUT/folds.parquet``; results left from an earlier split (the split is drawn again
+    when the seed, the number of folds or the sites change) are left out, so methods scored
+    on different folds are never shown side by side.
+    """
+    current = _split_checksum(out)
     return [m for m in registered_methods()
-            if (method_dir(out, m) / "params.parquet").is_file()]
+            if (method_dir(out, m) / "params.parquet").is_file()
+            and _method_split(out, m) == current]
 
 
 def load_predictions(out: str | Path, methods: Sequence[str] | None = None) -> pd.DataFrame:
@@ -104,11 +131,19 @@ def load_predictions(out: str | Path, methods: Sequence[str] | None = None) -> p
 
     Raises:
         FileNotFoundError: naming a method without results.
+        ValueError: naming methods whose results belong to another split than the one in
+            ``OUT/folds.parquet``.
     """
     methods = list(methods) if methods is not None else available_methods(out)
     if not methods:
         raise FileNotFoundError(f"{out}: no extrapolation results (run lue-spie extrapolate)")
     tables = [read_method_results(out, m)[0].assign(method=m) for m in methods]
+    current = _split_checksum(out)
+    stale = [m for m in methods if _method_split(out, m) != current]
+    if stale:
+        raise ValueError(f"{out}: the results of {stale} were made on another split than the "
+                         "one in folds.parquet; run them again with the current seed and "
+                         "number of folds")
     t = pd.concat(tables, ignore_index=True)
     first = ["method", "site", "fold"]
     return t[first + [c for c in t.columns if c not in first]]
