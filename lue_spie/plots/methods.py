@@ -36,8 +36,28 @@ _REFERENCE_COLOR = "0.45"
 _REFERENCE = "site calibration"
 
 
+def _method_colors() -> dict[str, object]:
+    """One colour per method of the paper, the same in every figure and chapter.
+
+    tab10 without its grey (grey is the site-calibrated reference), then three dark shades of
+    tab20b for the last three methods.
+    """
+    from lue_spie.methods.base import PAPER_ORDER
+
+    tab20b = matplotlib.colormaps["tab20b"].colors
+    palette = [c for i, c in enumerate(_COLORS) if i != 7] + [tab20b[0], tab20b[8], tab20b[12]]
+    return dict(zip(PAPER_ORDER, palette, strict=False))
+
+
+#: Method name -> colour (:func:`_method_colors`).
+METHOD_COLORS: dict[str, object] = _method_colors()
+
+
 def _color(label: str, k: int) -> object:
-    return _REFERENCE_COLOR if label == _REFERENCE else _COLORS[k % len(_COLORS)]
+    """The reference in grey, a known method in its own colour, anything else by position."""
+    if label == _REFERENCE:
+        return _REFERENCE_COLOR
+    return METHOD_COLORS.get(label, _COLORS[k % len(_COLORS)])
 
 
 def _symbol(name: str) -> str:
@@ -336,7 +356,7 @@ def pooled_vectors(vectors: pd.DataFrame, calibrated: pd.DataFrame, *,
     rng = np.random.default_rng(0)
     for j, p in enumerate(PARAMETERS):
         v = vectors[p].dropna().to_numpy(float)
-        ax.plot(j + rng.uniform(-0.12, 0.12, len(v)), v, "o", ms=4, color=_COLORS[0],
+        ax.plot(j + rng.uniform(-0.12, 0.12, len(v)), v, "o", ms=4, color=_color(label, 0),
                 alpha=0.8, label=f"{label}, one vector per fold" if j == 0 else None)
     ax.plot([], [], "s", color=_REFERENCE_COLOR, label="site-calibrated vectors (box)")
     ax.set_xticks(x, [_symbol(p) for p in PARAMETERS])
