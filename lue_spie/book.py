@@ -175,8 +175,9 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="demo",
             description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
-                        "years and shorter CMA-ES runs, about a quarter of an hour on 2 CPU "
-                        "cores",
+                        "years and shorter CMA-ES runs; chapters 1-3 about a quarter of an "
+                        "hour on 2 CPU cores, the method chapters about 40 minutes more today "
+                        "(nearly all of it the pooled optimisations OPT-All and OPT-PFT)",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
             n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
             pmodel_window_days=15.0,
