@@ -125,6 +125,13 @@ class Profile:
             those methods; off in ``demo``, where it would add about as much as the
             calibration chapter costs).
         twin_methods: Methods the twin reruns (those the main run has).
+        n_folds: Folds of the cross-validation over sites (paper: 10); the method chapters
+            share one split.
+        opt_max_generations: CMA-ES generations per pooled optimisation (OPT-All, OPT-PFT;
+            an upper bound: the searches stop earlier when they converge).
+        opt_restarts: Extra CMA-ES restarts (doubled population) per pooled optimisation.
+        rf_trees: Trees per random forest of sRF and mRF (paper: 100).
+        pmodel_window_days: Acclimation memory of the P-model [d] (Mengoli et al. 2022: 15).
     """
 
     name: str
@@ -151,6 +158,11 @@ class Profile:
     focus_method: str | None = None
     structural_twin: bool = True
     twin_methods: tuple[str, ...] = ("PFTmean", "Climmed", "Sitesim", "mRF", "SPIE")
+    n_folds: int = 10
+    opt_max_generations: int = 100
+    opt_restarts: int = 0
+    rf_trees: int = 100
+    pmodel_window_days: float = 15.0
 
     def parameters(self) -> dict[str, Any]:
         """The notebook parameters of this profile (JSON-friendly: tuples become lists)."""
@@ -171,20 +183,26 @@ PROFILES: dict[str, Profile] = {
             description="short runs for CI: the whole pipeline and the book in about 2 "
                         "minutes on 2 CPU cores",
             n_sites=24, n_years=3, cmaes_max_generations=100, n_show=4,
+            n_folds=10, opt_max_generations=100, opt_restarts=0, rf_trees=100,
+            pmodel_window_days=15.0,
         ),
         Profile(
             name="demo",
             description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
-                        "years and shorter CMA-ES runs, about a quarter of an hour on 2 CPU "
-                        "cores",
+                        "years and shorter CMA-ES runs; chapters 1-3 about a quarter of an "
+                        "hour on 2 CPU cores, the method chapters about 40 minutes more today "
+                        "(nearly all of it the pooled optimisations OPT-All and OPT-PFT)",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
-            n_show=6, structural_twin=False,
+            n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
+            pmodel_window_days=15.0, structural_twin=False,
         ),
         Profile(
             name="paper",
             description="the paper's size (196 sites x 10 years) and long CMA-ES runs: "
                         "hours on a CPU (a GPU helps, see the README)",
             n_sites=196, n_years=10, cmaes_max_generations=1000, cmaes_restarts=2, n_show=8,
+            n_folds=10, opt_max_generations=1000, opt_restarts=1, rf_trees=100,
+            pmodel_window_days=15.0,
             structural_twin=True, twin_methods=(
                 "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
                 "sRF", "mRF", "mNN", "SPIE", "P-model"),

@@ -8,7 +8,7 @@ Where a figure needs model curves (the sensitivity functions across their driver
 
 The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
 :mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration`,
-:mod:`~lue_spie.plots.assessment` ...); every public function
+:mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.assessment` ...); every public function
 is also available here, as ``lue_spie.plots.<name>``.
 """
 
@@ -38,6 +38,19 @@ from lue_spie.plots.data import (
     qc_overview,
     site_forcing,
     site_overview,
+)
+from lue_spie.plots.methods import (
+    fold_composition,
+    gpp_by_temperature,
+    group_vectors,
+    heldout_gpp,
+    nse_by_method,
+    pmodel_acclimation,
+    pooled_vectors,
+    predicted_vs_reference,
+    recovery_heatmap,
+    seasonal_cycles,
+    spread_heatmap,
 )
 from lue_spie.plots.model import (
     lag_effect,
@@ -75,4 +88,15 @@ __all__ = [
     "nse_vs_param_diff",
     "parameter_skill_heatmap",
     "twin_comparison",
+    "fold_composition",
+    "seasonal_cycles",
+    "predicted_vs_reference",
+    "recovery_heatmap",
+    "spread_heatmap",
+    "heldout_gpp",
+    "nse_by_method",
+    "pooled_vectors",
+    "group_vectors",
+    "pmodel_acclimation",
+    "gpp_by_temperature",
 ]
