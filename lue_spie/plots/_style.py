@@ -13,7 +13,7 @@ import pandas as pd
 import torch
 from matplotlib.figure import Figure
 
-from lue_spie.params import PARAMETERS
+from lue_spie.params import PARAMETER_TABLE, PARAMETERS, UNITS
 
 __all__ = ["STYLE", "as_vector"]
 
@@ -73,3 +73,12 @@ def as_vector(params: Mapping[str, float] | Sequence[float] | np.ndarray) -> np.
 
 def _t(x: np.ndarray | float) -> torch.Tensor:
     return torch.as_tensor(np.asarray(x, dtype=np.float64))
+
+
+def param_label(name: str, *, unit: bool = False) -> str:
+    """A parameter's symbol for axes and titles (``$\\kappa$``), optionally with its unit."""
+    symbol = f"${PARAMETER_TABLE[PARAMETERS.index(name)].symbol}$"
+    if not unit:
+        return symbol
+    u = UNITS[name]
+    return symbol + (f" [{u}]" if u != "-" else " [-]")

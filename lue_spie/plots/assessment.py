@@ -33,8 +33,8 @@ from matplotlib.patches import Patch
 from scipy import stats
 
 from lue_spie.metrics import MIN_POINTS
-from lue_spie.params import BOUNDS, PARAMETER_TABLE, PARAMETERS, UNITS
-from lue_spie.plots._style import _fig, _styled
+from lue_spie.params import BOUNDS, PARAMETER_TABLE, PARAMETERS
+from lue_spie.plots._style import _fig, _styled, param_label
 from lue_spie.timescales import SCALES
 
 __all__ = [
@@ -87,12 +87,6 @@ def _family_legend(ax, methods: Sequence[str], **kw) -> None:
     fams = list(dict.fromkeys(_family(m) for m in methods))
     ax.legend(handles=[Patch(color=FAMILY_COLORS[f], label=_FAMILY_LABELS[f]) for f in fams],
               **kw)
-
-
-def _symbol(p: str) -> str:
-    info = PARAMETER_TABLE[PARAMETERS.index(p)]
-    unit = UNITS[p]
-    return f"${info.symbol}$" + (f" [{unit}]" if unit != "-" else " [-]")
 
 
 # ------------------------------------------------------------------------------- Figure 2
@@ -423,7 +417,7 @@ def parameter_densities(params: pd.DataFrame, koeppen: pd.Series,
         ax.set_yticks([])
         ax.locator_params(axis="x", nbins=4)
         ax.ticklabel_format(axis="x", style="sci", scilimits=(-2, 4), useMathText=True)
-        ax.set_xlabel(_symbol(p), fontsize=8)
+        ax.set_xlabel(param_label(p, unit=True), fontsize=8)
         if shares:
             ax.set_title("on a bound: " + " / ".join(shares), fontsize=7.5)
         else:

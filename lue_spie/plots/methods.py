@@ -14,8 +14,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lue_spie.params import BOUNDS, PARAMETER_TABLE, PARAMETERS, UNITS
-from lue_spie.plots._style import _COLORS, _fig, _styled
+from lue_spie.params import BOUNDS, PARAMETERS, UNITS
+from lue_spie.plots._style import _COLORS, _fig, _styled, param_label
 
 __all__ = [
     "fold_composition",
@@ -58,11 +58,6 @@ def _color(label: str, k: int) -> object:
     if label == _REFERENCE:
         return _REFERENCE_COLOR
     return METHOD_COLORS.get(label, _COLORS[k % len(_COLORS)])
-
-
-def _symbol(name: str) -> str:
-    info = PARAMETER_TABLE[PARAMETERS.index(name)]
-    return f"${info.symbol}$"
 
 
 @_styled
@@ -163,7 +158,7 @@ def predicted_vs_reference(comparison: pd.DataFrame, *, reference: str = "calibr
         a.locator_params(nbins=4)
         a.ticklabel_format(axis="both", style="sci", scilimits=(-2, 4), useMathText=True)
         unit = UNITS[p]
-        a.set_title(_symbol(p) + (f" [{unit}]" if unit != "-" else ""), fontsize=9)
+        a.set_title(param_label(p) + (f" [{unit}]" if unit != "-" else ""), fontsize=9)
         if len(sub) == 0:
             a.text(0.5, 0.5, "fixed at 0\nat every site", ha="center", va="center",
                    transform=a.transAxes)
@@ -187,7 +182,7 @@ def _heatmap(ax, table: pd.DataFrame, *, vmin: float, vmax: float, cmap: str) ->
     values = table.to_numpy(float)
     im = ax.imshow(np.clip(values, vmin, vmax), cmap=cmap, vmin=vmin, vmax=vmax,
                    aspect="auto")
-    ax.set_xticks(range(table.shape[1]), [_symbol(c) if c in PARAMETERS else str(c)
+    ax.set_xticks(range(table.shape[1]), [param_label(c) if c in PARAMETERS else str(c)
                                           for c in table.columns])
     ax.set_yticks(range(table.shape[0]), [str(i) for i in table.index])
     ax.grid(False)
@@ -359,7 +354,7 @@ def pooled_vectors(vectors: pd.DataFrame, calibrated: pd.DataFrame, *,
         ax.plot(j + rng.uniform(-0.12, 0.12, len(v)), v, "o", ms=4, color=_color(label, 0),
                 alpha=0.8, label=f"{label}, one vector per fold" if j == 0 else None)
     ax.plot([], [], "s", color=_REFERENCE_COLOR, label="site-calibrated vectors (box)")
-    ax.set_xticks(x, [_symbol(p) for p in PARAMETERS])
+    ax.set_xticks(x, [param_label(p) for p in PARAMETERS])
     ax.set_ylim(-0.03, 1.03)
     ax.set_ylabel("scaled value (0 lower, 1 upper bound)")
     ax.legend(loc="upper left", bbox_to_anchor=(0.0, 1.16), ncols=2)
