@@ -35,6 +35,7 @@ from lue_spie.calibrate.engine import (
 )
 from lue_spie.calibrate.settings import CalibrationSettings
 from lue_spie.data.io import ForcingBatch, as_forcing_batch
+from lue_spie.execution import ExecutionSettings
 from lue_spie.model import FORCING_KEYS
 from lue_spie.params import PARAMETERS, from_scaled
 
@@ -379,13 +380,20 @@ def run_site_calibration(
     progress: bool = False,
     restart_on_mismatch: bool = False,
     log: Callable[[str], Any] = print,
+    execution: ExecutionSettings | None = None,
+    chunk_sites: int | None = None,
 ) -> dict[str, Path]:
     """The calibration step: calibrate every site of a dataset folder into a results folder.
 
-    The same step serves ``lue-spie calibrate`` and the book's calibration chapter. It runs
-    :func:`calibrate_sites` with a checkpoint in ``OUT/checkpoint`` (resumed when the settings
-    and data match) and a :class:`ConvergenceRecorder`, then writes ``calibration.parquet``,
-    ``gpp_calib.parquet`` and ``convergence.parquet`` (each with provenance) into ``out_dir``.
+    The same step serves ``lue-spie calibrate`` and the book's calibration chapter. In this
+    process (the default) it runs :func:`calibrate_sites` with a checkpoint in
+    ``OUT/checkpoint`` (resumed when the settings and data match) and a
+    :class:`ConvergenceRecorder`. On a Dask cluster (``execution`` with workers or a scheduler)
+    it calibrates chunks of sites as independent units instead, each written to
+    ``OUT/chunks`` (finished chunks are kept by a rerun; see
+    :mod:`lue_spie.calibrate.chunks`); the results are identical. Either way it then writes
+    ``calibration.parquet``, ``gpp_calib.parquet`` and ``convergence.parquet`` (each with
+    provenance) into ``out_dir``.
 
     Args:
         data_dir: The dataset folder (``site_day.parquet``, ``sites.parquet``).
@@ -399,12 +407,21 @@ def run_site_calibration(
             parameters); otherwise raise :class:`CheckpointMismatch` (the command line, where
             the user decides).
         log: Where progress lines go.
+        execution: Where the work runs (default: in this process; see
+            :class:`~lue_spie.execution.ExecutionSettings`).
+        chunk_sites: Sites per unit on a cluster (default
+            :data:`~lue_spie.calibrate.chunks.CHUNK_SITES`).
 
     Returns:
         Name -> path of the files written (``table``, ``gpp_calib``, ``convergence``).
     """
     from lue_spie.data.io import load_dataset
-    from lue_spie.evaluate import simulate_calibrated
+
+    if execution is not None and execution.distributed:
+        return _run_chunked(data_dir, out_dir, settings, sites=sites, years=years,
+                            checkpoint_every=checkpoint_every, progress=progress,
+                            restart_on_mismatch=restart_on_mismatch, log=log,
+                            execution=execution, chunk_sites=chunk_sites)
 
     settings = settings or CalibrationSettings()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
@@ -432,11 +449,27 @@ def run_site_calibration(
             "starting afresh")
         shutil.rmtree(ckpt)
         result, recorder = attempt()
+    paths = _write_step(dataset, data_dir, out_dir, result, sites=sites, years=years)
+    paths["convergence"] = recorder.write()
+    _report(result, log)
+    return paths
+
+
+def _write_step(dataset: Any, data_dir: Path, out_dir: Path, result: CalibrationResult, *,
+                sites: list[str] | None, years: list[int] | None,
+                execution: str | None = None) -> dict[str, Path]:
+    """The step's calibration and GPP_calib tables (the same for both ways of running)."""
+    from lue_spie.evaluate import simulate_calibrated
+
     gpp = simulate_calibrated(dataset, result.table, years=years)
     inputs = {"site_day": data_dir / "site_day.parquet", "sites": data_dir / "sites.parquet"}
-    paths = write_results(result, out_dir, inputs=inputs, gpp_calib=gpp,
-                          extra_settings={"sites": sites, "years": years})
-    paths["convergence"] = recorder.write()
+    extra: dict[str, Any] = {"sites": sites, "years": years}
+    if execution is not None:
+        extra["execution"] = execution
+    return write_results(result, out_dir, inputs=inputs, gpp_calib=gpp, extra_settings=extra)
+
+
+def _report(result: CalibrationResult, log: Callable[[str], Any]) -> None:
     t = result.table
     ok = t[t["status"] == "ok"]
     log(f"calibrated {len(ok)} of {len(t)} sites in {result.elapsed_s:.1f} s "
@@ -444,4 +477,32 @@ def run_site_calibration(
         + (f"; median daily NSE {ok['nse'].median():.3f}" if len(ok) else ""))
     for _, row in t[t["status"] != "ok"].iterrows():
         log(f"  {row['site']}: {row['status']}")
+
+
+def _run_chunked(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 settings: CalibrationSettings | None, *, sites: Sequence[str] | None,
+                 years: Sequence[int] | None, checkpoint_every: int, progress: bool,
+                 restart_on_mismatch: bool, log: Callable[[str], Any],
+                 execution: ExecutionSettings, chunk_sites: int | None) -> dict[str, Path]:
+    """:func:`run_site_calibration` on a Dask cluster: chunks of sites as units."""
+    from lue_spie.calibrate.chunks import CHUNK_SITES, calibrate_in_chunks
+    from lue_spie.data.io import load_dataset
+    from lue_spie.execution import Executor
+
+    settings = settings or CalibrationSettings()
+    data_dir, out_dir = Path(data_dir), Path(out_dir)
+    dataset = load_dataset(data_dir)
+    sites = None if sites is None else [str(s) for s in sites]
+    years = None if years is None else [int(y) for y in years]
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with Executor(execution, log=log) as ex:
+        result, convergence = calibrate_in_chunks(
+            dataset, out_dir / "chunks", settings, ex, sites=sites, years=years,
+            chunk_sites=chunk_sites or CHUNK_SITES, checkpoint_every=checkpoint_every,
+            progress=progress, restart_on_mismatch=restart_on_mismatch, log=log)
+    paths = _write_step(dataset, data_dir, out_dir, result, sites=sites, years=years,
+                        execution=execution.describe())
+    paths["convergence"] = store.write_parquet(convergence, out_dir / "convergence.parquet",
+                                               store.make_provenance("calibrate.convergence"))
+    _report(result, log)
     return paths

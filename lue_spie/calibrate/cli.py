@@ -11,6 +11,7 @@ from lue_spie.calibrate.api import run_site_calibration
 from lue_spie.calibrate.settings import CalibrationSettings
 from lue_spie.cost import W_IDEAL, W_NONIDEAL
 from lue_spie.data.io import years_argument
+from lue_spie.execution import add_execution_arguments, execution_from_args
 
 __all__ = ["register_cli"]
 
@@ -24,13 +25,17 @@ def _cli(args: argparse.Namespace) -> int:
         tolx=args.tolx, restarts=args.restarts, w_ideal=args.w_ideal,
         w_nonideal=args.w_nonideal, dtype=args.dtype, device=args.device,
         chunk_rows=args.chunk_rows)
+    execution = execution_from_args(args)
     try:
         paths = run_site_calibration(
             args.data, args.out, settings, sites=args.sites, years=years,
-            checkpoint_every=args.checkpoint_every, progress=not args.no_progress)
+            checkpoint_every=args.checkpoint_every, progress=not args.no_progress,
+            execution=execution, chunk_sites=args.chunk_sites)
     except KeyboardInterrupt:
+        where = (f"{args.out}/chunks (finished chunks are kept)" if execution.distributed
+                 else f"the last checkpoint in {args.out}/checkpoint")
         print(f"lue-spie calibrate: interrupted; run the same command again to resume from "
-              f"the last checkpoint in {args.out}/checkpoint", file=sys.stderr)
+              f"{where}", file=sys.stderr)
         return 130
     for k, p in paths.items():
         print(f"  wrote {k}: {p}")
@@ -44,7 +49,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         "calibrate", help="site calibration with CMA-ES (writes calibration.parquet, "
         "gpp_calib.parquet, convergence.parquet)",
         description="Calibrate the 13 LUE parameters at each site with CMA-ES on the cost "
-        "1 - NSE + constraints (SPEC section 2). Resumes from OUT/checkpoint when present.")
+        "1 - NSE + constraints (SPEC section 2). Resumes from OUT/checkpoint when present. "
+        "With --workers N or --scheduler ADDRESS the sites are calibrated in chunks on a Dask "
+        "cluster (finished chunks in OUT/chunks are kept by a rerun); the results are "
+        "identical.")
     p.add_argument("--data", required=True, help="dataset folder (site_day.parquet, "
                    "sites.parquet)")
     p.add_argument("--out", required=True, help="results folder")
@@ -70,6 +78,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1: on the 2-core reference machine two "
                    "threads were no faster for 196 sites and several times slower for one "
-                   "site; 0 = torch's default; raise it on a large machine)")
+                   "site; 0 = torch's default; raise it on a large machine); on a Dask "
+                   "cluster: threads of each worker's units")
+    add_execution_arguments(p)
+    p.add_argument("--chunk-sites", type=int, default=None, metavar="N",
+                   help="sites per unit on a Dask cluster (default 8)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)

@@ -1,0 +1,375 @@
+"""One way to run independent units of work: in this process, or on a Dask cluster.
+
+Site calibration (chunks of sites) and the cross-validation (one method on one or more folds)
+are made of *units* that depend only on their own description and on data shared by all of
+them. :class:`Executor` runs such units
+
+- **in this process** (the default, ``ExecutionSettings()``): one after the other, exactly as
+  the steps always did;
+- on an **embedded Dask cluster** (``ExecutionSettings(workers=N)``, ``--workers N``): a
+  :class:`distributed.LocalCluster` of ``N`` worker processes with one thread each, started
+  and shut down by the executor;
+- on an **existing Dask cluster** (``ExecutionSettings(scheduler="tcp://HOST:8786")``,
+  ``--scheduler ADDRESS``): e.g. one started with dask-jobqueue on a SLURM cluster, or on
+  Kubernetes.
+
+Why Dask's distributed scheduler rather than a home-made pool: it is what the Pangeo and CUPiD
+communities already run on laptops, HPC batch systems (dask-jobqueue) and Kubernetes; it ships
+shared data to each worker once, resubmits the units of a worker that died, and has a live
+dashboard.
+
+Behaviour on a cluster:
+
+- the data every unit needs is sent to each worker **once** (:meth:`Executor.share`,
+  ``client.scatter(..., broadcast=True)``), not once per unit;
+- torch's CPU thread count is set inside every unit (``ExecutionSettings.torch_threads``,
+  default 1: one thread per worker process, as many processes as cores);
+- a unit lost with its worker is given to another worker by the scheduler (up to
+  ``distributed.scheduler.allowed-failures`` times, default 3); a unit that *raises* is run
+  again ``retries`` times (default 1: a transient failure such as a full disk or an NFS hiccup
+  does not end a run of hours; a real error fails fast enough);
+- results come back as the units finish (:func:`distributed.as_completed`), feeding one tqdm
+  bar over units;
+- the dashboard address is printed when the executor starts or connects to a cluster;
+- the cluster is shut down on exit of the ``with`` block, also after an error or a
+  ``KeyboardInterrupt`` (the units already finished have written their files, so a rerun
+  resumes).
+
+Units write their own files, so on a cluster every worker must see the results folder at the
+same path (a shared file system, as on every dask-jobqueue cluster):
+:meth:`Executor.check_paths` says so clearly when one does not.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import logging
+import os
+import socket
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "ExecutionSettings",
+    "Executor",
+    "SchedulerUnreachable",
+    "add_execution_arguments",
+    "execution_from_args",
+]
+
+#: Port of the Dask dashboard when it is free (Dask's own default); a free one otherwise.
+DASHBOARD_PORT = 8787
+
+
+class SchedulerUnreachable(ValueError):
+    """No Dask scheduler answers at the given address (a bad ``--scheduler`` value)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ExecutionSettings:
+    """Where independent units run (not part of any result: the same seed gives the same files).
+
+    Attributes:
+        workers: 0 runs the units in this process (the default); ``N > 0`` starts an embedded
+            :class:`distributed.LocalCluster` of ``N`` worker processes with one thread each.
+        scheduler: Address of a running Dask scheduler (e.g. ``"tcp://10.0.0.5:8786"``, or
+            ``cluster.scheduler_address`` of a dask-jobqueue cluster); excludes ``workers``.
+        torch_threads: torch CPU threads set inside every unit on a cluster (0: leave torch's
+            default). In this process the commands' ``--threads`` applies as before.
+        retries: How often a unit that raised is run again on a cluster.
+    """
+
+    workers: int = 0
+    scheduler: str | None = None
+    torch_threads: int = 1
+    retries: int = 1
+
+    def __post_init__(self) -> None:
+        if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
+                or self.workers < 0:
+            raise ValueError(f"workers = {self.workers!r}: expected an int >= 0 (0 runs in "
+                             "this process, N starts a local Dask cluster of N processes)")
+        if self.scheduler is not None and (not isinstance(self.scheduler, str)
+                                           or not self.scheduler.strip()):
+            raise ValueError(f"scheduler = {self.scheduler!r}: expected None or the address "
+                             "of a Dask scheduler such as 'tcp://10.0.0.5:8786'")
+        if self.scheduler is not None and self.workers:
+            raise ValueError(f"workers = {self.workers} and scheduler = {self.scheduler!r}: "
+                             "give one of them (workers starts a local cluster, scheduler "
+                             "connects to a running one)")
+        if isinstance(self.torch_threads, bool) or not isinstance(self.torch_threads, int) \
+                or self.torch_threads < 0:
+            raise ValueError(f"torch_threads = {self.torch_threads!r}: expected an int >= 0")
+        if isinstance(self.retries, bool) or not isinstance(self.retries, int) \
+                or self.retries < 0:
+            raise ValueError(f"retries = {self.retries!r}: expected an int >= 0")
+
+    @property
+    def distributed(self) -> bool:
+        """Whether the units run on a Dask cluster."""
+        return self.workers > 0 or self.scheduler is not None
+
+    def describe(self) -> str:
+        """One line: where the units run."""
+        if self.scheduler is not None:
+            return f"Dask scheduler at {self.scheduler}"
+        if self.workers:
+            return f"local Dask cluster of {self.workers} worker process(es)"
+        return "in-process"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The settings as a JSON-serialisable dict."""
+        return dataclasses.asdict(self)
+
+
+def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add ``--workers N`` and ``--scheduler ADDRESS`` (mutually exclusive) to a command."""
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--workers", type=int, default=0, metavar="N",
+                       help="run the units on an embedded Dask LocalCluster of N worker "
+                            "processes with one thread each (default 0: in this process); "
+                            "results are identical")
+    group.add_argument("--scheduler", default=None, metavar="ADDRESS",
+                       help="run the units on a running Dask cluster, e.g. tcp://HOST:8786 "
+                            "(dask-jobqueue, Kubernetes); workers must see the results "
+                            "folder")
+
+
+def execution_from_args(args: argparse.Namespace) -> ExecutionSettings:
+    """The :class:`ExecutionSettings` of a command's ``--workers``/``--scheduler``/``--threads``.
+
+    Raises:
+        ValueError: for a negative worker count.
+    """
+    threads = getattr(args, "threads", None)
+    return ExecutionSettings(workers=args.workers, scheduler=args.scheduler,
+                             torch_threads=1 if threads is None else int(threads))
+
+
+# ------------------------------------------------------------------------------ the executor
+def _run_unit(fn: Callable[[Any, Any], Any], item: Any, shared: Any, torch_threads: int) -> Any:
+    """What a worker runs for one unit: set torch's threads, then ``fn(item, shared)``."""
+    if torch_threads:
+        import torch
+
+        if torch.get_num_threads() != torch_threads:
+            torch.set_num_threads(torch_threads)
+    return fn(item, shared)
+
+
+def _free_port(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+class Executor:
+    """Runs independent units in this process or on a Dask cluster (see the module docstring).
+
+    Use it as a context manager; the cluster (if any) lives as long as the ``with`` block::
+
+        with Executor(ExecutionSettings(workers=2)) as ex:
+            shared = ex.share(data)                      # sent to each worker once
+            for i, result in ex.map(work, items, shared=shared, desc="units"):
+                ...                                      # as the units finish
+
+    ``work(item, shared)`` must be a module-level function (it is pickled for the workers).
+
+    Args:
+        settings: Where to run (default: in this process).
+        log: Where the cluster's start-up lines go (dashboard address, workers).
+        quiet: Log only errors from the Dask machinery, not its warnings (e.g. "worker process
+            still alive after 4 s, killing" on a loaded machine). Default: quiet inside a
+            Jupyter kernel, where the book would show every line on stderr as an error block.
+    """
+
+    def __init__(self, settings: ExecutionSettings | None = None, *,
+                 log: Callable[[str], Any] = print, quiet: bool | None = None) -> None:
+        self.settings = settings or ExecutionSettings()
+        self.log = log
+        self.quiet = "ipykernel" in sys.modules if quiet is None else quiet
+        self.client: Any = None
+        self.cluster: Any = None
+        self._futures: list[Any] = []
+        self._log_level: int | None = None
+
+    # -- life cycle -----------------------------------------------------------------------
+    def __enter__(self) -> Executor:
+        if self.settings.distributed:
+            try:
+                self._start()
+            except BaseException:
+                self.close()
+                raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    @property
+    def distributed(self) -> bool:
+        """Whether this executor runs units on a Dask cluster."""
+        return self.settings.distributed
+
+    @property
+    def dashboard_link(self) -> str | None:
+        """The Dask dashboard's address (None in this process)."""
+        return None if self.client is None else self.client.dashboard_link
+
+    def _start(self) -> None:
+        from distributed import Client, LocalCluster
+
+        level = logging.ERROR if self.quiet else logging.WARNING
+        logger = logging.getLogger("distributed")
+        self._log_level = logger.level
+        logger.setLevel(level)
+        s = self.settings
+        if s.scheduler is not None:
+            try:
+                self.client = Client(s.scheduler, timeout="20s", set_as_default=False)
+            except (OSError, TimeoutError, ValueError) as err:
+                raise SchedulerUnreachable(
+                    f"--scheduler {s.scheduler}: no Dask scheduler answers there ({err}); "
+                    "start one (e.g. dask-jobqueue's SLURMCluster, or `dask scheduler`) and "
+                    "pass its address, e.g. tcp://HOST:8786") from None
+            n = len(self.client.scheduler_info(n_workers=-1).get("workers", {}))
+            self.log(f"connected to the Dask scheduler at {s.scheduler} ({n} worker(s) now); "
+                     f"dashboard: {self.dashboard_link}")
+            return
+        port = DASHBOARD_PORT if _free_port(DASHBOARD_PORT) else 0
+        t0 = time.perf_counter()
+        self.cluster = LocalCluster(n_workers=s.workers, threads_per_worker=1, processes=True,
+                                    dashboard_address=f"127.0.0.1:{port}", silence_logs=level)
+        self.client = Client(self.cluster, set_as_default=False)
+        self.log(f"started a local Dask cluster: {s.workers} worker process(es) x 1 thread in "
+                 f"{time.perf_counter() - t0:.1f} s; dashboard: {self.dashboard_link}")
+
+    def close(self) -> None:
+        """Cancel what is still queued and shut the cluster down (idempotent)."""
+        client, cluster, self.client, self.cluster = self.client, self.cluster, None, None
+        futures, self._futures = self._futures, []
+        if client is not None:
+            with contextlib.suppress(Exception):
+                if futures:
+                    client.cancel(futures)
+            with contextlib.suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+        if self._log_level is not None:
+            logging.getLogger("distributed").setLevel(self._log_level)
+            self._log_level = None
+
+    # -- data and paths ----------------------------------------------------------------------
+    def share(self, obj: Any) -> Any:
+        """``obj`` for every unit: itself in this process, sent once to each worker on a
+        cluster (``client.scatter(obj, broadcast=True)``; workers that join later fetch it
+        from a peer)."""
+        if self.client is None:
+            return obj
+        self._wait_for_workers()
+        return self.client.scatter(obj, broadcast=True, hash=False)
+
+    def check_paths(self, *paths: str | os.PathLike) -> None:
+        """Check that every worker sees these folders (units write there themselves).
+
+        Raises:
+            ValueError: naming the folder and the workers that cannot see it.
+        """
+        if self.client is None:
+            return
+        self._wait_for_workers()
+        for p in paths:
+            folder = str(Path(p).resolve())
+            seen = self.client.run(os.path.isdir, folder)
+            blind = sorted(w for w, ok in seen.items() if not ok)
+            if blind:
+                raise ValueError(
+                    f"{folder}: Dask worker(s) {blind[:4]} cannot see this folder; units write "
+                    "their results there themselves, so the workers need a shared file system "
+                    "with the same path")
+
+    def _wait_for_workers(self) -> None:
+        info = self.client.scheduler_info(n_workers=-1)
+        if not info.get("workers"):
+            self.log("waiting for the first Dask worker to join ...")
+            self.client.wait_for_workers(1)
+
+    # -- running units -----------------------------------------------------------------------
+    def map(
+        self,
+        fn: Callable[[Any, Any], Any],
+        items: Sequence[Any],
+        *,
+        shared: Any = None,
+        labels: Sequence[str] | None = None,
+        desc: str = "units",
+        name: str = "unit",
+        progress: bool = True,
+    ) -> Iterator[tuple[int, Any]]:
+        """Run ``fn(item, shared)`` for every item; yield ``(index, result)`` as each finishes.
+
+        One tqdm bar over the units. In this process the units run in the given order; on a
+        cluster in any order (each unit is one Dask task named ``name``). The first unit that
+        raises (after its retries) cancels the ones not started and its exception is raised
+        here; units already finished keep their results.
+
+        Args:
+            fn: Module-level function of ``(item, shared)``.
+            items: The units.
+            shared: Data for every unit (from :meth:`share`).
+            labels: One label per unit for the progress bar.
+            desc: Label of the progress bar.
+            name: Task name shown on the Dask dashboard.
+            progress: Show the bar.
+        """
+        from tqdm.auto import tqdm
+
+        labels = list(labels) if labels is not None else [str(i) for i in range(len(items))]
+        with tqdm(total=len(items), desc=desc, unit="unit", disable=not progress) as bar:
+            if self.client is None:
+                for i, item in enumerate(items):
+                    bar.set_postfix_str(labels[i], refresh=True)
+                    yield i, fn(item, shared)
+                    bar.update(1)
+                return
+            yield from self._map_cluster(fn, items, shared, labels, name, bar)
+
+    def _map_cluster(self, fn: Callable, items: Sequence[Any], shared: Any,
+                     labels: list[str], name: str, bar: Any) -> Iterator[tuple[int, Any]]:
+        from distributed import as_completed
+
+        s = self.settings
+        index: dict[str, int] = {}
+        futures = []
+        for i, item in enumerate(items):
+            f = self.client.submit(_run_unit, fn, item, shared, s.torch_threads,
+                                   key=f"{name}-{uuid.uuid4().hex}", retries=s.retries,
+                                   pure=False)
+            index[f.key] = i
+            futures.append(f)
+        self._futures = futures
+        try:
+            for f in as_completed(futures, loop=self.client.loop):
+                i = index[f.key]
+                if f.status != "finished":
+                    pending = [g for g in futures if not g.done()]
+                    self.client.cancel(pending)
+                    f.result()  # raises the unit's own exception
+                result = f.result()
+                f.release()
+                bar.set_postfix_str(labels[i], refresh=False)
+                bar.update(1)
+                yield i, result
+        finally:
+            self._futures = [g for g in futures if not g.done()]
