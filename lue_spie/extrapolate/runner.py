@@ -4,7 +4,8 @@
 reads) the ten-fold split (:mod:`lue_spie.cv`), plans the units of work (one per method; a
 method that batches folds runs them together, others fold after fold; see
 :mod:`lue_spie.extrapolate.units`), skips the (method, fold) pairs whose files already carry
-the same key, runs the rest with a progress bar, and finally gathers each method's folds into
+the same key, runs the rest with a progress bar (in this process, or on a Dask cluster through
+:mod:`lue_spie.execution`), and finally gathers each method's folds into
 ``OUT/<method>/params.parquet`` and ``OUT/<method>/gpp.parquet`` plus one
 ``OUT/summary.parquet`` (method, fold, site, daily NSE, note) for a quick look.
 
@@ -15,6 +16,13 @@ Results layout (``OUT`` is the extrapolation folder, ``RESULTS/extrapolation`` i
     OUT/<method>/fold<k>.gpp.parquet       daily GPP_sim of fold k's held-out sites
     OUT/<method>/params.parquet, gpp.parquet   all folds of the method
     OUT/summary.parquet                    every method, fold and held-out site
+
+On a Dask cluster (``execution`` with workers or a scheduler) every unit is one task and the
+:class:`~lue_spie.methods.SiteData` goes to each worker once. There, methods run one task per
+(method, fold), so that the folds of OPT-All and OPT-PFT spread over the workers (their
+vectors are the same as in one batched run: each unit is seeded from its own name), except the
+methods in :data:`STACKED_ON_CLUSTER` (SPIE, whose folds train as one stacked network), which
+stay one task for all folds unless ``batch_folds`` is False.
 """
 
 from __future__ import annotations
@@ -30,6 +38,7 @@ import pandas as pd
 from lue_spie import store
 from lue_spie.cv import FOLDS_FILE, FoldSplit, make_folds, read_folds, write_folds
 from lue_spie.data.io import SITE_DAY_FILE, SITES_FILE, load_dataset
+from lue_spie.execution import ExecutionSettings, Executor
 from lue_spie.extrapolate.units import (
     UnitSpec,
     execute_unit,
@@ -46,10 +55,15 @@ __all__ = [
     "run_extrapolation",
     "read_method_results",
     "CALIBRATION_FILE",
+    "STACKED_ON_CLUSTER",
 ]
 
 #: The site-calibration table inside a calibration results folder.
 CALIBRATION_FILE = "calibration.parquet"
+#: Methods that keep all their folds in one task on a Dask cluster (a stacked training of
+#: every fold at once pays off more than spreading its folds; ``batch_folds=False`` splits
+#: them too). Every other method runs one task per (method, fold) there.
+STACKED_ON_CLUSTER: tuple[str, ...] = ("SPIE",)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,7 +79,9 @@ class ExtrapolationSettings:
         years: Years to use (default: all).
         method_params: Method name -> hyperparameters (keyword arguments of its class).
         batch_folds: Let methods that can (OPT-All, OPT-PFT, SPIE) run all their folds in one
-            call; False runs every method fold after fold (as a Dask cluster does).
+            call; False runs every method fold after fold. On a Dask cluster only the methods
+            of :data:`STACKED_ON_CLUSTER` batch their folds (the others spread them over the
+            workers). The results are the same either way.
     """
 
     methods: tuple[str, ...] | None = None
@@ -125,16 +141,18 @@ def _split(data: SiteData, out: Path, n_folds: int, seed: int, log: Callable) ->
 
 
 def plan_units(settings: ExtrapolationSettings, split: FoldSplit, out: str | Path,
-               context: Mapping[str, Any]) -> list[UnitSpec]:
+               context: Mapping[str, Any], *, cluster: bool = False) -> list[UnitSpec]:
     """The units to run: one per method with all folds when it batches folds, else one per
-    (method, fold)."""
+    (method, fold). On a ``cluster`` only the methods of :data:`STACKED_ON_CLUSTER` batch
+    their folds."""
     units = []
     folds = [(k, tuple(tr), tuple(te)) for k, tr, te in split.folds()]
     for name in settings.method_names():
         params = dict(settings.method_params.get(name, {}))
         params = _seeded(get_method(name, **params), settings.seed, params)
         method = get_method(name, **params)
-        batched = settings.batch_folds and hasattr(method, "fit_predict_folds")
+        batched = settings.batch_folds and hasattr(method, "fit_predict_folds") and (
+            not cluster or name in STACKED_ON_CLUSTER)
         groups = [tuple(folds)] if batched else [(f,) for f in folds]
         units += [UnitSpec(method=name, params=params, folds=g, out=str(out),
                            context=dict(context)) for g in groups]
@@ -163,6 +181,7 @@ def run_extrapolation(
     *,
     progress: bool = True,
     log: Callable[[str], Any] = print,
+    execution: ExecutionSettings | None = None,
 ) -> ExtrapolationResult:
     """Run the cross-validated comparison (see the module docstring).
 
@@ -174,12 +193,15 @@ def run_extrapolation(
         settings: What to run (default :class:`ExtrapolationSettings()`).
         progress: Show a progress bar over units.
         log: Where progress lines go.
+        execution: Where the units run (default: in this process; see
+            :class:`~lue_spie.execution.ExecutionSettings`); the results are the same.
 
     Raises:
         TooFewSites: when the dataset has fewer sites than folds (one line).
         ValueError, KeyError, FileNotFoundError: bad input, naming it.
     """
     settings = settings or ExtrapolationSettings()
+    execution = execution or ExecutionSettings()
     names = settings.method_names()
     data_dir, out = Path(data_dir), Path(out)
     dataset = load_dataset(data_dir)
@@ -199,24 +221,32 @@ def run_extrapolation(
                "calibration": store.sha256_file(cal_path) if cal_path else None,
                "years": list(settings.years) if settings.years else None,
                "split": split.checksum()}
-    units = plan_units(settings, split, out, context)
+    # On a cluster the units get an absolute folder: workers need not share our directory.
+    units = plan_units(settings, split, out.resolve() if execution.distributed else out,
+                       context, cluster=execution.distributed)
     skipped = [(u.method, k) for u in units for k, _, _ in u.folds if unit_done(u, k)]
     todo = [u for u in units if any(not unit_done(u, k) for k, _, _ in u.folds)]
     if skipped:
         log(f"{len(skipped)} (method, fold) result(s) already in {out} with the same settings "
             "and data: skipped")
-    ran: dict[str, float] = {}
-    from tqdm.auto import tqdm
-
-    with tqdm(total=len(todo), desc="extrapolate", unit="unit", disable=not progress) as bar:
-        for u in todo:
-            bar.set_postfix_str(u.label, refresh=True)
-            t0 = time.perf_counter()
-            execute_unit(u, data)
-            ran[u.label] = time.perf_counter() - t0
-            bar.update(1)
+    seconds: dict[str, float] = {}
+    if todo:
+        with Executor(execution, log=log) as ex:
+            ex.check_paths(out)
+            shared = ex.share(data)
+            for i, t in ex.map(_run_unit, todo, shared=shared, labels=[u.label for u in todo],
+                               desc="extrapolate", name="extrapolate-unit", progress=progress):
+                seconds[todo[i].label] = t
+    ran = {u.label: seconds[u.label] for u in todo}  # in the plan's order
     summary = _gather(out, names, split, context)
     return ExtrapolationResult(out=out, split=split, ran=ran, skipped=skipped, summary=summary)
+
+
+def _run_unit(spec: UnitSpec, data: SiteData) -> float:
+    """One unit (in this process or on a worker); its wall time in seconds."""
+    t0 = time.perf_counter()
+    execute_unit(spec, data)
+    return time.perf_counter() - t0
 
 
 def _gather(out: Path, names: Sequence[str], split: FoldSplit,

@@ -145,7 +145,7 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
 
     Folds whose files already carry this unit's key are skipped. A method with
     ``fit_predict_folds`` (pooled optimisation, SPIE) runs all pending folds of the unit in
-    one call; others fold after fold.
+    one call (also a single one); others fold after fold.
 
     Returns:
         Fold -> paths of the written files.
@@ -154,9 +154,13 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
     written: dict[int, dict[str, Path]] = {}
     if not pending:
         return written
-    workdir = method_dir(spec.out, spec.method) / "work"
+    # Each unit its own work folder: units of one method may run at once on a Dask cluster.
+    workdir = method_dir(spec.out, spec.method) / "work" / "folds{}".format(
+        "-".join(str(k) for k, _, _ in spec.folds))
     method = _build(spec, workdir)
-    if hasattr(method, "fit_predict_folds") and len(pending) > 1:
+    # A method with fit_predict_folds takes this path for a single fold too, so that a fold's
+    # result does not depend on how the folds were grouped into units (its key does not).
+    if hasattr(method, "fit_predict_folds"):
         t0 = time.perf_counter()
         preds = method.fit_predict_folds(data, [(k, list(tr), list(te))
                                                 for k, tr, te in pending])
