@@ -36,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from lue_spie.execution import ExecutionSettings, add_execution_arguments
 from lue_spie.store import atomic_write_json, git_commit, package_versions
 
 __all__ = [
@@ -132,6 +133,12 @@ class Profile:
         opt_restarts: Extra CMA-ES restarts (doubled population) per pooled optimisation.
         rf_trees: Trees per random forest of sRF and mRF (paper: 100).
         pmodel_window_days: Acclimation memory of the P-model [d] (Mengoli et al. 2022: 15).
+        workers: Dask worker processes for the chapters' independent units (site chunks,
+            method x fold): 0 runs them in the notebook's kernel; N starts a local Dask
+            cluster of N processes in each chapter that has such units. The results are the
+            same (:mod:`lue_spie.execution`).
+        scheduler: Address of a running Dask scheduler to use instead (e.g. a dask-jobqueue
+            cluster's); None for none.
     """
 
     name: str
@@ -163,6 +170,8 @@ class Profile:
     opt_restarts: int = 0
     rf_trees: int = 100
     pmodel_window_days: float = 15.0
+    workers: int = 0
+    scheduler: str | None = None
 
     def parameters(self) -> dict[str, Any]:
         """The notebook parameters of this profile (JSON-friendly: tuples become lists)."""
@@ -681,9 +690,15 @@ def check_html(html_dir: Path, src: Path, *, notebooks: Sequence[str]) -> list[s
 
 # ---------------------------------------------------------------------------------------- CLI
 def _cli(args: argparse.Namespace) -> int:
+    overrides = parse_overrides(args.parameters)
+    workers, scheduler = getattr(args, "workers", 0), getattr(args, "scheduler", None)
+    if workers or scheduler is not None:
+        # Validated here, so that a bad value is one line before any chapter runs.
+        execution = ExecutionSettings(workers=workers, scheduler=scheduler)
+        overrides.update({"workers": execution.workers, "scheduler": execution.scheduler})
     try:
         run_pipeline(
-            args.profile, overrides=parse_overrides(args.parameters), build_dir=args.build_dir,
+            args.profile, overrides=overrides, build_dir=args.build_dir,
             results=args.results, only=args.only, build=not args.no_build,
             source_root=args.source,
         )
@@ -706,8 +721,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         description="Run the chapter notebooks in order with papermill (parameters from a\n"
                     "profile, -p overrides), then build the Jupyter Book from the executed\n"
                     "copies with warnings as errors and check the HTML.",
-        epilog=f"profiles:\n{profiles}\n\nexample:\n  lue-spie book --profile ci -p "
-               "n_sites 12 -p seed 7 --results results/small --build-dir build/small",
+        epilog=f"profiles:\n{profiles}\n\nexamples:\n  lue-spie book --profile ci -p "
+               "n_sites 12 -p seed 7 --results results/small --build-dir build/small\n"
+               "  lue-spie book --profile paper --workers 2     # chapters' units on a "
+               "local Dask cluster",
     )
     p.add_argument("--profile", default="ci", choices=sorted(PROFILES),
                    help="which parameter set to run (default: ci)")
@@ -723,6 +740,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                         "executed copies in the build folder are reused")
     p.add_argument("--no-build", action="store_true",
                    help="run the notebooks but do not build the book")
+    add_execution_arguments(p, what="the chapters' independent units (site chunks, method x "
+                            "fold)", where="each chapter's kernel")
     p.add_argument("--source", default=None,
                    help="folder with _toc.yml, _config.yml, book/ and notebooks/ "
                         "(default: found from the working directory)")

@@ -128,15 +128,22 @@ class ExecutionSettings:
         return dataclasses.asdict(self)
 
 
-def add_execution_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add ``--workers N`` and ``--scheduler ADDRESS`` (mutually exclusive) to a command."""
+def add_execution_arguments(parser: argparse.ArgumentParser, *, what: str = "the units",
+                            where: str = "this process") -> None:
+    """Add ``--workers N`` and ``--scheduler ADDRESS`` (mutually exclusive) to a command.
+
+    Args:
+        parser: The command's parser.
+        what: What runs there, for the help text.
+        where: Where it runs by default, for the help text.
+    """
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--workers", type=int, default=0, metavar="N",
-                       help="run the units on an embedded Dask LocalCluster of N worker "
-                            "processes with one thread each (default 0: in this process); "
+                       help=f"run {what} on an embedded Dask LocalCluster of N worker "
+                            f"processes with one thread each (default 0: in {where}); "
                             "results are identical")
     group.add_argument("--scheduler", default=None, metavar="ADDRESS",
-                       help="run the units on a running Dask cluster, e.g. tcp://HOST:8786 "
+                       help=f"run {what} on a running Dask cluster, e.g. tcp://HOST:8786 "
                             "(dask-jobqueue, Kubernetes); workers must see the results "
                             "folder")
 

@@ -10,6 +10,7 @@ import yaml
 
 from lue_spie.cv import TooFewSites
 from lue_spie.data.io import years_argument
+from lue_spie.execution import add_execution_arguments, execution_from_args
 from lue_spie.extrapolate.runner import ExtrapolationSettings, run_extrapolation
 from lue_spie.methods.base import PAPER_ORDER
 
@@ -55,7 +56,8 @@ def _cli(args: argparse.Namespace) -> int:
         method_params=parse_method_params(args.param), batch_folds=not args.no_batch_folds)
     try:
         result = run_extrapolation(args.data, args.calib, args.out, settings,
-                                   progress=not args.no_progress)
+                                   progress=not args.no_progress,
+                                   execution=execution_from_args(args))
     except TooFewSites as err:
         print(f"lue-spie extrapolate: {err}", file=sys.stderr)
         return 2
@@ -80,7 +82,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fit every method on the training folds and predict the held-out sites "
                     "(paper section 2.2). Resumable: a rerun skips (method, fold) results "
-                    "whose settings and data match.",
+                    "whose settings and data match. With --workers N or --scheduler ADDRESS "
+                    "the units run on a Dask cluster; the results are identical.",
         epilog="methods: " + ", ".join(PAPER_ORDER) + "\n\nexample:\n  lue-spie extrapolate "
                "--data results/ci/data --calib results/ci/calibration --methods PFTmean sRF "
                "--folds 10 --out results/ci/extrapolation --param sRF.n_estimators=200")
@@ -99,8 +102,11 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="a method's hyperparameter (VALUE read as YAML); repeatable")
     p.add_argument("--no-batch-folds", action="store_true",
                    help="run every method fold after fold (default: OPT-All, OPT-PFT and "
-                        "SPIE optimise all their folds in one batched run)")
+                        "SPIE optimise all their folds in one batched run; on a Dask cluster "
+                        "only SPIE does, and this option splits its folds too)")
+    add_execution_arguments(p)
     p.add_argument("--threads", type=int, default=1,
-                   help="torch CPU threads (default 1; 0 = torch's default)")
+                   help="torch CPU threads (default 1; 0 = torch's default); on a Dask "
+                        "cluster: threads of each worker's units")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=_cli)
