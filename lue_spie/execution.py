@@ -65,6 +65,8 @@ __all__ = [
 
 #: Port of the Dask dashboard when it is free (Dask's own default); a free one otherwise.
 DASHBOARD_PORT = 8787
+#: How long to try to reach a ``--scheduler`` address before giving up.
+CONNECT_TIMEOUT = "20s"
 
 
 class SchedulerUnreachable(ValueError):
@@ -242,7 +244,7 @@ class Executor:
         s = self.settings
         if s.scheduler is not None:
             try:
-                self.client = Client(s.scheduler, timeout="20s", set_as_default=False)
+                self.client = Client(s.scheduler, timeout=CONNECT_TIMEOUT, set_as_default=False)
             except (OSError, TimeoutError, ValueError) as err:
                 raise SchedulerUnreachable(
                     f"--scheduler {s.scheduler}: no Dask scheduler answers there ({err}); "
@@ -285,7 +287,8 @@ class Executor:
         if self.client is None:
             return obj
         self._wait_for_workers()
-        return self.client.scatter(obj, broadcast=True, hash=False)
+        # In a list of one: scatter would send a list's or dict's elements separately.
+        return self.client.scatter([obj], broadcast=True, hash=False)[0]
 
     def check_paths(self, *paths: str | os.PathLike) -> None:
         """Check that every worker sees these folders (units write there themselves).

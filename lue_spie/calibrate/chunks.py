@@ -102,9 +102,16 @@ def run_chunk(task: ChunkTask, batch: ForcingBatch) -> dict[str, Any]:
     if not (work / "checkpoint.pkl").exists():
         shutil.rmtree(work, ignore_errors=True)  # a record without its checkpoint: start over
     recorder = ConvergenceRecorder(work / "convergence.parquet", every=task.checkpoint_every)
-    result = calibrate_sites(batch, task.settings, sites=list(task.sites), checkpoint_dir=work,
-                             checkpoint_every=task.checkpoint_every, callback=recorder,
-                             stop_after_gen=task.stop_after_gen)
+    try:
+        result = calibrate_sites(batch, task.settings, sites=list(task.sites),
+                                 checkpoint_dir=work, checkpoint_every=task.checkpoint_every,
+                                 callback=recorder, stop_after_gen=task.stop_after_gen)
+    except BaseException:
+        # Stopped (interrupt, test hook, error): the record up to the last generation, which
+        # the engine's checkpoint also holds when it was stopped by the hook or an interrupt.
+        if recorder.rows:
+            recorder.write()
+        raise
     counters = {"chunk": task.chunk_id, "n_sites": len(task.sites),
                 "elapsed_s": result.elapsed_s, "generations": result.generations,
                 "n_evaluations": result.n_evaluations, "device": result.settings.device}

@@ -27,6 +27,7 @@ stay one task for all folds unless ``batch_folds`` is False.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -238,6 +239,9 @@ def run_extrapolation(
                                desc="extrapolate", name="extrapolate-unit", progress=progress):
                 seconds[todo[i].label] = t
     ran = {u.label: seconds[u.label] for u in todo}  # in the plan's order
+    for name in names:  # each unit removed its own work folder; now their empty parent
+        with contextlib.suppress(OSError):
+            (method_dir(out, name) / "work").rmdir()
     summary = _gather(out, names, split, context)
     return ExtrapolationResult(out=out, split=split, ran=ran, skipped=skipped, summary=summary)
 
