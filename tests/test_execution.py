@@ -254,7 +254,9 @@ def test_calibration_on_a_cluster_is_bit_identical(world, scheduler, tmp_path, c
                "--seed", "4", "--device", "cpu", "--no-progress", "--scheduler", scheduler,
                "--chunk-sites", "4"])
     assert rc == 0
-    assert f"connected to the Dask scheduler at {scheduler}" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert f"connected to the Dask scheduler at {scheduler}" in printed
+    assert "MALLOC_TRIM_THRESHOLD_ set" in printed  # a plain LocalCluster's workers have it
     _same_files(ref, {"table": out / "calibration.parquet",
                       "gpp_calib": out / "gpp_calib.parquet",
                       "convergence": out / "convergence.parquet"})
@@ -322,14 +324,19 @@ def test_keyboard_interrupt_shuts_the_local_cluster_down():
     import psutil
 
     lines = []
+    environ = dict(os.environ)
     ex = Executor(ExecutionSettings(workers=2), log=lines.append)
     with pytest.raises(KeyboardInterrupt), ex:
         assert "dashboard: http://" in lines[0]
         workers = [psutil.Process(p) for p in ex.client.run(os.getpid).values()]
         assert len(workers) == 2
+        # Workers start without Dask's MALLOC_TRIM_THRESHOLD_ (2x slower model) ...
+        trim = ex.client.run(os.environ.get, "MALLOC_TRIM_THRESHOLD_")
+        assert set(trim.values()) == {None}
         for _ in ex.map(_double, [1, 2, 3, 4], progress=False):
             raise KeyboardInterrupt
     assert ex.client is None and ex.cluster is None
+    assert dict(os.environ) == environ  # ... and the nanny's variables do not stay here
     _, alive = psutil.wait_procs(workers, timeout=20)
     assert not alive, f"worker processes still running: {alive}"
 
