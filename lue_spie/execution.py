@@ -276,6 +276,7 @@ class Executor:
         # The nanny sets its environment variables in this process too (distributed's
         # documented caveat); they are put back on close.
         self._environ = dict(os.environ)
+        os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # workers inherit this environment
         with dask.config.set({_TRIM: None}):
             self.cluster = LocalCluster(n_workers=s.workers, threads_per_worker=1,
                                         processes=True, silence_logs=level,

@@ -219,9 +219,12 @@ def scheduler():
     """The address of a two-worker LocalCluster started here (as a user's cluster would be)."""
     from distributed import LocalCluster
 
+    environ = dict(os.environ)  # the nanny sets its variables here too: put them back after
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=":0", silence_logs=logging.ERROR) as cluster:
         yield cluster.scheduler_address
+    os.environ.clear()
+    os.environ.update(environ)
 
 
 def _where(item, shared):
