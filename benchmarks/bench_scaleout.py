@@ -6,8 +6,9 @@ unit's time.
 
 Both runs happen in the same process, on the same data and settings, one after the other:
 
-1. **in-process**: :func:`lue_spie.calibrate.calibrate_sites` over all sites (what
-   ``lue-spie calibrate`` runs without ``--workers``), torch with one thread;
+1. **in-process**: :func:`lue_spie.calibrate.calibrate_sites` over all sites with a checkpoint
+   every 10 generations and the convergence record (what ``lue-spie calibrate`` runs without
+   ``--workers``), torch with one thread;
 2. **cluster**: a :class:`distributed.LocalCluster` of ``--workers`` processes with one thread
    each is started (timed apart), then :func:`lue_spie.calibrate.chunks.calibrate_in_chunks`
    runs the sites in chunks of ``--chunk-sites`` (what ``lue-spie calibrate --workers 2``
@@ -15,11 +16,14 @@ Both runs happen in the same process, on the same data and settings, one after t
 
 The ratio compares the two calibrations (data loading, GPP_calib and the result files are the
 same in both and left out; the cluster's start-up and shutdown are reported apart, and with
-them). Scheduling overhead per unit: on each worker, the idle gap between the end of one unit
-and the start of the next while units were still queued, averaged over units, against the
-mean compute time of a unit; the one-off costs (start-up, sending the forcing) and the idle
-tail (one worker finishing the last chunk) are reported apart. The two tables are checked to
-be identical.
+them). On a machine shared with other work the wall-time ratio depends on how much of the
+cores the other processes take, so the CPU time of both runs is reported too (the workers'
+whole processes, Dask's threads included): their ratio says whether the cluster does the same
+work, whatever the load. Scheduling overhead per unit: on each worker, the idle gap between
+the end of one unit and the start of the next while units were still queued, averaged over
+units, against the mean compute time of a unit; the one-off costs (start-up, sending the
+forcing) and the idle tail (one worker finishing the last chunk) are reported apart. The two
+tables are checked to be identical.
 
 Usage (repository root)::
 
@@ -43,7 +47,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lue_spie.calibrate import CalibrationSettings, calibrate_sites
+from lue_spie.calibrate import CalibrationSettings, ConvergenceRecorder, calibrate_sites
 from lue_spie.calibrate.chunks import CHUNK_SITES, calibrate_in_chunks
 from lue_spie.data import load_dataset, synthetic
 from lue_spie.execution import ExecutionSettings, Executor
@@ -117,23 +121,29 @@ def main(argv: list[str] | None = None) -> int:
           f"cores, torch {torch.__version__}, python {sys.version.split()[0]}")
     print(f"load average before: {_load()}")
 
-    t0 = time.perf_counter()
-    inproc = calibrate_sites(dataset, settings)
-    t_inproc = time.perf_counter() - t0
-    print(f"in-process, 1 torch thread: {t_inproc:.1f} s ({inproc.generations} generations, "
-          f"{inproc.n_evaluations} evaluations); load average {_load()}")
+    t0, c0 = time.perf_counter(), time.process_time()
+    # As the in-process step runs it: checkpoints and the convergence record included.
+    inproc = calibrate_sites(dataset, settings, checkpoint_dir=Path(tmp.name) / "checkpoint",
+                             callback=ConvergenceRecorder(Path(tmp.name) / "convergence.parquet"))
+    t_inproc, cpu_inproc = time.perf_counter() - t0, time.process_time() - c0
+    print(f"in-process, 1 torch thread: {t_inproc:.1f} s, CPU {cpu_inproc:.1f} s "
+          f"({inproc.generations} generations, {inproc.n_evaluations} evaluations); load "
+          f"average {_load()}")
 
     from distributed import get_task_stream
 
     t0 = time.perf_counter()
     with Executor(ExecutionSettings(workers=args.workers), log=print) as ex:
         t_start = time.perf_counter() - t0
+        cpu0 = ex.client.run(time.process_time)
         t1, t1_epoch = time.perf_counter(), time.time()
         with get_task_stream(client=ex.client) as ts:
             chunked, _ = calibrate_in_chunks(dataset, Path(tmp.name) / "chunks", settings, ex,
                                              chunk_sites=args.chunk_sites,
                                              log=lambda *_: None)
         t_cluster = time.perf_counter() - t1
+        cpu1 = ex.client.run(time.process_time)
+        cpu_cluster = sum(cpu1[w] - cpu0[w] for w in cpu1 if w in cpu0)
         t2 = time.perf_counter()
     t_close = time.perf_counter() - t2
     stats = overhead(ts.data, args.workers, t_cluster, t1_epoch)
@@ -141,8 +151,11 @@ def main(argv: list[str] | None = None) -> int:
     speedup = t_inproc / t_cluster
     speedup_all = t_inproc / (t_start + t_cluster + t_close)
     print(f"cluster, {args.workers} workers x 1 thread, {stats['units']} chunks of "
-          f"{args.chunk_sites} sites: {t_cluster:.1f} s (start-up {t_start:.1f} s, shutdown "
-          f"{t_close:.1f} s); load average {_load()}")
+          f"{args.chunk_sites} sites: {t_cluster:.1f} s, CPU of the workers {cpu_cluster:.1f} s "
+          f"(start-up {t_start:.1f} s, shutdown {t_close:.1f} s); load average {_load()}")
+    print(f"CPU time, workers / in-process: {cpu_cluster / cpu_inproc:.2f} (the same work: "
+          f"about 1; on {args.workers} free cores the speed-up would be about "
+          f"{args.workers * cpu_inproc / cpu_cluster:.2f}x)")
     print(f"speed-up: {speedup:.2f}x (goal >= 1.7x); with start-up and shutdown "
           f"{speedup_all:.2f}x; tables identical: {identical}")
     print(f"per unit: compute {stats['unit_compute_s_mean']:.2f} s mean "
@@ -156,6 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {"n_sites": n_sites, "n_days": n_days, "max_gen": args.max_gen,
                "workers": args.workers, "chunk_sites": args.chunk_sites,
                "in_process_s": t_inproc, "cluster_s": t_cluster, "startup_s": t_start,
+               "in_process_cpu_s": cpu_inproc, "cluster_cpu_s": cpu_cluster,
                "shutdown_s": t_close, "speedup": speedup, "speedup_with_startup": speedup_all,
                "identical": bool(identical), **stats, "load_after": _load()}
     if args.out:
