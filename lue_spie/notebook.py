@@ -25,7 +25,7 @@ from lue_spie.store import git_commit, package_versions, sha256_file
 __all__ = ["setup_notebook", "pick_sites", "provenance_table"]
 
 
-def setup_notebook() -> None:
+def setup_notebook(torch_threads: int = 1) -> None:
     """Settings every chapter applies in its imports cell.
 
     - tqdm's notebook progress bar needs ipywidgets, which the book does not install; the
@@ -33,9 +33,17 @@ def setup_notebook() -> None:
       which the book would show as an error block) is silenced;
     - pandas shows at most 30 rows and 4 significant decimals, so tables stay readable;
     - in a Jupyter kernel, matplotlib's inline support is switched on, so a figure returned
-      by :mod:`lue_spie.plots` (a Figure outside pyplot) is shown as a PNG.
+      by :mod:`lue_spie.plots` (a Figure outside pyplot) is shown as a PNG;
+    - torch computes with ``torch_threads`` threads (default 1, as the command line: on the
+      2-core reference machine the calibration of the ci book took 10 s with one thread and
+      245 s with torch's default of two when the machine was busy; raise it on a large
+      machine, or give the chapters a Dask cluster with ``workers``).
     """
     import warnings
+
+    import torch
+
+    torch.set_num_threads(int(torch_threads))
 
     warnings.filterwarnings("ignore", message="IProgress not found")
     try:

@@ -116,3 +116,18 @@ def test_method_params_parse_nested_settings():
                                "OPT-All.settings.popsize=8"])
     assert got == {"OPT-All": {"settings": {"max_gen": 200, "popsize": 8}},
                    "sRF": {"n_estimators": 50}}
+
+
+def test_summary_holds_every_method_of_the_split_and_sites_select(small, tmp_path):
+    # The method chapters run their methods in separate calls into one folder: the summary
+    # gathers every method on the same split, data and calibration.
+    out = tmp_path / "ex"
+    _run(small, out, methods=("PFTmean",))
+    second = _run(small, out, methods=("Climmed",))
+    assert list(dict.fromkeys(second.summary["method"])) == ["Climmed", "PFTmean"][::-1]
+    sub = sorted(second.split.sites)[:10]
+    picked = run_extrapolation(small / "data", small / "calibration", tmp_path / "sub",
+                               ExtrapolationSettings(methods=("PFTmean",), n_folds=5,
+                                                     sites=tuple(sub)),
+                               progress=False, log=lambda *_: None)
+    assert sorted(picked.split.sites) == sub and sorted(picked.summary["site"]) == sub

@@ -53,6 +53,7 @@ def _cli(args: argparse.Namespace) -> int:
     settings = ExtrapolationSettings(
         methods=tuple(args.methods) if args.methods else None, n_folds=args.folds,
         seed=args.seed, years=tuple(years) if years else None,
+        sites=tuple(args.sites) if args.sites else None,
         method_params=parse_method_params(args.param), batch_folds=not args.no_batch_folds)
     try:
         result = run_extrapolation(args.data, args.calib, args.out, settings,
@@ -95,6 +96,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                    help="methods to run (default: all, in the paper's order)")
     p.add_argument("--folds", type=int, default=10, help="number of folds (default 10)")
+    p.add_argument("--sites", nargs="+", default=None, metavar="ID",
+                   help="sites of the cross-validation (default: all sites of --data)")
     p.add_argument("--seed", type=int, default=0, help="seed of the split and the methods")
     p.add_argument("--years", nargs="+", type=years_argument, default=None,
                    help="years to use, e.g. 2010-2012 (default: all)")

@@ -78,6 +78,8 @@ class ExtrapolationSettings:
         seed: Seed of the split and of every method (each method's own ``seed``/settings
             unless given in ``method_params``).
         years: Years to use (default: all).
+        sites: Sites of the cross-validation (default: every site of the dataset); the
+            folds split these sites only.
         method_params: Method name -> hyperparameters (keyword arguments of its class).
         batch_folds: Let methods that can (OPT-All, OPT-PFT, SPIE) run all their folds in one
             call; False runs every method fold after fold. On a Dask cluster only the methods
@@ -89,6 +91,7 @@ class ExtrapolationSettings:
     n_folds: int = 10
     seed: int = 0
     years: tuple[int, ...] | None = None
+    sites: tuple[str, ...] | None = None
     method_params: Mapping[str, Mapping[str, Any]] = dataclasses.field(default_factory=dict)
     batch_folds: bool = True
 
@@ -127,9 +130,13 @@ def _checksum_files(paths: Sequence[Path]) -> dict[str, str | None]:
     return {p.name: store.sha256_file(p) if p.is_file() else None for p in paths}
 
 
-def _split(data: SiteData, out: Path, n_folds: int, seed: int, log: Callable) -> FoldSplit:
+def _split(data: SiteData, out: Path, n_folds: int, seed: int, log: Callable,
+           sites: Sequence[str] | None = None) -> FoldSplit:
     """The split of ``out`` when it matches the data and settings, else a new one."""
-    fresh = make_folds(data.dataset.sites, n_folds, seed)
+    table = data.dataset.sites
+    if sites is not None:
+        table = table[table["site"].isin(data.check_sites(sites, "sites"))]
+    fresh = make_folds(table, n_folds, seed)
     path = out / FOLDS_FILE
     if path.is_file():
         old = read_folds(out)
@@ -217,7 +224,7 @@ def run_extrapolation(
                          "calibration folder (--calib DIR)")
     data = SiteData(dataset, calibration, years=settings.years)
     out.mkdir(parents=True, exist_ok=True)
-    split = _split(data, out, settings.n_folds, settings.seed, log)
+    split = _split(data, out, settings.n_folds, settings.seed, log, settings.sites)
     context = {"data": _checksum_files([data_dir / SITE_DAY_FILE, data_dir / SITES_FILE]),
                "calibration": store.sha256_file(cal_path) if cal_path else None,
                "years": list(settings.years) if settings.years else None,
@@ -271,7 +278,22 @@ def _gather(out: Path, names: Sequence[str], split: FoldSplit,
         store.write_parquet(p.reset_index(drop=True), d / "params.parquet", prov)
         store.write_parquet(g.reset_index(drop=True), d / "gpp.parquet", prov)
         rows.append(p.assign(method=name)[["method", "fold", "site", "nse", "note"]])
+    # Methods run by earlier calls on the same split, data and calibration (e.g. the other
+    # method chapters of the book) belong to the summary too; stale ones do not.
+    keys = ("data", "calibration", "years", "split")
+    for params_file in sorted(out.glob("*/params.parquet")):
+        settings = store.read_provenance(params_file).get("settings", {})
+        name = settings.get("method")
+        if name in names or name is None:
+            continue
+        if all(settings.get(k) == context.get(k) for k in keys):
+            p = store.read_parquet(params_file)
+            rows.append(p.assign(method=name)[["method", "fold", "site", "nse", "note"]])
+    order = {m: i for i, m in enumerate(registered_methods())}
     summary = pd.concat(rows, ignore_index=True)
+    summary = summary.sort_values(["method", "fold", "site"], kind="stable",
+                                  key=lambda c: c.map(order).fillna(len(order))
+                                  if c.name == "method" else c).reset_index(drop=True)
     store.write_parquet(summary, out / "summary.parquet",
                         store.make_provenance("extrapolate.summary", settings=dict(context)))
     return summary
