@@ -99,6 +99,8 @@ def _build(spec: UnitSpec, workdir: Path) -> Any:
     method = get_method(spec.method, **params)
     if hasattr(method, "workdir"):
         method.workdir = workdir
+    if hasattr(method, "results_dir"):  # a method's own extras (SPIE: networks, curves)
+        method.results_dir = method_dir(spec.out, spec.method)
     return method
 
 
@@ -145,7 +147,10 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
 
     Folds whose files already carry this unit's key are skipped. A method with
     ``fit_predict_folds`` (pooled optimisation, SPIE) runs all pending folds of the unit in
-    one call (also a single one); others fold after fold.
+    one call (also a single one, so the method knows its fold); others fold after fold. A
+    method with a ``results_dir`` attribute gets ``OUT/<method>`` there for results of its
+    own beside the fold files (SPIE's networks and training curves), which a rerun that
+    skips the method leaves in place.
 
     Returns:
         Fold -> paths of the written files.

@@ -291,7 +291,7 @@ def get_method(name: str, **params: Any) -> Method:
 #: The modules that hold the methods (each registers its classes on import).
 METHOD_MODULES: tuple[str, ...] = (
     "lue_spie.methods.grouping", "lue_spie.methods.similarity", "lue_spie.methods.optimisation",
-    "lue_spie.methods.regression", "lue_spie.methods.pmodel",
+    "lue_spie.methods.regression", "lue_spie.methods.pmodel", "lue_spie.methods.spie",
 )
 
 
