@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import ClassVar
 
@@ -72,8 +72,9 @@ class SPIE(Method, name="SPIE", family="spie"):
 
     Not hyperparameters (set on the instance): ``workdir`` (checkpoint folder, set by the
     unit runner), ``results_dir`` (where :meth:`save` writes the networks and curves after
-    fitting, set by the unit runner to ``OUT/SPIE``), ``progress``, ``profile`` and the test
-    hook ``stop_after_epoch``.
+    fitting, set by the unit runner to ``OUT/SPIE``), ``progress``, ``profile`` (time the
+    phases of a step), ``callback`` (``callback(epoch, info)`` after every epoch, see
+    :func:`~lue_spie.methods.spie.train.train_folds`) and the test hook ``stop_after_epoch``.
 
     Fitted attributes: ``networks_`` (:class:`~lue_spie.methods.spie.networks.SPIENetworks`),
     ``curves_`` (training curves), ``summary_`` (per fold: kept epoch, stop reason ...),
@@ -112,6 +113,8 @@ class SPIE(Method, name="SPIE", family="spie"):
     profile: bool = dataclasses.field(default=False, init=False, repr=False, compare=False)
     stop_after_epoch: int | None = dataclasses.field(default=None, init=False, repr=False,
                                                      compare=False)
+    callback: Callable[[int, dict], None] | None = dataclasses.field(
+        default=None, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.hidden = tuple(int(h) for h in self.hidden)
@@ -145,7 +148,7 @@ class SPIE(Method, name="SPIE", family="spie"):
                                         seed=int(self.seed), dtype=dtype, device=device)
         res = train_folds(self.train_config(), td, plans, checkpoint_dir=self.workdir,
                           stop_after_epoch=self.stop_after_epoch, progress=self.progress,
-                          profile=self.profile)
+                          profile=self.profile, callback=self.callback)
         cfg = self.train_config()
         arch = {"n_features": len(td.feature_names), "hidden": list(self.hidden),
                 "n_outputs": len(PARAMETERS), "activation": "relu",

@@ -195,6 +195,9 @@ class TrainingData:
         feature_names: Columns of the design matrix.
         feature_stats: Per fold, the continuous features' training mean and std.
         n_good: Good days per site.
+        prepared: The model's prepared forcing of every site when :mod:`lue_spie.model` offers
+            ``prepare_forcing`` (its parameter-independent parts computed once, not per
+            step), else None.
     """
 
     sites: list[str]
@@ -205,17 +208,29 @@ class TrainingData:
     feature_names: tuple[str, ...]
     feature_stats: list[pd.DataFrame]
     n_good: np.ndarray
+    prepared: Any = None
 
     def rows(self, sites: Sequence[str]) -> torch.Tensor:
         """Row index of each site (CPU long tensor)."""
         pos = {s: i for i, s in enumerate(self.sites)}
         return torch.as_tensor([pos[s] for s in sites], dtype=torch.long)
 
-    def gather(self, idx: torch.Tensor) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-        """Forcing dict and GPP_obs of the sites ``idx`` ``(F, W)``: tensors ``(F, W, days)``."""
-        g = self.drivers.index_select(1, idx.reshape(-1))
-        g = g.view(g.shape[0], *idx.shape, g.shape[-1])
-        return {k: g[i] for i, k in enumerate(FORCING_KEYS)}, g[len(FORCING_KEYS)]
+    def gather(self, idx: torch.Tensor) -> tuple[Any, dict[str, torch.Tensor], torch.Tensor]:
+        """Inputs of the sites ``idx`` ``(F, W)``: the model's forcing (a dict, or the prepared
+        forcing), the forcing the cost reads (T, VPD, W) and GPP_obs, each ``(F, W, days)``."""
+        flat = idx.reshape(-1)
+        if self.prepared is None:
+            g = self.drivers.index_select(1, flat)
+            g = g.view(g.shape[0], *idx.shape, g.shape[-1])
+            forcing = {k: g[i] for i, k in enumerate(FORCING_KEYS)}
+            return forcing, forcing, g[len(FORCING_KEYS)]
+        pf = self.prepared
+        fields = {f.name: getattr(pf, f.name) for f in dataclasses.fields(pf)}
+        model_forcing = type(pf)(**{k: v.index_select(0, flat).view(*idx.shape, *v.shape[1:])
+                                    for k, v in fields.items()})
+        obs = self.drivers[len(FORCING_KEYS)].index_select(0, flat).view(*idx.shape, -1)
+        cost_forcing = {k: getattr(model_forcing, k) for k in ("T", "VPD", "W")}
+        return model_forcing, cost_forcing, obs
 
     def checksum(self) -> str:
         """sha256 of everything the training sees (for checkpoint keys)."""
@@ -288,9 +303,14 @@ def build_training_data(
         check_finite_features(X.to_numpy(np.float64), list(X.columns), list(X.index))
         feats.append(torch.tensor(X.to_numpy(np.float64), dtype=dtype))
         stats.append(st)
+    prepared = None
+    from lue_spie import model
+
+    if hasattr(model, "prepare_forcing"):  # a model that precomputes per site: once, here
+        prepared = model.prepare_forcing({k: batch.forcing[k] for k in FORCING_KEYS})
     td = TrainingData(sites=sites, drivers=drivers, apar_max=apar_max, free=free,
                       features=torch.stack(feats).to(device), feature_names=tuple(X.columns),
-                      feature_stats=stats, n_good=n_good)
+                      feature_stats=stats, n_good=n_good, prepared=prepared)
     return td, plans
 
 
@@ -461,11 +481,11 @@ def train_folds(
         u = net(x, masks, folds=None if all_folds else fpos.to(device))
         theta = mapping(u) * td.free[idx_d]
         mark("network")
-        forcing, obs = td.gather(idx_d)
+        forcing, cost_forcing, obs = td.gather(idx_d)
         mark("gather")
         sim = simulate(forcing, theta, validate=False)
         mark("model")
-        out = calibration_cost(sim, obs, torch.isfinite(obs), theta, forcing,
+        out = calibration_cost(sim, obs, torch.isfinite(obs), theta, cost_forcing,
                                apar_max=td.apar_max[idx_d], w_ideal=cfg.w_ideal,
                                w_nonideal=cfg.w_nonideal)
         mark("cost")
