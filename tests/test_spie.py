@@ -249,6 +249,7 @@ def test_validation_split_and_patience(tiny, tiny_folds):
     res = train_folds(cfg, td, plans)
     s = pd.DataFrame(res.summary)
     assert (s["monitor"] == "validation").all()
+    assert s["stop_reason"].str.startswith("patience").any()  # lr 0.3 overshoots: it stops
     val = res.curves[res.curves["split"] == "validation"]
     for _, row in s.iterrows():
         v = val[val["fold"] == row["fold"]].set_index("epoch")["cost"]

@@ -370,6 +370,259 @@ def _checkpoint_key(cfg: TrainConfig, plans: Sequence[FoldPlan], td: TrainingDat
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+class _Trainer:
+    """The state of a training run and its steps (used by :func:`train_folds`)."""
+
+    def __init__(self, cfg: TrainConfig, td: TrainingData, plans: Sequence[FoldPlan],
+                 profile: bool) -> None:
+        self.cfg, self.td, self.plans = cfg, td, list(plans)
+        self.device, self.dtype = td.drivers.device, td.drivers.dtype
+        self.n_folds = n_folds = len(plans)
+        if td.features.shape[0] != n_folds:
+            raise ValueError(f"train_folds: {td.features.shape[0]} feature slices for "
+                             f"{n_folds} folds")
+        self.net = StackedMLP(n_folds, td.features.shape[-1], cfg.hidden, N_PARAMS,
+                              dropout_input=cfg.dropout_input,
+                              dropout_hidden=cfg.dropout_hidden, dtype=self.dtype,
+                              device=self.device)
+        self.gens = [torch.Generator().manual_seed(p.seed) for p in plans]
+        for k in range(n_folds):
+            self.net.init_fold(k, self.gens[k])
+        self.params = list(self.net.weights) + list(self.net.biases)
+        self.opt = FoldAdam(self.params, lr=cfg.learning_rate,
+                            weight_decay=[cfg.l2] * len(self.net.weights)
+                            + [0.0] * len(self.net.biases),
+                            max_grad_norm=cfg.max_grad_norm)
+        self.train_rows = [td.rows(p.train) for p in plans]
+        self.val_rows = [td.rows(p.validation) for p in plans]
+        self.n_train = [len(r) for r in self.train_rows]
+        self.n_batches = [math.ceil(n / cfg.batch_size) for n in self.n_train]
+        self.monitor = ["validation" if len(v) else "train" for v in self.val_rows]
+        self.phases = _Phases(profile, self.device)
+        # Everything else a checkpoint must restore (plain Python and CPU tensors).
+        self.st: dict[str, Any] = {
+            "epoch": 0, "done": [False] * n_folds, "best_cost": [math.inf] * n_folds,
+            "best_epoch": [0] * n_folds, "since_best": [0] * n_folds,
+            "stopped_epoch": [0] * n_folds, "stop_reason": [""] * n_folds,
+            "skipped": [0] * n_folds, "curves": [],
+            "best_state": [self._fold_state(k) for k in range(n_folds)],
+        }
+
+    # -- state ---------------------------------------------------------------------------------
+    def _fold_state(self, k: int) -> list[torch.Tensor]:
+        return [t[k].detach().cpu().clone() for t in self.params]
+
+    def save(self, path: Path, key: str) -> None:
+        """Write the whole state atomically."""
+        buf = io.BytesIO()
+        torch.save({"key": key, "params": [t.detach().cpu().clone() for t in self.params],
+                    "optimiser": self.opt.state_dict(),
+                    "generators": [g.get_state() for g in self.gens], "state": self.st}, buf)
+        store.atomic_write_bytes(path, buf.getvalue())
+
+    def load(self, path: Path, key: str) -> None:
+        """Restore a state written by :meth:`save` with the same key."""
+        from lue_spie.calibrate.engine import CheckpointMismatch
+
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        if saved.get("key") != key:
+            raise CheckpointMismatch(
+                f"{path}: this SPIE checkpoint belongs to a run with other settings, folds or "
+                "data; delete it (or the method's work folder) to start afresh")
+        with torch.no_grad():
+            for t, v in zip(self.params, saved["params"], strict=True):
+                t.copy_(v)
+        self.opt.load_state_dict(saved["optimiser"])
+        for g, v in zip(self.gens, saved["generators"], strict=True):
+            g.set_state(v)
+        self.st = saved["state"]
+
+    # -- one model evaluation ------------------------------------------------------------------
+    def draw_masks(self, fs: list[int], width: int) -> list[torch.Tensor] | None:
+        """Scaled dropout masks ``(len(fs), width, layer width)`` per layer with dropout, each
+        fold drawing a full batch's masks from its own generator (then cut to ``width``)."""
+        rates, widths = self.net.dropout_rates, self.net.layer_sizes[:-1]
+        if not any(r > 0 for r in rates):
+            return None
+        bs = self.cfg.batch_size
+        per_fold = [[torch.rand((bs, w), generator=self.gens[k]) >= r for w, r in
+                     zip(widths, rates, strict=True) if r > 0] for k in fs]
+        return [torch.stack([pf[j][:width] for pf in per_fold]).to(
+                    device=self.device, dtype=self.dtype) / (1.0 - r)
+                for j, r in enumerate(r for r in rates if r > 0)]
+
+    def site_costs(self, fpos: torch.Tensor, idx: torch.Tensor,
+                   masks: list[torch.Tensor] | None,
+                   mark: Callable[[str], None]) -> dict[str, torch.Tensor]:
+        """Calibration cost terms of the sites ``idx (F', W)`` under the folds ``fpos``:
+        features -> network -> mapping -> lag mask -> model -> cost."""
+        td, dev = self.td, self.device
+        idx_d = idx.to(dev)
+        x = td.features[fpos.to(dev).unsqueeze(1), idx_d]
+        u = self.net(x, masks, folds=None if len(fpos) == self.n_folds else fpos.to(dev))
+        theta = self.cfg.mapping(u) * td.free[idx_d]
+        mark("network")
+        forcing, cost_forcing, obs = td.gather(idx_d)
+        mark("gather")
+        sim = simulate(forcing, theta, validate=False)
+        mark("model")
+        out = calibration_cost(sim, obs, torch.isfinite(obs), theta, cost_forcing,
+                               apar_max=td.apar_max[idx_d], w_ideal=self.cfg.w_ideal,
+                               w_nonideal=self.cfg.w_nonideal)
+        mark("cost")
+        return out
+
+    # -- an epoch ------------------------------------------------------------------------------
+    def train_epoch(self, active: list[int]) -> dict[int, float]:
+        """One epoch of mini-batch steps for the ``active`` folds; their mean cost."""
+        bs, dtype, dev, st = self.cfg.batch_size, self.dtype, self.device, self.st
+        self.phases.start()
+        perms = {k: self.train_rows[k][torch.randperm(self.n_train[k], generator=self.gens[k])]
+                 for k in active}
+        ep_sum = dict.fromkeys(active, 0.0)
+        ep_n = dict.fromkeys(active, 0)
+        zero = torch.zeros((), dtype=dtype, device=dev)
+        for s in range(max(self.n_batches[k] for k in active)):
+            fs = [k for k in active if s < self.n_batches[k]]
+            parts = [perms[k][s * bs:(s + 1) * bs] for k in fs]
+            width = max(len(p) for p in parts)
+            idx = torch.zeros((len(fs), width), dtype=torch.long)
+            weight = torch.zeros((len(fs), width), dtype=dtype)
+            for i, p in enumerate(parts):  # padded rows weigh 0
+                idx[i, :len(p)] = p
+                weight[i, :len(p)] = 1.0 / len(p)
+            masks = self.draw_masks(fs, width)
+            self.phases.mark("batch")
+            c = self.site_costs(torch.as_tensor(fs, dtype=torch.long), idx, masks,
+                                self.phases.mark)["cost"]
+            w = weight.to(dev)
+            loss_f = (torch.where(w > 0, c, zero) * w).sum(-1)  # per fold: mean over its sites
+            self.phases.mark("cost")
+            self.opt.zero_grad()
+            loss_f.sum().backward()
+            self.phases.mark("backward")
+            # A fold whose loss or gradient is not finite skips the step (counted in the
+            # summary); with bounded parameters and sites of enough good days it never happens.
+            ok = torch.isfinite(loss_f.detach()).cpu()
+            finite_grad = torch.isfinite(self.opt.grad_norms()).cpu()
+            step_mask = torch.zeros(self.n_folds, dtype=torch.bool)
+            for i, k in enumerate(fs):
+                ok[i] = bool(ok[i]) and bool(finite_grad[k])
+                step_mask[k] = bool(ok[i])
+                st["skipped"][k] += 0 if ok[i] else 1
+            self.opt.step(step_mask)
+            self.phases.mark("optimiser")
+            lf = loss_f.detach().cpu().to(torch.float64)
+            for i, (k, p) in enumerate(zip(fs, parts, strict=True)):
+                if bool(ok[i]):
+                    ep_sum[k] += float(lf[i]) * len(p)
+                    ep_n[k] += len(p)
+        return {k: ep_sum[k] / ep_n[k] if ep_n[k] else math.nan for k in active}
+
+    @torch.no_grad()
+    def evaluate(self, folds_now: list[int],
+                 rows: list[torch.Tensor]) -> dict[int, dict[str, float]]:
+        """Costs without dropout of each fold's sites ``rows[k]``, in batches of sites."""
+        bs = self.cfg.batch_size
+        result: dict[int, dict[str, list[np.ndarray]]] = {k: {} for k in folds_now}
+        n_max = max((len(rows[k]) for k in folds_now), default=0)
+        fpos = torch.as_tensor(folds_now, dtype=torch.long)
+        for start in range(0, n_max, bs):
+            parts = [rows[k][start:start + bs] for k in folds_now]
+            width = max(len(p) for p in parts)
+            idx = torch.zeros((len(folds_now), width), dtype=torch.long)
+            for i, p in enumerate(parts):
+                idx[i, :len(p)] = p
+            c = self.site_costs(fpos, idx, None, _no_mark)
+            for i, (k, p) in enumerate(zip(folds_now, parts, strict=True)):
+                for name in ("cost", "nse", "C_ideal", "C_nonideal"):
+                    result[k].setdefault(name, []).append(
+                        c[name][i, :len(p)].detach().cpu().to(torch.float64).numpy())
+        out = {}
+        for k in folds_now:
+            if not result[k]:
+                continue
+            v = {n: np.concatenate(a) for n, a in result[k].items()}
+            cost = v["cost"]
+            out[k] = {"cost": float(np.mean(cost)) if np.isfinite(cost).all() else math.inf,
+                      "nse_median": float(np.nanmedian(v["nse"])),
+                      "nse_mean": float(np.nanmean(v["nse"])),
+                      "C_ideal": float(np.mean(v["C_ideal"])),
+                      "C_nonideal": float(np.mean(v["C_nonideal"])), "n_sites": len(cost)}
+        return out
+
+    def end_epoch(self, epoch: int, active: list[int], ep_cost: dict[int, float]) -> None:
+        """Curves, stopping rules, evaluations and kept weights after an epoch."""
+        cfg, st = self.cfg, self.st
+        for k in active:
+            st["curves"].append((self.plans[k].fold, epoch, "minibatch", ep_cost[k], math.nan,
+                                 math.nan, math.nan, math.nan, self.n_train[k]))
+        stopping: dict[int, str] = {}
+        for k in active:
+            if ep_cost[k] < cfg.cost_tol:
+                stopping[k] = f"cost < {cfg.cost_tol:g}"
+            elif epoch >= cfg.epochs:
+                stopping[k] = f"epochs = {cfg.epochs}"
+        to_eval = active if epoch % cfg.eval_every == 0 else sorted(stopping)
+        if to_eval:
+            self.phases.start()
+            ev_train = self.evaluate(to_eval, self.train_rows)
+            ev_val = self.evaluate([k for k in to_eval if len(self.val_rows[k])],
+                                   self.val_rows)
+            self.phases.mark("evaluation")
+            for k in to_eval:
+                for split, ev in (("train", ev_train), ("validation", ev_val)):
+                    if k in ev:
+                        e = ev[k]
+                        st["curves"].append((self.plans[k].fold, epoch, split, e["cost"],
+                                             e["nse_median"], e["nse_mean"], e["C_ideal"],
+                                             e["C_nonideal"], e["n_sites"]))
+                watched = (ev_val if self.monitor[k] == "validation" else ev_train)[k]["cost"]
+                final = k in stopping
+                if (cfg.keep == "best" and watched < st["best_cost"][k]) or (
+                        cfg.keep == "last" and final):
+                    st["best_cost"][k], st["best_epoch"][k] = watched, epoch
+                    st["best_state"][k] = self._fold_state(k)
+                    st["since_best"][k] = 0
+                else:
+                    st["since_best"][k] += 1
+                if (cfg.patience is not None and not final
+                        and st["since_best"][k] >= cfg.patience):
+                    stopping[k] = f"patience = {cfg.patience} evaluations"
+        for k, reason in stopping.items():
+            st["done"][k], st["stopped_epoch"][k], st["stop_reason"][k] = True, epoch, reason
+        st["epoch"] = epoch
+
+    # -- the result ----------------------------------------------------------------------------
+    def result(self, seconds: float, epochs_run: int) -> TrainResult:
+        """The kept weights of every fold, the curves and the summary."""
+        st = self.st
+        for k, n in enumerate(st["skipped"]):
+            if n:
+                warnings.warn(f"SPIE fold {self.plans[k].fold}: {n} step(s) skipped because the "
+                              "loss or the gradient was not finite", RuntimeWarning,
+                              stacklevel=3)
+        with torch.no_grad():
+            for k in range(self.n_folds):
+                for t, v in zip(self.params, st["best_state"][k], strict=True):
+                    t[k].copy_(v)
+        curves = pd.DataFrame(st["curves"], columns=list(CURVE_COLUMNS))
+        curves = curves.astype({"fold": "int64", "epoch": "int64", "n_sites": "int64"})
+        summary = [{"fold": p.fold, "best_epoch": int(st["best_epoch"][k]),
+                    "best_cost": float(st["best_cost"][k]), "monitor": self.monitor[k],
+                    "keep": self.cfg.keep, "stopped_epoch": int(st["stopped_epoch"][k]),
+                    "stop_reason": st["stop_reason"][k], "skipped_steps": int(st["skipped"][k]),
+                    "n_train": len(p.train), "n_validation": len(p.validation),
+                    "n_excluded": len(p.excluded)} for k, p in enumerate(self.plans)]
+        return TrainResult(net=self.net, curves=curves, summary=summary,
+                           timings=dict(self.phases.t), seconds=seconds,
+                           epochs_run=epochs_run)
+
+
+def _no_mark(name: str) -> None:
+    return None
+
+
 def train_folds(
     cfg: TrainConfig,
     td: TrainingData,
@@ -400,250 +653,36 @@ def train_folds(
     Raises:
         CheckpointMismatch: a checkpoint of other settings or data is in ``checkpoint_dir``.
     """
-    from lue_spie.calibrate.engine import CheckpointMismatch
-
     t_start = time.perf_counter()
-    device, dtype = td.drivers.device, td.drivers.dtype
-    n_folds = len(plans)
-    if td.features.shape[0] != n_folds:
-        raise ValueError(f"train_folds: {td.features.shape[0]} feature slices for {n_folds} "
-                         "folds")
-    bs = cfg.batch_size
-    net = StackedMLP(n_folds, td.features.shape[-1], cfg.hidden, N_PARAMS,
-                     dropout_input=cfg.dropout_input, dropout_hidden=cfg.dropout_hidden,
-                     dtype=dtype, device=device)
-    gens = [torch.Generator().manual_seed(p.seed) for p in plans]
-    for k in range(n_folds):
-        net.init_fold(k, gens[k])
-    params = list(net.weights) + list(net.biases)
-    opt = FoldAdam(params, lr=cfg.learning_rate,
-                   weight_decay=[cfg.l2] * len(net.weights) + [0.0] * len(net.biases),
-                   max_grad_norm=cfg.max_grad_norm)
-    train_rows = [td.rows(p.train) for p in plans]
-    val_rows = [td.rows(p.validation) for p in plans]
-    n_train = [len(r) for r in train_rows]
-    n_batches = [math.ceil(n / bs) for n in n_train]
-    monitor = ["validation" if len(v) else "train" for v in val_rows]
-
-    st: dict[str, Any] = {
-        "epoch": 0, "done": [False] * n_folds, "best_cost": [math.inf] * n_folds,
-        "best_epoch": [0] * n_folds, "since_best": [0] * n_folds,
-        "stopped_epoch": [0] * n_folds, "stop_reason": [""] * n_folds,
-        "skipped": [0] * n_folds, "curves": [],
-        "best_state": [[t[k].detach().cpu().clone() for t in params] for k in range(n_folds)],
-    }
+    tr = _Trainer(cfg, td, plans, profile)
     ckpt = Path(checkpoint_dir) / _CHECKPOINT_FILE if checkpoint_dir is not None else None
-    key = _checkpoint_key(cfg, plans, td, dtype, device) if ckpt is not None else ""
+    key = _checkpoint_key(cfg, plans, td, tr.dtype, tr.device) if ckpt is not None else ""
     if ckpt is not None and ckpt.exists():
-        saved = torch.load(ckpt, map_location="cpu", weights_only=True)
-        if saved.get("key") != key:
-            raise CheckpointMismatch(
-                f"{ckpt}: this SPIE checkpoint belongs to a run with other settings, folds or "
-                "data; delete it (or the method's work folder) to start afresh")
-        with torch.no_grad():
-            for t, s in zip(params, saved["params"], strict=True):
-                t.copy_(s)
-        opt.load_state_dict(saved["optimiser"])
-        for g, s in zip(gens, saved["generators"], strict=True):
-            g.set_state(s)
-        st = saved["state"]
-
-    def save_checkpoint() -> None:
-        if ckpt is None:
-            return
-        buf = io.BytesIO()
-        torch.save({"key": key, "params": [t.detach().cpu().clone() for t in params],
-                    "optimiser": opt.state_dict(), "generators": [g.get_state() for g in gens],
-                    "state": st}, buf)
-        store.atomic_write_bytes(ckpt, buf.getvalue())
-
-    phases = _Phases(profile, device)
-    rates = net.dropout_rates
-    widths = net.layer_sizes[:-1]
-    mapping = cfg.mapping
-
-    def draw_masks(fs: list[int], width: int) -> list[torch.Tensor] | None:
-        if not any(r > 0 for r in rates):
-            return None
-        out = []
-        per_fold = [[torch.rand((bs, w), generator=gens[k]) >= r for w, r in
-                     zip(widths, rates, strict=True) if r > 0] for k in fs]
-        for j, r in enumerate(r for r in rates if r > 0):
-            m = torch.stack([pf[j][:width] for pf in per_fold])
-            out.append(m.to(device=device, dtype=dtype) / (1.0 - r))
-        return out
-
-    def site_costs(fpos: torch.Tensor, idx: torch.Tensor, masks: list[torch.Tensor] | None,
-                   all_folds: bool, mark: Callable[[str], None]) -> dict[str, torch.Tensor]:
-        """Calibration cost terms of the sites ``idx (F', W)`` under the folds ``fpos``."""
-        idx_d = idx.to(device)
-        x = td.features[fpos.to(device).unsqueeze(1), idx_d]
-        u = net(x, masks, folds=None if all_folds else fpos.to(device))
-        theta = mapping(u) * td.free[idx_d]
-        mark("network")
-        forcing, cost_forcing, obs = td.gather(idx_d)
-        mark("gather")
-        sim = simulate(forcing, theta, validate=False)
-        mark("model")
-        out = calibration_cost(sim, obs, torch.isfinite(obs), theta, cost_forcing,
-                               apar_max=td.apar_max[idx_d], w_ideal=cfg.w_ideal,
-                               w_nonideal=cfg.w_nonideal)
-        mark("cost")
-        return out
-
-    def no_mark(name: str) -> None:
-        return None
-
-    @torch.no_grad()
-    def evaluate(folds_now: list[int], rows: list[torch.Tensor]) -> dict[int, dict[str, float]]:
-        """Costs without dropout of each fold's sites ``rows[k]``, in batches of sites."""
-        result: dict[int, dict[str, list[np.ndarray]]] = {k: {} for k in folds_now}
-        n_max = max((len(rows[k]) for k in folds_now), default=0)
-        fpos = torch.as_tensor(folds_now, dtype=torch.long)
-        for start in range(0, n_max, bs):
-            parts = [rows[k][start:start + bs] for k in folds_now]
-            width = max(len(p) for p in parts)
-            if width == 0:
-                break
-            idx = torch.zeros((len(folds_now), width), dtype=torch.long)
-            for i, p in enumerate(parts):
-                idx[i, :len(p)] = p
-            c = site_costs(fpos, idx, None, len(folds_now) == n_folds, no_mark)
-            for i, (k, p) in enumerate(zip(folds_now, parts, strict=True)):
-                for name in ("cost", "nse", "C_ideal", "C_nonideal"):
-                    result[k].setdefault(name, []).append(
-                        c[name][i, :len(p)].detach().cpu().to(torch.float64).numpy())
-        out = {}
-        for k in folds_now:
-            if not result[k]:
-                continue
-            v = {n: np.concatenate(a) for n, a in result[k].items()}
-            cost = v["cost"]
-            out[k] = {"cost": float(np.mean(cost)) if np.isfinite(cost).all() else math.inf,
-                      "nse_median": float(np.nanmedian(v["nse"])),
-                      "nse_mean": float(np.nanmean(v["nse"])),
-                      "C_ideal": float(np.mean(v["C_ideal"])),
-                      "C_nonideal": float(np.mean(v["C_nonideal"])), "n_sites": len(cost)}
-        return out
-
+        tr.load(ckpt, key)
+    epochs_at_start = tr.st["epoch"]
     from tqdm.auto import tqdm
 
-    epochs_at_start = st["epoch"]
-    bar = tqdm(total=cfg.epochs, initial=st["epoch"], desc="SPIE", unit="epoch",
+    bar = tqdm(total=cfg.epochs, initial=tr.st["epoch"], desc="SPIE", unit="epoch",
                disable=(not progress) if progress is not None else None, leave=False)
-    while not all(st["done"]):
-        epoch = st["epoch"] + 1
-        active = [k for k in range(n_folds) if not st["done"][k]]
-        phases.start()
-        perms = {k: train_rows[k][torch.randperm(n_train[k], generator=gens[k])]
-                 for k in active}
-        ep_sum = dict.fromkeys(active, 0.0)
-        ep_n = dict.fromkeys(active, 0)
-        for s in range(max(n_batches[k] for k in active)):
-            fs = [k for k in active if s < n_batches[k]]
-            parts = [perms[k][s * bs:(s + 1) * bs] for k in fs]
-            width = max(len(p) for p in parts)
-            idx = torch.zeros((len(fs), width), dtype=torch.long)
-            weight = torch.zeros((len(fs), width), dtype=dtype)
-            for i, p in enumerate(parts):
-                idx[i, :len(p)] = p
-                weight[i, :len(p)] = 1.0 / len(p)
-            masks = draw_masks(fs, width)
-            phases.mark("batch")
-            c = site_costs(torch.as_tensor(fs, dtype=torch.long), idx, masks,
-                           len(fs) == n_folds, phases.mark)["cost"]
-            w = weight.to(device)
-            loss_f = (torch.where(w > 0, c, torch.zeros((), dtype=dtype, device=device))
-                      * w).sum(-1)
-            phases.mark("cost")
-            opt.zero_grad()
-            loss_f.sum().backward()
-            phases.mark("backward")
-            # A fold whose loss or gradient is not finite skips the step (counted in the
-            # summary); with bounded parameters and sites of enough good days it never happens.
-            ok = torch.isfinite(loss_f.detach()).cpu()
-            finite_grad = torch.isfinite(opt.grad_norms()).cpu()
-            step_mask = torch.zeros(n_folds, dtype=torch.bool)
-            for i, k in enumerate(fs):
-                ok[i] = bool(ok[i]) and bool(finite_grad[k])
-                step_mask[k] = bool(ok[i])
-                st["skipped"][k] += 0 if ok[i] else 1
-            opt.step(step_mask)
-            phases.mark("optimiser")
-            lf = loss_f.detach().cpu().to(torch.float64)
-            for i, (k, p) in enumerate(zip(fs, parts, strict=True)):
-                if bool(ok[i]):
-                    ep_sum[k] += float(lf[i]) * len(p)
-                    ep_n[k] += len(p)
-        ep_cost = {k: ep_sum[k] / ep_n[k] if ep_n[k] else math.nan for k in active}
-        for k in active:
-            st["curves"].append((plans[k].fold, epoch, "minibatch", ep_cost[k], math.nan,
-                                 math.nan, math.nan, math.nan, n_train[k]))
-        stopping: dict[int, str] = {}
-        for k in active:
-            if ep_cost[k] < cfg.cost_tol:
-                stopping[k] = f"cost < {cfg.cost_tol:g}"
-            elif epoch >= cfg.epochs:
-                stopping[k] = f"epochs = {cfg.epochs}"
-        to_eval = active if epoch % cfg.eval_every == 0 else sorted(stopping)
-        if to_eval:
-            phases.start()
-            ev_train = evaluate(to_eval, train_rows)
-            ev_val = evaluate([k for k in to_eval if len(val_rows[k])], val_rows)
-            phases.mark("evaluation")
-            for k in to_eval:
-                for split, ev in (("train", ev_train), ("validation", ev_val)):
-                    if k in ev:
-                        e = ev[k]
-                        st["curves"].append((plans[k].fold, epoch, split, e["cost"],
-                                             e["nse_median"], e["nse_mean"], e["C_ideal"],
-                                             e["C_nonideal"], e["n_sites"]))
-                watched = (ev_val if monitor[k] == "validation" else ev_train)[k]["cost"]
-                final = k in stopping
-                if (cfg.keep == "best" and watched < st["best_cost"][k]) or (
-                        cfg.keep == "last" and final):
-                    st["best_cost"][k], st["best_epoch"][k] = watched, epoch
-                    st["best_state"][k] = [t[k].detach().cpu().clone() for t in params]
-                    st["since_best"][k] = 0
-                else:
-                    st["since_best"][k] += 1
-                if (cfg.patience is not None and not final
-                        and st["since_best"][k] >= cfg.patience):
-                    stopping[k] = f"patience = {cfg.patience} evaluations"
-        for k, reason in stopping.items():
-            st["done"][k], st["stopped_epoch"][k], st["stop_reason"][k] = True, epoch, reason
-        st["epoch"] = epoch
+    while not all(tr.st["done"]):
+        epoch = tr.st["epoch"] + 1
+        active = [k for k in range(tr.n_folds) if not tr.st["done"][k]]
+        ep_cost = tr.train_epoch(active)
+        tr.end_epoch(epoch, active, ep_cost)
         bar.update(1)
         finite = [v for v in ep_cost.values() if math.isfinite(v)]
         bar.set_postfix(folds=len(active), cost=f"{np.median(finite):.4f}" if finite else "-",
                         refresh=False)
         if callback is not None:
-            callback(epoch, {"epoch_cost": ep_cost, "done": list(st["done"])})
-        if (cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0) or (
-                stop_after_epoch is not None and epoch >= stop_after_epoch):
-            phases.start()
-            save_checkpoint()
-            phases.mark("checkpoint")
-        if stop_after_epoch is not None and epoch >= stop_after_epoch and not all(st["done"]):
+            callback(epoch, {"epoch_cost": ep_cost, "done": list(tr.st["done"])})
+        interrupt = stop_after_epoch is not None and epoch >= stop_after_epoch
+        if ckpt is not None and ((cfg.checkpoint_every and epoch % cfg.checkpoint_every == 0)
+                                 or interrupt):
+            tr.phases.start()
+            tr.save(ckpt, key)
+            tr.phases.mark("checkpoint")
+        if interrupt and not all(tr.st["done"]):
             bar.close()
             raise SPIEInterrupted(f"stopped after epoch {epoch} (stop_after_epoch test hook)")
     bar.close()
-    for k, n in enumerate(st["skipped"]):
-        if n:
-            warnings.warn(f"SPIE fold {plans[k].fold}: {n} step(s) skipped because the loss or "
-                          "the gradient was not finite", RuntimeWarning, stacklevel=2)
-    with torch.no_grad():  # the kept weights of every fold
-        for k in range(n_folds):
-            for t, s in zip(params, st["best_state"][k], strict=True):
-                t[k].copy_(s)
-    curves = pd.DataFrame(st["curves"], columns=list(CURVE_COLUMNS))
-    curves = curves.astype({"fold": "int64", "epoch": "int64", "n_sites": "int64"})
-    summary = [{"fold": p.fold, "best_epoch": int(st["best_epoch"][k]),
-                "best_cost": float(st["best_cost"][k]), "monitor": monitor[k],
-                "keep": cfg.keep, "stopped_epoch": int(st["stopped_epoch"][k]),
-                "stop_reason": st["stop_reason"][k], "skipped_steps": int(st["skipped"][k]),
-                "n_train": len(p.train), "n_validation": len(p.validation),
-                "n_excluded": len(p.excluded)} for k, p in enumerate(plans)]
-    return TrainResult(net=net, curves=curves, summary=summary, timings=dict(phases.t),
-                       seconds=time.perf_counter() - t_start,
-                       epochs_run=st["epoch"] - epochs_at_start)
+    return tr.result(time.perf_counter() - t_start, tr.st["epoch"] - epochs_at_start)
