@@ -314,6 +314,26 @@ def test_saved_networks_reproduce_predictions(tiny, tiny_folds, tmp_path):
     assert nets[0].training["stopped_epoch"] == 2
 
 
+def test_fold_network_can_be_explained_by_shap_and_captum(tiny, tiny_folds):
+    """The extracted network is what SHAP's DeepExplainer and captum's LRP need."""
+    import warnings
+
+    import shap
+    from captum.attr import LRP
+
+    m = SPIE(epochs=1, batch_size=4, device="cpu", checkpoint_every=0)
+    m.fit(tiny, tiny_folds[0][1])
+    X = m.networks_.features(tiny.sites.reset_index(drop=True), 0)
+    x = torch.tensor(X.to_numpy(), dtype=torch.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sv = shap.DeepExplainer(m.networks_.fold_network(0), x[:8]).shap_values(
+            x[8:], check_additivity=True)
+        rel = LRP(m.networks_.fold_network(0)).attribute(x[8:], target=index("kappa"))
+    assert np.shape(sv) == (len(x) - 8, x.shape[1], 13)
+    assert rel.shape == x[8:].shape and torch.isfinite(rel).all()
+
+
 def test_feature_errors_are_clear(tiny, tiny_folds, tmp_path):
     m = SPIE(epochs=1, batch_size=4, device="cpu", checkpoint_every=0)
     m.fit(tiny, tiny_folds[0][1])
