@@ -8,7 +8,8 @@ Where a figure needs model curves (the sensitivity functions across their driver
 
 The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
 :mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration`,
-:mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.assessment` ...); every public function
+:mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.assessment`,
+:mod:`~lue_spie.plots.importance` ...); every public function
 is also available here, as ``lue_spie.plots.<name>``.
 """
 
@@ -38,6 +39,12 @@ from lue_spie.plots.data import (
     qc_overview,
     site_forcing,
     site_overview,
+)
+from lue_spie.plots.importance import (
+    importance_by_class,
+    importance_features,
+    importance_heatmap,
+    partial_dependence_curves,
 )
 from lue_spie.plots.methods import (
     fold_composition,
@@ -99,4 +106,8 @@ __all__ = [
     "group_vectors",
     "pmodel_acclimation",
     "gpp_by_temperature",
+    "importance_by_class",
+    "importance_features",
+    "importance_heatmap",
+    "partial_dependence_curves",
 ]
