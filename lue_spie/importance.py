@@ -312,7 +312,10 @@ def shap_attributions(network: nn.Sequential, background: np.ndarray, samples: n
         RuntimeError: when the values of a sample do not add up to its output minus the
             expectation (beyond ``tolerance``).
     """
-    import shap
+    with warnings.catch_warnings():
+        # shap's plotting colours use matplotlib calls due for deprecation (on import).
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        import shap
 
     background = np.array(background, dtype=np.float64)  # copies: torch needs writable arrays
     samples = np.array(samples, dtype=np.float64)
@@ -496,18 +499,21 @@ def pd_importance(network: nn.Sequential, X: np.ndarray, *, categorical: Sequenc
                                  **_grid_kwargs(X[:, j], bool(categorical[j]), int(grid),
                                                 percentiles))
         ice = np.asarray(res["individual"], dtype=np.float64).reshape(K, n, -1)
+        # Each row's curve relative to its first grid value: exactly 0 where the output does
+        # not depend on the feature, whatever the summation order of the average.
         with np.errstate(invalid="ignore", divide="ignore"):
-            curve = np.einsum("kng,nk->kg", ice, rows) / counts[:, None]
-        g = curve.shape[1]
+            shape = np.einsum("kng,nk->kg", ice - ice[:, :, :1], rows) / counts[:, None]
+            level = np.einsum("kn,nk->k", ice[:, :, 0], rows) / counts
+        g = shape.shape[1]
         if categorical[j]:
-            imp = (curve.max(axis=1) - curve.min(axis=1)) / 4.0
+            imp = (shape.max(axis=1) - shape.min(axis=1)) / 4.0
         elif g > 1:
-            imp = curve.std(axis=1, ddof=1)
+            imp = shape.std(axis=1, ddof=1)
         else:
             imp = np.zeros(K)
         importance[j] = np.where(counts > 0, imp, np.nan)
         grids.append(np.asarray(res["grid_values"][0], dtype=np.float64))
-        curves.append(curve)
+        curves.append(shape + level[:, None])
     return PDResult(importance, grids, curves)
 
 
@@ -581,6 +587,10 @@ def explain_fold(network: nn.Sequential, X: pd.DataFrame, koeppen: Sequence[str]
     koeppen = [str(k) for k in koeppen]
     if len(koeppen) != len(X):
         raise ValueError(f"explain_fold: {len(koeppen)} Koeppen types for {len(X)} sites")
+    n_out = _mlp_linears(network)[-1].out_features
+    if n_out != _N_PARAMS:
+        raise ValueError(f"explain_fold: fold {fold}'s network has {n_out} outputs; a SPIE "
+                         f"network has one per parameter ({_N_PARAMS})")
     sites = [str(i) for i in X.index]
     free = np.asarray(lag_mask(koeppen), dtype=bool)
     n = len(sites)
@@ -657,7 +667,8 @@ def normalise(raw: np.ndarray) -> np.ndarray:
     A row whose maximum is 0 stays 0; a NaN row (no free site) stays NaN.
     """
     raw = np.asarray(raw, dtype=np.float64)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN row: stays NaN
         top = np.nanmax(raw, axis=-1, keepdims=True) if raw.size else raw
         out = np.where(top > 0, raw / np.where(top > 0, top, 1.0), 0.0)
     return np.where(np.isnan(raw), np.nan, out)
@@ -1066,6 +1077,13 @@ def run_importance(results: str | Path, out: str | Path | None = None,
 
     results = Path(results)
     out = Path(out) if out is not None else results / IMPORTANCE_DIR
+    if not results.is_dir():
+        raise FileNotFoundError(f"results folder {results} not found (from the working "
+                                f"directory {Path.cwd()})")
+    data_dir = results / "data"
+    if not (data_dir / SITES_FILE).is_file():
+        raise FileNotFoundError(f"{data_dir}: no dataset ({SITES_FILE}); the networks' sites "
+                                "and features come from it (the data chapter writes it)")
     net_dir = _networks_dir(results)
     if not net_dir.is_dir() or not any(net_dir.glob("fold*.network.pt")):
         raise FileNotFoundError(
@@ -1073,10 +1091,6 @@ def run_importance(results: str | Path, out: str | Path | None = None,
             "analysis explains SPIE's networks: run SPIE first (the SPIE chapter of the book, "
             "or `lue-spie extrapolate --methods SPIE --data RESULTS/data --out "
             "RESULTS/extrapolation`)")
-    data_dir = results / "data"
-    if not (data_dir / SITES_FILE).is_file():
-        raise FileNotFoundError(f"{data_dir}: no dataset ({SITES_FILE}); the networks' sites "
-                                "and features come from it (the data chapter writes it)")
     t0 = time.perf_counter()
     nets = load_networks(net_dir)
     dataset = load_dataset(data_dir)
