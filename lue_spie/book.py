@@ -139,6 +139,10 @@ class Profile:
             same (:mod:`lue_spie.execution`).
         scheduler: Address of a running Dask scheduler to use instead (e.g. a dask-jobqueue
             cluster's); None for none.
+        shap_background: Feature importance (chapter 11): SHAP background sites per fold
+            (a seeded subsample of the fold's training sites); ``None``: all of them.
+        pd_grid: Feature importance: grid points of a continuous feature's partial
+            dependence curve.
     """
 
     name: str
@@ -172,6 +176,8 @@ class Profile:
     pmodel_window_days: float = 15.0
     workers: int = 0
     scheduler: str | None = None
+    shap_background: int | None = None
+    pd_grid: int = 20
 
     def parameters(self) -> dict[str, Any]:
         """The notebook parameters of this profile (JSON-friendly: tuples become lists)."""
@@ -193,7 +199,7 @@ PROFILES: dict[str, Profile] = {
                         "minutes on 2 CPU cores",
             n_sites=24, n_years=3, cmaes_max_generations=100, n_show=4,
             n_folds=10, opt_max_generations=100, opt_restarts=0, rf_trees=100,
-            pmodel_window_days=15.0,
+            pmodel_window_days=15.0, pd_grid=10,
         ),
         Profile(
             name="demo",
@@ -203,7 +209,7 @@ PROFILES: dict[str, Profile] = {
                         "(nearly all of it the pooled optimisations OPT-All and OPT-PFT)",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
             n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
-            pmodel_window_days=15.0, structural_twin=False,
+            pmodel_window_days=15.0, structural_twin=False, pd_grid=20,
         ),
         Profile(
             name="paper",
@@ -215,6 +221,7 @@ PROFILES: dict[str, Profile] = {
             structural_twin=True, twin_methods=(
                 "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
                 "sRF", "mRF", "mNN", "SPIE", "P-model"),
+            pd_grid=50,
         ),
     )
 }

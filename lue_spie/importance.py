@@ -67,8 +67,9 @@ Decisions (the paper leaves them open; the book's methods-decisions page repeats
 Public API: :class:`ImportanceSettings`, :func:`shap_attributions`,
 :func:`lrp_attributions`, :func:`pd_importance`, :func:`explain_fold`,
 :func:`feature_importance` (all folds, all tables), :func:`class_importance`,
-:func:`true_drivers`, :func:`driver_recovery`, :func:`run_importance` (read a results folder,
-write tables and figures; the ``lue-spie importance`` step) and :class:`ImportanceResult`.
+:func:`method_agreement`, :func:`true_drivers`, :func:`driver_recovery`,
+:func:`run_importance` (read a results folder, write tables and figures; the
+``lue-spie importance`` step) and :class:`ImportanceResult`.
 """
 
 from __future__ import annotations
@@ -108,6 +109,7 @@ __all__ = [
     "normalise",
     "feature_importance",
     "class_importance",
+    "method_agreement",
     "true_drivers",
     "driver_recovery",
     "truth_correlation",
@@ -695,6 +697,7 @@ class ImportanceResult:
             method and ``combined``, ``combined_sd`` (across folds), ``rank`` (1 = most
             important by ``combined`` within the parameter), ``n_folds``.
         by_class: :func:`class_importance` of :attr:`importance`.
+        agreement: :func:`method_agreement` of :attr:`importance`.
         pd_curves: ``fold, parameter, feature, z, value, pd``: the PD curves (``z`` the
             z-scored grid, ``value`` the same in the feature's units).
         shap_check: Per fold: sites explained, background sites, the largest additivity
@@ -708,6 +711,7 @@ class ImportanceResult:
     folds: pd.DataFrame
     importance: pd.DataFrame
     by_class: pd.DataFrame
+    agreement: pd.DataFrame
     pd_curves: pd.DataFrame
     shap_check: pd.DataFrame
     drivers: pd.DataFrame | None
@@ -719,6 +723,7 @@ class ImportanceResult:
     def tables(self) -> dict[str, pd.DataFrame]:
         """Every table by file stem."""
         out = {"importance": self.importance, "importance_by_class": self.by_class,
+               "method_agreement": self.agreement,
                "importance_folds": self.folds, "pd_curves": self.pd_curves,
                "shap_check": self.shap_check}
         if self.drivers is not None:
@@ -840,6 +845,7 @@ def feature_importance(nets: Any, sites: pd.DataFrame,
     timings["total"] = t_total
     return ImportanceResult(
         folds=folds_table, importance=importance, by_class=by_class,
+        agreement=method_agreement(importance),
         pd_curves=pd.concat(curves, ignore_index=True), shap_check=shap_check,
         drivers=drivers, driver_summary=summary, settings=s, feature_names=names,
         timings=timings)
@@ -892,6 +898,29 @@ def class_importance(importance: pd.DataFrame) -> pd.DataFrame:
     out["rank"] = out.groupby("parameter")["mean"].rank(ascending=False, method="min")
     out["rank"] = out["rank"].astype("Int64")
     return out
+
+
+def method_agreement(importance: pd.DataFrame) -> pd.DataFrame:
+    """How far the three methods agree: per parameter, Spearman's rank correlation of the
+    features' importances between each pair of methods, and the overlap of their top-10
+    features.
+
+    Returns:
+        ``parameter, pair, spearman, top10_overlap`` (overlap: shared features among the two
+        methods' ten most important, 0-10).
+    """
+    rows = []
+    for p, sub in importance.groupby("parameter", sort=False):
+        for i, a in enumerate(METHODS):
+            for b in METHODS[i + 1:]:
+                x, y = sub[a].astype(float), sub[b].astype(float)
+                ok = x.notna() & y.notna()
+                rho = float(x[ok].corr(y[ok], method="spearman")) if ok.sum() > 2 else np.nan
+                top_a = set(sub.loc[ok].nlargest(10, a)["feature"])
+                top_b = set(sub.loc[ok].nlargest(10, b)["feature"])
+                rows.append({"parameter": p, "pair": f"{a}-{b}", "spearman": rho,
+                             "top10_overlap": len(top_a & top_b)})
+    return pd.DataFrame(rows)
 
 
 # ----------------------------------------------------------------------------------- truth

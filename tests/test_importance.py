@@ -310,7 +310,12 @@ def test_all_three_methods_rank_the_true_drivers_on_top(truth_results, tmp_path)
     assert len(res.importance) == (len(PARAMETERS) + 1) * len(FEATURE_NAMES)
     assert (res.shap_check["max_additivity_error"] < 1e-8).all()
     assert set(res.by_class["parameter"]) == {*PARAMETERS, imp.ALL}
-    assert set(written) == {"importance", "importance_by_class", "importance_folds",
+    agree = res.agreement
+    assert set(agree["pair"]) == {"SHAP-LRP", "SHAP-PD", "LRP-PD"}
+    assert len(agree) == 3 * (len(PARAMETERS) + 1)
+    assert (agree["top10_overlap"].between(0, 10)).all()
+    assert set(written) == {"importance", "importance_by_class", "method_agreement",
+                            "importance_folds",
                             "pd_curves", "shap_check", "drivers", "driver_summary"}
     for stem, paths in written.items():
         assert [p.suffix for p in paths] == [".parquet", ".csv"], stem
