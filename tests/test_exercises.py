@@ -126,10 +126,41 @@ def _wrong_10_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
             *[(p, {a}) for p in ("eps_max", "Cm") if p != a]]
 
 
+def _importance_table(ctx: dict, name: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(ctx["results"]) / "importance" / f"{name}.parquet")
+
+
+def _wrong_11_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    t = _importance_table(ctx, "importance_by_class")
+    overall = t[t["parameter"] == "all"].set_index("feature_class")
+    # A wrong class whose name contains the right one (BioClim for Clim) is echoed in its
+    # message: no leak, but the substring test could not tell.
+    others = [c for c in overall.index if c != a and a not in c]
+    out: list[tuple[Any, set[str]]] = [(c, {a}) for c in others]
+    return out + [(a.lower() + "x", {a}), ("BIO1", {a}), (3, {a}), (overall, {a})]
+
+
+def _wrong_11_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    t = _importance_table(ctx, "importance")
+    topt = t[t["parameter"] == "Topt"].sort_values("SHAP", ascending=False)
+    out: list[tuple[Any, set[str]]] = [(topt["feature"].iloc[1], {a}),
+                                       (topt["feature"].iloc[-1], {a})]
+    for col in ("combined", "LRP", "PD"):
+        top = topt.sort_values(col, ascending=False)["feature"].iloc[0]
+        if top != a:
+            out.append((top, {a}))
+    overall = t[t["parameter"] == "all"].sort_values("combined", ascending=False)
+    if overall["feature"].iloc[0] != a:
+        out.append((overall["feature"].iloc[0], {a}))
+    # Names that contain the right one (BIO10 for BIO1) are echoed, not leaked: left out.
+    out = [(w, f) for w, f in out if a not in w]
+    return out + [("Topt", {a}), ("BioClim", {a}), ("bio1x", {a}), (1.0, {a})]
+
+
 WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
     "01.1": _wrong_01_1, "01.2": _wrong_01_2, "01.3": _wrong_01_3, "02.1": _wrong_02_1,
     "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1, "09.1": _wrong_09_1,
-    "10.1": _wrong_10_1,
+    "10.1": _wrong_10_1, "11.1": _wrong_11_1, "11.2": _wrong_11_2,
 }
 
 
@@ -372,6 +403,73 @@ def test_10_1_bound_parameter(tmp_path):
     table.to_parquet(tmp_path / "calibration" / "calibration.parquet")
     assert_right_and_wrong("10.1", "kT", ctx)
     assert "not a parameter" in exercises.feedback("10.1", "Tmax", **ctx).message
+
+
+@pytest.fixture(scope="module")
+def importance_results(tmp_path_factory) -> Path:
+    """RESULTS/importance as the importance chapter writes it (the two tables the checkers
+    read), with values chosen so that every kind of wrong answer occurs: the class with the
+    largest mean is not the one with the largest sum nor the one with the largest maximum,
+    and SHAP, LRP, PD, their average and the overall ranking each put another feature first
+    for Topt."""
+    from lue_spie.data.features import FEATURE_CLASSES
+
+    results = tmp_path_factory.mktemp("importance_results")
+    rng = np.random.default_rng(SEED)
+    rows = []
+    for p in ("Topt", "kT", "all"):
+        for cls, cols in FEATURE_CLASSES.items():
+            for f in cols:
+                rows.append({"parameter": p, "feature": f, "feature_class": cls,
+                             **{m: rng.uniform(0.0, 0.5) for m in ("SHAP", "LRP", "PD")}})
+    imp = pd.DataFrame(rows)
+    firsts = {"SHAP": ("Topt", "BIO5"), "LRP": ("Topt", "BIO10"), "PD": ("Topt", "AI1")}
+    for m, (p, f) in firsts.items():
+        imp.loc[(imp["parameter"] == p) & (imp["feature"] == f), m] = 1.0
+    imp["combined"] = imp[["SHAP", "LRP", "PD"]].mean(axis=1)
+    imp.loc[(imp["parameter"] == "Topt") & (imp["feature"] == "BIO12"), "combined"] = 0.9
+    imp.loc[(imp["parameter"] == "all") & (imp["feature"] == "VIF1"), "combined"] = 0.95
+    by_class = pd.DataFrame({
+        "parameter": "all", "feature_class": list(FEATURE_CLASSES),
+        "n_features": [len(c) for c in FEATURE_CLASSES.values()],
+        "mean": [0.10, 0.05, 0.30, 0.40, 0.35, 0.33],
+        "max": [0.90, 0.20, 0.60, 0.70, 0.50, 0.65]})
+    by_class["sum"] = by_class["mean"] * by_class["n_features"]
+    (results / "importance").mkdir()
+    imp.to_parquet(results / "importance" / "importance.parquet")
+    by_class.to_parquet(results / "importance" / "importance_by_class.parquet")
+    return results
+
+
+def test_11_1_top_feature_class(importance_results):
+    t = pd.read_parquet(importance_results / "importance" / "importance_by_class.parquet")
+    answer = t.set_index("feature_class")["mean"].idxmax()
+    ctx = {"results": importance_results}
+    assert answer == "VIF"
+    assert_right_and_wrong("11.1", answer, ctx)
+    assert exercises.feedback("11.1", "vif", **ctx)  # any case
+    assert "*sum*" in exercises.feedback("11.1", "BioClim", **ctx).message
+    assert "single most important" in exercises.feedback("11.1", "PFT", **ctx).message
+    assert "single feature" in exercises.feedback("11.1", "VIF1", **ctx).message
+
+
+def test_11_2_top_shap_feature_of_topt(importance_results):
+    t = pd.read_parquet(importance_results / "importance" / "importance.parquet")
+    topt = t[t["parameter"] == "Topt"]
+    answer = topt.loc[topt["SHAP"].idxmax(), "feature"]
+    ctx = {"results": importance_results}
+    assert answer == "BIO5"
+    assert_right_and_wrong("11.2", answer, ctx)
+    assert exercises.feedback("11.2", np.str_(answer), **ctx)
+    assert "'LRP'" in exercises.feedback("11.2", "BIO10", **ctx).message
+    assert "'combined'" in exercises.feedback("11.2", "BIO12", **ctx).message
+    assert "over all parameters" in exercises.feedback("11.2", "VIF1", **ctx).message
+    assert "is a parameter" in exercises.feedback("11.2", "Topt", **ctx).message
+
+
+def test_a_missing_importance_table_is_named(small_results):
+    with pytest.raises(FileNotFoundError, match="no importance table"):
+        exercises.check("11.1", "VIF", results=small_results)
 
 
 def test_a_missing_results_folder_is_named(tmp_path):
