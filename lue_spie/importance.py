@@ -69,7 +69,8 @@ Public API: :class:`ImportanceSettings`, :func:`shap_attributions`,
 :func:`feature_importance` (all folds, all tables), :func:`class_importance`,
 :func:`method_agreement`, :func:`true_drivers`, :func:`driver_recovery`,
 :func:`run_importance` (read a results folder, write tables and figures; the
-``lue-spie importance`` step) and :class:`ImportanceResult`.
+``lue-spie importance`` step) and :class:`ImportanceResult`; for the chapter
+:func:`describe_networks` and :func:`shap_example`.
 """
 
 from __future__ import annotations
@@ -113,6 +114,8 @@ __all__ = [
     "true_drivers",
     "driver_recovery",
     "truth_correlation",
+    "describe_networks",
+    "shap_example",
     "run_importance",
     "write_importance",
 ]
@@ -1077,6 +1080,65 @@ def truth_correlation(predictions: pd.DataFrame, truth: pd.DataFrame,
         out[p] = float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and a.std() > 0 and \
             b.std() > 0 else np.nan
     return pd.Series(out, name="r_truth")
+
+
+# ------------------------------------------------------------------------ for the chapter
+def describe_networks(nets: Any) -> pd.DataFrame:
+    """One row per fold network: its sites and how its training ended.
+
+    Returns:
+        ``fold, train, validation, excluded, held_out, best_epoch, stopped_epoch,
+        stop_reason`` (counts of sites; the training entries as the network file records
+        them, NaN when absent).
+    """
+    rows = []
+    for k in nets.folds:
+        n = nets[k]
+        rows.append({"fold": k, **{part: len(n.sites.get(part, [])) for part in
+                                   ("train", "validation", "excluded")},
+                     "held_out": len(n.sites.get("test", [])),
+                     **{key: n.training.get(key, np.nan)
+                        for key in ("best_epoch", "stopped_epoch", "stop_reason")}})
+    return pd.DataFrame(rows)
+
+
+def shap_example(nets: Any, sites: pd.DataFrame, *, fold: int, parameter: str,
+                 n: int = 3, top: int = 3) -> pd.DataFrame:
+    """SHAP values of a few training sites of one fold, laid out to show that they add up.
+
+    Args:
+        nets: The SPIE networks.
+        sites: The sites table.
+        fold: The fold.
+        parameter: Whose raw output to explain.
+        n: How many sites (the first ``n`` training sites).
+        top: How many of the largest contributions to list per site.
+
+    Returns:
+        One row per site: ``site``, ``output`` (raw output u), ``expectation`` (mean u over
+        the background), ``sum of SHAP values``, ``difference`` (output - expectation - sum)
+        and the ``top`` largest contributions as ``feature: value``.
+    """
+    if parameter not in PARAMETERS:
+        raise ValueError(f"shap_example: unknown parameter {parameter!r}; expected one of "
+                         f"{PARAMETERS}")
+    table = sites.assign(site=sites["site"].astype(str)).set_index("site", drop=False)
+    train = _fold_sites(nets, fold)
+    X = nets.features(table.loc[train].reset_index(drop=True), fold)
+    values = check_design(X, nets.feature_names, nets.fold_network(fold),
+                          source=f"fold {fold}")
+    res = shap_attributions(nets.fold_network(fold), values, values[:n])
+    j = PARAMETERS.index(parameter)
+    rows = []
+    for i in range(len(res.values)):
+        phi = res.values[i, :, j]
+        order = np.argsort(-np.abs(phi))[:top]
+        rows.append({"site": X.index[i], "output": res.outputs[i, j],
+                     "expectation": res.expected[j], "sum of SHAP values": phi.sum(),
+                     "difference": res.outputs[i, j] - res.expected[j] - phi.sum(),
+                     "largest contributions": ", ".join(
+                         f"{nets.feature_names[o]}: {phi[o]:+.3f}" for o in order)})
+    return pd.DataFrame(rows)
 
 
 # ------------------------------------------------------------------- results folder, files

@@ -338,6 +338,18 @@ def test_same_seed_same_results_and_background_subsample(truth_results, tmp_path
     assert not np.allclose(a.folds["raw"].fillna(0), c.folds["raw"].fillna(0))
 
 
+def test_chapter_helpers(truth_results):
+    nets = load_networks(truth_results / "extrapolation" / "SPIE")
+    sites = load_dataset(truth_results / "data").sites
+    d = imp.describe_networks(nets)
+    assert list(d["fold"]) == [0, 1] and (d["train"] + d["held_out"] == len(sites)).all()
+    ex = imp.shap_example(nets, sites, fold=1, parameter="Topt", n=2)
+    assert len(ex) == 2 and (ex["difference"].abs() < 1e-10).all()
+    assert ex["largest contributions"].str.contains("BIO1|BIO5|PFT_").all()
+    with pytest.raises(ValueError, match="unknown parameter"):
+        imp.shap_example(nets, sites, fold=1, parameter="T_opt")
+
+
 def test_figures_and_cli(truth_results, tmp_path):
     from lue_spie.cli import main
 
