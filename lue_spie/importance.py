@@ -75,10 +75,11 @@ Public API: :class:`ImportanceSettings`, :func:`shap_attributions`,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import time
 import warnings
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -785,56 +786,17 @@ def feature_importance(nets: Any, sites: pd.DataFrame,
         raise ValueError("importance: the sites table has no column 'site'")
     table = sites.assign(site=sites["site"].astype(str)).set_index("site", drop=False)
     names = tuple(str(c) for c in nets.feature_names)
-    classes = [_class_or_other(c) for c in names]
-    params = list(PARAMETERS)
 
     rows, curves, checks = [], [], []
-    for k in folds:
-        fold_sites = _fold_sites(nets, k)
-        missing = [x for x in fold_sites if x not in table.index]
-        if missing:
-            raise ValueError(f"importance: fold {k}'s network was trained on site(s) "
-                             f"{missing[:10]} that the sites table lacks; the networks belong "
-                             "to another dataset")
-        info = table.loc[fold_sites].reset_index(drop=True)
-        X = nets.features(info, k)
-        ex = explain_fold(nets.fold_network(k), X, info["koeppen"].astype(str).tolist(),
-                          feature_names=names, settings=s, fold=k)
-        norm = normalise(ex.raw)                                # (3, K, F)
-        overall = _overall(norm)                                # (3, F)
-        comb = np.nanmean(norm, axis=0) if not np.isnan(norm).all() else norm[0]
-        comb_overall = overall.mean(axis=0)
-        for mi, method in enumerate((*METHODS, COMBINED)):
-            for pi, p in enumerate((*params, ALL)):
-                if method == COMBINED:
-                    nv = comb_overall if p == ALL else comb[pi]
-                    rv = np.full(len(names), np.nan)
-                else:
-                    nv = overall[mi] if p == ALL else norm[mi, pi]
-                    rv = np.full(len(names), np.nan) if p == ALL else ex.raw[mi, pi]
-                rows.append(pd.DataFrame({"fold": k, "method": method, "parameter": p,
-                                          "feature": names, "feature_class": classes,
-                                          "raw": rv, "normalised": nv}))
-        stats = nets[k].feature_stats
-        for j, name in enumerate(names):
-            grid = ex.pd.grids[j]
-            if name in stats.index:
-                std = float(stats.loc[name, "std"])
-                std = std if np.isfinite(std) and std > 0 else 1.0
-                value = grid * std + float(stats.loc[name, "mean"])
-            else:
-                value = grid
-            cur = ex.pd.curves[j]                               # (K, G)
-            curves.append(pd.DataFrame({
-                "fold": k, "parameter": np.repeat(params, len(grid)), "feature": name,
-                "z": np.tile(grid, len(params)), "value": np.tile(value, len(params)),
-                "pd": cur.reshape(-1)}))
-        checks.append({"fold": k, "n_sites": len(ex.sites), "n_background": len(ex.background),
-                       "max_additivity_error": ex.shap.max_additivity_error,
-                       **{f"seconds_{m}": ex.seconds[m] for m in METHODS}})
-        if progress is not None:
-            progress(f"fold {k}: {len(ex.sites)} sites explained "
-                     + ", ".join(f"{m} {ex.seconds[m]:.1f} s" for m in METHODS))
+    with _torch_threads(1):
+        for k in folds:
+            fold_rows, fold_curves, check = _fold_tables(nets, k, table, s)
+            rows.append(fold_rows)
+            curves.append(fold_curves)
+            checks.append(check)
+            if progress is not None:
+                progress(f"fold {k}: {check['n_sites']} sites explained; "
+                         + ", ".join(f"{m} {check['seconds_' + m]:.1f} s" for m in METHODS))
     folds_table = pd.concat(rows, ignore_index=True)
     importance = _fold_means(folds_table)
     by_class = class_importance(importance)
@@ -852,6 +814,69 @@ def feature_importance(nets: Any, sites: pd.DataFrame,
         pd_curves=pd.concat(curves, ignore_index=True), shap_check=shap_check,
         drivers=drivers, driver_summary=summary, settings=s, feature_names=names,
         timings=timings)
+
+
+def _fold_tables(nets: Any, k: int, table: pd.DataFrame, s: ImportanceSettings
+                 ) -> tuple[pd.DataFrame, pd.DataFrame, dict[str, Any]]:
+    """Explain fold ``k``: its rows of the long table, its PD curves and its check row."""
+    names = tuple(str(c) for c in nets.feature_names)
+    classes = [_class_or_other(c) for c in names]
+    params = list(PARAMETERS)
+    fold_sites = _fold_sites(nets, k)
+    missing = [x for x in fold_sites if x not in table.index]
+    if missing:
+        raise ValueError(f"importance: fold {k}'s network was trained on site(s) "
+                         f"{missing[:10]} that the sites table lacks; the networks belong "
+                         "to another dataset")
+    info = table.loc[fold_sites].reset_index(drop=True)
+    X = nets.features(info, k)
+    ex = explain_fold(nets.fold_network(k), X, info["koeppen"].astype(str).tolist(),
+                      feature_names=names, settings=s, fold=k)
+    norm = normalise(ex.raw)                                # (methods, K, F)
+    overall = _overall(norm)                                # (methods, F)
+    comb = np.nanmean(norm, axis=0) if not np.isnan(norm).all() else norm[0]
+    no_raw = np.full(len(names), np.nan)
+    rows = []
+    for mi, method in enumerate((*METHODS, COMBINED)):
+        for pi, p in enumerate((*params, ALL)):
+            if method == COMBINED:
+                nv, rv = (overall.mean(axis=0) if p == ALL else comb[pi]), no_raw
+            else:
+                nv = overall[mi] if p == ALL else norm[mi, pi]
+                rv = no_raw if p == ALL else ex.raw[mi, pi]
+            rows.append(pd.DataFrame({"fold": k, "method": method, "parameter": p,
+                                      "feature": names, "feature_class": classes,
+                                      "raw": rv, "normalised": nv}))
+    stats = nets[k].feature_stats
+    curves = []
+    for j, name in enumerate(names):
+        grid = ex.pd.grids[j]
+        value = grid
+        if name in stats.index:  # back to the feature's units
+            std = float(stats.loc[name, "std"])
+            value = grid * (std if np.isfinite(std) and std > 0 else 1.0) \
+                + float(stats.loc[name, "mean"])
+        curves.append(pd.DataFrame({
+            "fold": k, "parameter": np.repeat(params, len(grid)), "feature": name,
+            "z": np.tile(grid, len(params)), "value": np.tile(value, len(params)),
+            "pd": ex.pd.curves[j].reshape(-1)}))
+    check = {"fold": k, "n_sites": len(ex.sites), "n_background": len(ex.background),
+             "max_additivity_error": ex.shap.max_additivity_error,
+             **{f"seconds_{m}": ex.seconds[m] for m in METHODS}}
+    return (pd.concat(rows, ignore_index=True), pd.concat(curves, ignore_index=True), check)
+
+
+@contextlib.contextmanager
+def _torch_threads(n: int) -> Iterator[None]:
+    """Run with ``n`` torch threads, then restore. The networks are tiny (77-16-16-13):
+    intra-op threads only add synchronisation, and on a busy machine two threads made the
+    analysis ten times slower than one (measured)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def _class_or_other(name: str) -> str:
