@@ -48,7 +48,9 @@ Decisions (the paper leaves them open; the book's methods-decisions page repeats
   by their maximum over the features (so each lies in [0, 1] and 0 stays 0); the three
   methods' normalised values are averaged (``combined``); then folds are averaged. The
   overall row (``parameter == "all"``) of a method is the mean of its normalised
-  per-parameter values, renormalised to a maximum of 1: every parameter counts equally.
+  per-parameter values (every parameter counts equally; not renormalised, so the overall
+  values sit on the scale of the per-parameter ones and a feature important for every
+  parameter comes near 1).
 * **Feature classes.** The classes differ in size (11 PFT, 14 Clim, 21 BioClim, 11 VIF,
   3 NPdep, 17 Soil columns). The class importance of Figure 8 is the **mean** over the
   class's features: a sum grows with the number of columns, so 21 BioClim columns of modest
@@ -114,6 +116,7 @@ __all__ = [
     "method_agreement",
     "true_drivers",
     "driver_recovery",
+    "driver_ranks",
     "truth_correlation",
     "describe_networks",
     "shap_example",
@@ -681,12 +684,12 @@ def normalise(raw: np.ndarray) -> np.ndarray:
 
 
 def _overall(norm: np.ndarray) -> np.ndarray:
-    """``(..., outputs, features)`` normalised -> ``(..., features)``: mean over outputs,
-    renormalised (every parameter counts equally)."""
+    """``(..., outputs, features)`` normalised -> ``(..., features)``: the mean over the
+    outputs with a value (every parameter counts equally)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # an all-NaN output column
         mean = np.nanmean(norm, axis=-2)
-    return normalise(np.nan_to_num(mean, nan=0.0))
+    return np.nan_to_num(mean, nan=0.0)
 
 
 # ----------------------------------------------------------------------------- all folds
@@ -1025,12 +1028,13 @@ def driver_recovery(importance: pd.DataFrame, truth_meta: Mapping[str, Any], *,
         sites: The sites table (raw features): adds the largest |Spearman correlation| across
             sites between the best-ranked other variable and the parameter's continuous
             drivers (a proxy explains a high rank).
-        truth_r: Per parameter, r between SPIE's predictions and the truth (shown as is).
+        truth_r: Per parameter, r between SPIE's predictions and the truth (shown as is;
+            NaN without it).
 
     Returns:
         ``(drivers, summary)``. ``drivers``: ``parameter, method, driver, rank, importance,
         n_variables``. ``summary``: ``parameter, method, k, hits, precision_at_k, auc,
-        drivers, top_k, missed, best_other, best_other_rank, best_other_r`` (and ``r_truth``).
+        drivers, top_k, missed, best_other, best_other_rank, best_other_r, r_truth``.
         ``auc`` is the share of (driver, variable driving no parameter) pairs in which the
         driver ranks higher (ties count half).
     """
@@ -1081,10 +1085,29 @@ def driver_recovery(importance: pd.DataFrame, truth_meta: Mapping[str, Any], *,
                    "best_other": best,
                    "best_other_rank": int(rank[best]) if best is not None else np.nan,
                    "best_other_r": r}
-            if truth_r is not None:
-                row["r_truth"] = float(truth_r.get(p, np.nan))
+            row["r_truth"] = float(truth_r.get(p, np.nan)) if truth_r is not None else np.nan
             summ.append(row)
     return pd.DataFrame(rows), pd.DataFrame(summ)
+
+
+def driver_ranks(drivers: pd.DataFrame) -> pd.DataFrame:
+    """The driver table in one line per parameter: ``"AI1 3, VIF1 44, ..."`` per method.
+
+    Args:
+        drivers: The ``drivers`` table of :func:`driver_recovery`.
+
+    Returns:
+        Index: the parameters (in order); columns: the methods; cells: each true driver with
+        its rank among the variables.
+    """
+    methods = [m for m in (*METHODS, COMBINED) if m in set(drivers["method"])]
+    out = {}
+    for (p, m), g in drivers.groupby(["parameter", "method"], sort=False):
+        out.setdefault(p, {})[m] = ", ".join(
+            f"{d} {'-' if pd.isna(r) else int(r)}" for d, r in zip(g["driver"], g["rank"],
+                                                                     strict=True))
+    table = pd.DataFrame.from_dict(out, orient="index")
+    return table.reindex(index=[p for p in PARAMETERS if p in out], columns=methods)
 
 
 def truth_correlation(predictions: pd.DataFrame, truth: pd.DataFrame,

@@ -302,6 +302,11 @@ def test_all_three_methods_rank_the_true_drivers_on_top(truth_results, tmp_path)
     assert len(s) == 4 * len(PARAMETERS)
     assert (s["precision_at_k"] == 1).all() and (s["auc"] == 1).all()
     assert (s["missed"] == "").all()
+    compact = imp.driver_ranks(res.drivers)
+    assert list(compact.index) == list(PARAMETERS)
+    assert compact.loc["Topt", "SHAP"] in ("PFT 1, BIO1 2, BIO5 3", "PFT 1, BIO1 3, BIO5 2",
+                                          "PFT 2, BIO1 1, BIO5 3", "PFT 2, BIO1 3, BIO5 1",
+                                          "PFT 3, BIO1 1, BIO5 2", "PFT 3, BIO1 2, BIO5 1")
     d = res.drivers
     assert (d.groupby(["parameter", "method"])["rank"].max()
             == d.groupby(["parameter", "method"])["rank"].count()).all()
@@ -377,7 +382,11 @@ def test_plots_draw_without_warnings(truth_results):
         warnings.simplefilter("error")
         for stat in imp.CLASS_STATS:
             plots.importance_by_class(res.by_class, stat=stat)
-        plots.importance_features(res.importance, parameter="Topt", top=5)
+        fig = plots.importance_features(res.importance, parameter="Topt", top=5,
+                                        mark=["BIO1", "BIO5", "PFT"])
+        labels = [t.get_text() for t in fig.axes[0].get_yticklabels()]
+        assert "BIO1 *" in labels and any(t.startswith("PFT_") and t.endswith(" *")
+                                          for t in labels)
         plots.importance_heatmap(res.importance, method="SHAP")
         fig = plots.partial_dependence_curves(res.pd_curves, "Topt", ["BIO1", "PFT_ENF"])
     assert len(fig.axes) == 2

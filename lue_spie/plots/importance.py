@@ -73,7 +73,8 @@ def importance_by_class(by_class: pd.DataFrame, *, stat: str = "mean") -> Figure
     fig, (ax, hm) = _fig(1, 2, size=(11.0, 3.4), width_ratios=[1.0, 2.3])
     y = np.arange(len(order))
     ax.barh(y, overall.loc[order, stat], color=[CLASS_COLORS.get(c, "0.5") for c in order],
-            alpha=0.85, label="average of the three")
+            alpha=0.85)
+    ax.barh([], [], color="0.6", label="average of the three")  # a neutral legend entry
     if stat == "mean":
         for m in _METHODS:
             if m in overall.columns:
@@ -103,7 +104,7 @@ def importance_by_class(by_class: pd.DataFrame, *, stat: str = "mean") -> Figure
 
 @_styled
 def importance_features(importance: pd.DataFrame, *, parameter: str = "all",
-                        top: int = 15) -> Figure:
+                        top: int = 15, mark: Sequence[str] = ()) -> Figure:
     """The ``top`` features of one parameter (or overall): bars = the combined importance
     (with its standard deviation across folds), markers = each method, colour = class.
 
@@ -111,6 +112,8 @@ def importance_features(importance: pd.DataFrame, *, parameter: str = "all",
         importance: The table ``importance`` of :mod:`lue_spie.importance`.
         parameter: A parameter name or ``"all"``.
         top: How many features to show.
+        mark: Features to mark with a star (e.g. the true drivers of the parameter; a
+            one-hot group name such as ``"PFT"`` marks all its columns).
     """
     _check(importance, ["parameter", "feature", "feature_class", "combined"],
            "importance_features")
@@ -129,9 +132,14 @@ def importance_features(importance: pd.DataFrame, *, parameter: str = "all",
         if m in sub.columns:
             ax.plot(sub[m], y, _MARKERS[m], ms=4, color="k",
                     mfc="white" if m != "SHAP" else "k", label=m)
-    ax.set_yticks(y, sub["feature"])
+    marked = set(mark)
+    labels = [f"{f} *" if f in marked or (f.split("_")[0] in marked and f.split("_")[0]
+                                          in ("PFT", "Clim")) else f
+              for f in sub["feature"]]
+    ax.set_yticks(y, labels)
     ax.invert_yaxis()
-    ax.set_xlabel("normalised importance [-] (bar: average of the three, line: sd over folds)")
+    ax.set_xlabel("normalised importance [-] (bar: average of the three, line: sd over folds)"
+                  + ("\n* marked features" if marked else ""))
     title = "all parameters" if parameter == "all" else _label(parameter)
     ax.set_title(title, loc="left")
     handles = [ax.plot([], [], "s", color=CLASS_COLORS[c], label=c)[0]
