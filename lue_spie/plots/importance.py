@@ -13,8 +13,8 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from lue_spie.data.features import FEATURE_CLASSES
-from lue_spie.params import PARAMETER_TABLE, PARAMETERS
-from lue_spie.plots._style import _COLORS, _fig, _styled
+from lue_spie.params import PARAMETERS
+from lue_spie.plots._style import _COLORS, _fig, _styled, param_label
 
 __all__ = ["importance_by_class", "importance_features", "importance_heatmap",
            "partial_dependence_curves"]
@@ -28,9 +28,7 @@ CLASS_COLORS: dict[str, object] = {c: _COLORS[i % len(_COLORS)]
 
 
 def _label(name: str) -> str:
-    if name in PARAMETERS:
-        return f"${PARAMETER_TABLE[PARAMETERS.index(name)].symbol}$"
-    return str(name)
+    return param_label(name) if name in PARAMETERS else str(name)
 
 
 def _check(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
