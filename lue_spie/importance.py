@@ -57,19 +57,14 @@ Decisions (the paper leaves them open; the book's methods-decisions page repeats
   importance would outrank three strong NPdep ones merely by count; the mean says how much a
   feature of the class matters. The table also gives the sum and the maximum (does the class
   hold one strong feature?).
-* **Truth (virtual FLUXNET).** The generator names each parameter's drivers
-  (``truth.json``). A categorical variable (PFT, Clim) counts there as one variable whose
-  importance is that of its most important column; PFT counts as a driver of a parameter only
-  when the parameter's base value differs between PFTs. :func:`driver_recovery` ranks the
-  variables per parameter and method and reports the rank of every true driver,
-  precision@k (k = number of true drivers) and the probability that a true driver outranks a
-  variable that drives no parameter at all (an AUC: 1 = every driver above every such
-  variable).
+* **Truth (virtual FLUXNET).** :mod:`lue_spie.importance_truth` compares the rankings with
+  the generator's drivers (its functions are re-exported here); see there.
 
 Public API: :class:`ImportanceSettings`, :func:`shap_attributions`,
 :func:`lrp_attributions`, :func:`pd_importance`, :func:`explain_fold`,
 :func:`feature_importance` (all folds, all tables), :func:`class_importance`,
-:func:`method_agreement`, :func:`true_drivers`, :func:`driver_recovery`,
+:func:`method_agreement`, the truth check (:func:`true_drivers`, :func:`driver_recovery`,
+:func:`driver_ranks`, :func:`truth_correlation`),
 :func:`run_importance` (read a results folder, write tables and figures; the
 ``lue-spie importance`` step) and :class:`ImportanceResult`; for the chapter
 :func:`describe_networks` and :func:`shap_example`.
@@ -92,7 +87,15 @@ from sklearn.base import BaseEstimator, RegressorMixin
 from torch import nn
 
 from lue_spie import store
-from lue_spie.data.features import CONTINUOUS_FEATURES, FEATURE_CLASSES, feature_class_of
+from lue_spie.data.features import FEATURE_CLASSES, feature_class_of
+from lue_spie.importance_truth import (
+    ONE_HOT_GROUPS,
+    DriverSet,
+    driver_ranks,
+    driver_recovery,
+    true_drivers,
+    truth_correlation,
+)
 from lue_spie.params import PARAMETERS, lag_mask
 
 __all__ = [
@@ -114,6 +117,7 @@ __all__ = [
     "feature_importance",
     "class_importance",
     "method_agreement",
+    "DriverSet",
     "true_drivers",
     "driver_recovery",
     "driver_ranks",
@@ -136,8 +140,6 @@ CLASS_STATS: tuple[str, ...] = ("mean", "sum", "max")
 IMPORTANCE_DIR = "importance"
 #: The record of a run (settings, timings, checksums) inside the output folder.
 RECORD_FILE = "importance.json"
-#: One-hot groups of the design matrix (a categorical variable each).
-ONE_HOT_GROUPS: tuple[str, ...] = ("PFT", "Clim")
 
 _N_PARAMS = len(PARAMETERS)
 
@@ -952,182 +954,6 @@ def method_agreement(importance: pd.DataFrame) -> pd.DataFrame:
                 rows.append({"parameter": p, "pair": f"{a}-{b}", "spearman": rho,
                              "top10_overlap": len(top_a & top_b)})
     return pd.DataFrame(rows)
-
-
-# ----------------------------------------------------------------------------------- truth
-@dataclasses.dataclass(frozen=True)
-class DriverSet:
-    """The true drivers of one parameter, as variables of the driver comparison.
-
-    Attributes:
-        variables: The driver variables: continuous feature names and ``"PFT"`` when the
-            parameter's base value differs between PFTs.
-        listed: The drivers as ``truth.json`` lists them.
-    """
-
-    variables: tuple[str, ...]
-    listed: tuple[str, ...]
-
-
-def true_drivers(truth_meta: Mapping[str, Any]) -> dict[str, DriverSet]:
-    """Each parameter's true driver variables from the generator's ``truth.json``.
-
-    ``"PFT"`` (listed for every parameter) counts only when ``base_by_PFT`` holds more than
-    one value; without ``base_by_PFT`` it counts as listed.
-
-    Raises:
-        ValueError: when ``truth_meta`` has no ``parameters`` entry for a parameter.
-    """
-    params = truth_meta.get("parameters") if isinstance(truth_meta, Mapping) else None
-    if not isinstance(params, Mapping):
-        raise ValueError("importance: truth.json has no 'parameters' mapping")
-    out = {}
-    for p in PARAMETERS:
-        if p not in params or "drivers" not in params[p]:
-            raise ValueError(f"importance: truth.json lacks the drivers of parameter {p!r}")
-        listed = tuple(str(d) for d in params[p]["drivers"])
-        base = params[p].get("base_by_PFT")
-        variables = []
-        for d in listed:
-            if d in ONE_HOT_GROUPS:
-                if base is None or len({round(float(v), 12) for v in base.values()}) > 1:
-                    variables.append(d)
-            else:
-                variables.append(d)
-        out[p] = DriverSet(tuple(variables), listed)
-    return out
-
-
-def _variables(importance: pd.DataFrame, column: str, parameter: str) -> pd.Series:
-    """One parameter's importances by variable: continuous features as they are, each one-hot
-    group as one variable (its most important column)."""
-    sub = importance[importance["parameter"] == parameter].set_index("feature")[column]
-    var = pd.Series([f if not _is_one_hot(f) else _class_or_other(f) for f in sub.index],
-                    index=sub.index)
-    return sub.groupby(var, sort=False).max()
-
-
-def _pessimistic_rank(values: pd.Series) -> pd.Series:
-    """Rank 1 = largest; ties share the worst rank (a driver tied with others is not above
-    them)."""
-    return values.rank(ascending=False, method="max")
-
-
-def driver_recovery(importance: pd.DataFrame, truth_meta: Mapping[str, Any], *,
-                    sites: pd.DataFrame | None = None,
-                    truth_r: pd.Series | None = None) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The true drivers against the importance ranking, per parameter and method.
-
-    Variables: the continuous features and one variable per one-hot group (PFT, Clim) with
-    the importance of its most important column. Ranks are pessimistic (tied variables share
-    the worst rank).
-
-    Args:
-        importance: :attr:`ImportanceResult.importance`.
-        truth_meta: The generator's ``truth.json``.
-        sites: The sites table (raw features): adds the largest |Spearman correlation| across
-            sites between the best-ranked other variable and the parameter's continuous
-            drivers (a proxy explains a high rank).
-        truth_r: Per parameter, r between SPIE's predictions and the truth (shown as is;
-            NaN without it).
-
-    Returns:
-        ``(drivers, summary)``. ``drivers``: ``parameter, method, driver, rank, importance,
-        n_variables``. ``summary``: ``parameter, method, k, hits, precision_at_k, auc,
-        drivers, top_k, missed, best_other, best_other_rank, best_other_r, r_truth``.
-        ``auc`` is the share of (driver, variable driving no parameter) pairs in which the
-        driver ranks higher (ties count half).
-    """
-    drivers = true_drivers(truth_meta)
-    used = {v for d in drivers.values() for v in d.variables}
-    rows, summ = [], []
-    methods = [m for m in (*METHODS, COMBINED) if m in importance.columns]
-    for p in PARAMETERS:
-        d = drivers[p]
-        for m in methods:
-            imp = _variables(importance, m, p)
-            if imp.isna().all():
-                continue
-            imp = imp.fillna(0.0)
-            rank = _pessimistic_rank(imp)
-            n_var = len(imp)
-            for v in d.variables:
-                rows.append({"parameter": p, "method": m, "driver": v,
-                             "rank": int(rank[v]) if v in rank else np.nan,
-                             "importance": float(imp[v]) if v in imp else np.nan,
-                             "n_variables": n_var})
-            k = len(d.variables)
-            # Top k with ties broken against the drivers (pessimistic).
-            order = sorted(imp.index, key=lambda v: (-imp[v], v in d.variables))
-            top = order[:k]
-            hits = sum(v in d.variables for v in top)
-            nothing = [v for v in imp.index if v not in used]
-            drv = [v for v in d.variables if v in imp.index]
-            if drv and nothing:
-                a = imp[drv].to_numpy()[:, None]
-                b = imp[nothing].to_numpy()[None, :]
-                auc = float(((a > b) + 0.5 * (a == b)).mean())
-            else:
-                auc = np.nan
-            others = [v for v in order if v not in d.variables]
-            best = others[0] if others else None
-            r = np.nan
-            if sites is not None and best in CONTINUOUS_FEATURES and best in sites.columns:
-                cont = [v for v in d.variables if v in CONTINUOUS_FEATURES
-                        and v in sites.columns]
-                if cont:
-                    corr = sites[[best, *cont]].astype(float).corr(method="spearman")
-                    r = float(corr.loc[best, cont].abs().max())
-            row = {"parameter": p, "method": m, "k": k, "hits": hits,
-                   "precision_at_k": hits / k if k else np.nan, "auc": auc,
-                   "drivers": ", ".join(d.variables), "top_k": ", ".join(top),
-                   "missed": ", ".join(v for v in d.variables if v not in top),
-                   "best_other": best,
-                   "best_other_rank": int(rank[best]) if best is not None else np.nan,
-                   "best_other_r": r}
-            row["r_truth"] = float(truth_r.get(p, np.nan)) if truth_r is not None else np.nan
-            summ.append(row)
-    return pd.DataFrame(rows), pd.DataFrame(summ)
-
-
-def driver_ranks(drivers: pd.DataFrame) -> pd.DataFrame:
-    """The driver table in one line per parameter: ``"AI1 3, VIF1 44, ..."`` per method.
-
-    Args:
-        drivers: The ``drivers`` table of :func:`driver_recovery`.
-
-    Returns:
-        Index: the parameters (in order); columns: the methods; cells: each true driver with
-        its rank among the variables.
-    """
-    methods = [m for m in (*METHODS, COMBINED) if m in set(drivers["method"])]
-    out = {}
-    for (p, m), g in drivers.groupby(["parameter", "method"], sort=False):
-        out.setdefault(p, {})[m] = ", ".join(
-            f"{d} {'-' if pd.isna(r) else int(r)}" for d, r in zip(g["driver"], g["rank"],
-                                                                     strict=True))
-    table = pd.DataFrame.from_dict(out, orient="index")
-    return table.reindex(index=[p for p in PARAMETERS if p in out], columns=methods)
-
-
-def truth_correlation(predictions: pd.DataFrame, truth: pd.DataFrame,
-                      sites: pd.DataFrame) -> pd.Series:
-    """Per parameter, Pearson's r between predicted and true values over the sites where the
-    parameter is free (lag mask); NaN with fewer than 3 such sites or no spread."""
-    pred = predictions.assign(site=predictions["site"].astype(str)).set_index("site")
-    tru = truth.assign(site=truth["site"].astype(str)).set_index("site")
-    common = [s for s in pred.index if s in tru.index]
-    kg = sites.assign(site=sites["site"].astype(str)).set_index("site").loc[common, "koeppen"]
-    free = np.asarray(lag_mask([str(k) for k in kg]), dtype=bool)
-    out = {}
-    for j, p in enumerate(PARAMETERS):
-        a = pred.loc[common, p].to_numpy(dtype=float)[free[:, j]]
-        b = tru.loc[common, p].to_numpy(dtype=float)[free[:, j]]
-        ok = np.isfinite(a) & np.isfinite(b)
-        a, b = a[ok], b[ok]
-        out[p] = float(np.corrcoef(a, b)[0, 1]) if len(a) >= 3 and a.std() > 0 and \
-            b.std() > 0 else np.nan
-    return pd.Series(out, name="r_truth")
 
 
 # ------------------------------------------------------------------------ for the chapter
