@@ -67,7 +67,7 @@ Public API: :class:`ImportanceSettings`, :func:`shap_attributions`,
 :func:`driver_ranks`, :func:`truth_correlation`),
 :func:`run_importance` (read a results folder, write tables and figures; the
 ``lue-spie importance`` step) and :class:`ImportanceResult`; for the chapter
-:func:`describe_networks` and :func:`shap_example`.
+:func:`spie_networks`, :func:`describe_networks` and :func:`shap_example`.
 """
 
 from __future__ import annotations
@@ -125,6 +125,8 @@ __all__ = [
     "driver_recovery",
     "driver_ranks",
     "truth_correlation",
+    "networks_dir",
+    "spie_networks",
     "describe_networks",
     "shap_example",
     "run_importance",
@@ -1019,10 +1021,29 @@ def shap_example(nets: Any, sites: pd.DataFrame, *, fold: int, parameter: str,
 
 
 # ------------------------------------------------------------------- results folder, files
-def _networks_dir(results: Path) -> Path:
+def networks_dir(results: str | Path) -> Path:
+    """Where a results folder keeps SPIE's fold networks: ``RESULTS/extrapolation/SPIE``."""
     from lue_spie.extrapolate.units import method_dir
 
     return method_dir(Path(results) / "extrapolation", "SPIE")
+
+
+def spie_networks(results: str | Path) -> Any:
+    """The SPIE fold networks of a results folder, or a clear error when SPIE has not run.
+
+    Raises:
+        FileNotFoundError: naming the folder and what writes the networks.
+    """
+    from lue_spie.methods.spie import load_networks
+
+    net_dir = networks_dir(results)
+    if not net_dir.is_dir() or not any(net_dir.glob("fold*.network.pt")):
+        raise FileNotFoundError(
+            f"{net_dir}: no trained SPIE networks (fold<k>.network.pt). The importance "
+            "analysis explains SPIE's networks: run SPIE first (the SPIE chapter of the book, "
+            "or `lue-spie extrapolate --methods SPIE --data RESULTS/data --out "
+            "RESULTS/extrapolation`)")
+    return load_networks(net_dir)
 
 
 def run_importance(results: str | Path, out: str | Path | None = None,
@@ -1041,7 +1062,6 @@ def run_importance(results: str | Path, out: str | Path | None = None,
             the message names what to run.
     """
     from lue_spie.data.io import SITES_FILE, TRUTH_FILE, TRUTH_META_FILE, load_dataset
-    from lue_spie.methods.spie import load_networks
 
     results = Path(results)
     out = Path(out) if out is not None else results / IMPORTANCE_DIR
@@ -1052,15 +1072,9 @@ def run_importance(results: str | Path, out: str | Path | None = None,
     if not (data_dir / SITES_FILE).is_file():
         raise FileNotFoundError(f"{data_dir}: no dataset ({SITES_FILE}); the networks' sites "
                                 "and features come from it (the data chapter writes it)")
-    net_dir = _networks_dir(results)
-    if not net_dir.is_dir() or not any(net_dir.glob("fold*.network.pt")):
-        raise FileNotFoundError(
-            f"{net_dir}: no trained SPIE networks (fold<k>.network.pt). The importance "
-            "analysis explains SPIE's networks: run SPIE first (the SPIE chapter of the book, "
-            "or `lue-spie extrapolate --methods SPIE --data RESULTS/data --out "
-            "RESULTS/extrapolation`)")
+    net_dir = networks_dir(results)
     t0 = time.perf_counter()
-    nets = load_networks(net_dir)
+    nets = spie_networks(results)
     dataset = load_dataset(data_dir)
     truth_r = None
     params_file = net_dir / "params.parquet"

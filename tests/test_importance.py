@@ -401,6 +401,9 @@ def test_no_networks_is_a_clear_error(truth_results, tmp_path):
     (tmp_path / "data").symlink_to(truth_results / "data")
     with pytest.raises(FileNotFoundError, match="no trained SPIE networks.*run SPIE first"):
         imp.run_importance(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no trained SPIE networks.*SPIE chapter"):
+        imp.spie_networks(tmp_path)
+    assert imp.spie_networks(truth_results).folds == [0, 1]
     with pytest.raises(FileNotFoundError, match="nowhere not found"):
         imp.run_importance(tmp_path / "nowhere")
     (tmp_path / "nodata" / "extrapolation").mkdir(parents=True)
