@@ -11,6 +11,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 from lue_spie.data.features import FEATURE_CLASSES
 from lue_spie.params import PARAMETERS
@@ -72,17 +73,17 @@ def importance_by_class(by_class: pd.DataFrame, *, stat: str = "mean") -> Figure
     y = np.arange(len(order))
     ax.barh(y, overall.loc[order, stat], color=[CLASS_COLORS.get(c, "0.5") for c in order],
             alpha=0.85)
-    ax.barh([], [], color="0.6", label="average of the three")  # a neutral legend entry
+    handles = [Patch(color="0.6", label="average of the three")]  # neutral: bars vary
     if stat == "mean":
         for m in _METHODS:
             if m in overall.columns:
-                ax.plot(overall.loc[order, m], y, _MARKERS[m], ms=4.5, color="k",
-                        mfc="white" if m != "SHAP" else "k", label=m)
+                handles += ax.plot(overall.loc[order, m], y, _MARKERS[m], ms=4.5, color="k",
+                                   mfc="white" if m != "SHAP" else "k", label=m)
     ax.set_yticks(y, order)
     ax.invert_yaxis()
     ax.set_xlabel(f"normalised importance, {stat} over the class [-]")
     ax.set_title("all parameters", loc="left")
-    ax.legend(loc="lower right", fontsize=7)
+    ax.legend(handles=handles, loc="lower right", fontsize=7)
     params = [p for p in (*PARAMETERS, "all") if p in set(by_class["parameter"])]
     wide = by_class.pivot(index="feature_class", columns="parameter", values=stat)
     wide = wide.reindex(index=order, columns=params)
