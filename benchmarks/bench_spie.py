@@ -139,6 +139,9 @@ def main() -> None:
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--mapping", default="log", choices=["log", "sigmoid"])
+    ap.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                    help="another SPIE hyperparameter (VALUE read as YAML), e.g. "
+                         "dropout_input=0.0; repeatable")
     ap.add_argument("--out", default=None, help="write the results as JSON here")
     ap.add_argument("--save", default=None,
                     help="folder for the full run's networks, curves and predictions")
@@ -160,8 +163,11 @@ def main() -> None:
                              else None, "loadavg_start": os.getloadavg()},
                  "data": {"sites": len(data.site_ids), "days": n_days, "folds": len(folds),
                           "train_sites": [len(tr) for _, tr, _ in folds]},
-                 "dtype": args.dtype, "mapping": args.mapping}
-    kw = {"device": device, "dtype": args.dtype, "mapping": args.mapping}
+                 "dtype": args.dtype, "mapping": args.mapping, "params": args.param}
+    import yaml
+
+    extra = {k: yaml.safe_load(v) for k, _, v in (p.partition("=") for p in args.param)}
+    kw = {"device": device, "dtype": args.dtype, "mapping": args.mapping, **extra}
     print(f"{len(data.site_ids)} sites x {n_days} days, {len(folds)} folds, {args.dtype}, "
           f"{device}, {torch.get_num_threads()} threads, load {os.getloadavg()}", flush=True)
 
