@@ -41,16 +41,26 @@ arguments of :func:`calibration_cost` and are documented in the book's methods c
 All functions broadcast over leading batch axes: the simulation has shape ``(*batch, days)``
 and the parameters ``(*batch, 13)``; forcing and observations broadcast against ``(*batch,
 days)`` (e.g. ``(sites, 1, days)`` against a population ``(sites, pop, 13)``).
+
+The fast path for CMA-ES populations (site calibration, OPT-All, OPT-PFT) computes the same
+cost without keeping any simulated series: :func:`prepare_cost` gathers once per set of sites
+what does not depend on the parameters (:class:`CostData`: the prepared forcing, the
+observations on the good days, their sum of squares about the mean, the days under each
+stress), and :func:`population_cost` evaluates a ``(sites, pop, 13)`` population block by
+block in cache-sized scratch memory, reducing each block to its cost terms at once. It is
+tested equal to :func:`calibration_cost` (``tests/test_cost.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from lue_spie.metrics import MIN_POINTS, nse_torch
-from lue_spie.params import index
+from lue_spie.model import PreparedForcing
+from lue_spie.params import N_PARAMS, index
 
 __all__ = [
     "W_IDEAL",
@@ -63,6 +73,9 @@ __all__ = [
     "ideal_constraint",
     "nonideal_constraint",
     "calibration_cost",
+    "CostData",
+    "prepare_cost",
+    "population_cost",
 ]
 
 #: Default weight of the ideal-conditions ("ecological") constraint [-].
@@ -87,6 +100,7 @@ STRESS = (
 
 _I = {name: index(name) for name in ("Topt", "kT", "kappa", "Ca0", "Ckappa", "Cm", "kW", "WI",
                                      "gamma")}
+
 
 
 def _ramp(lo: float, hi: float, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -257,3 +271,258 @@ def calibration_cost(
     if reduce_sites is not None:
         out = {k: v.to(gpp.dtype).mean(reduce_sites) for k, v in out.items()}
     return out
+
+
+# ------------------------------------------------------------------------ population fast path
+def _ideal_constraint_extremes(params: torch.Tensor, apar_max: torch.Tensor) -> torch.Tensor:
+    """:func:`ideal_constraint` (default ramps) evaluated at the few points that matter.
+
+    Each ramp maximum is attained at a point of the ramp known in advance, so evaluating
+    there gives the same number without the 4 x 201-point ramps: fT is unimodal with its
+    peak at ``Topt``, and the ramp's maximum is at the point closest to Topt, which is
+    ``clamp(Topt)`` (added to the ramp by :func:`ideal_constraint`); the VPD part
+    ``exp(kappa r VPD)`` and the logistic fW are monotone in their driver, so their maxima
+    are at an end of the ramp; fL ``1 / (1 + gamma APAR)`` is monotone for gamma >= 0 (for
+    gamma < 0, outside the bounds, the ramps are evaluated). Tested equal to
+    :func:`ideal_constraint`.
+
+    Args:
+        params: ``(*batch, 13)``.
+        apar_max: Broadcastable to ``batch``.
+
+    Returns:
+        ``C_ideal`` of shape ``batch`` in the dtype of ``params``.
+    """
+    from lue_spie.model import f_L, f_T, f_VPD, f_W
+
+    if bool((params[..., _I["gamma"]] < 0).any()):
+        return ideal_constraint(params, apar_max=apar_max)
+    out_dtype = params.dtype
+    f64 = torch.float64
+    params = params.to(f64)
+    p = {k: params[..., i].unsqueeze(-1) for k, i in _I.items()}
+    max_fT = f_T(p["Topt"].clamp(*RAMP_T), p["Topt"], p["kT"])[..., 0]
+    vpd = torch.tensor(RAMP_VPD, dtype=f64, device=params.device)
+    vpd_part, _ = f_VPD(vpd, torch.full_like(vpd, RAMP_CA), p["kappa"], p["Ca0"], p["Ckappa"],
+                        p["Cm"])
+    wf = torch.tensor(RAMP_WF, dtype=f64, device=params.device)
+    amax = torch.as_tensor(apar_max, dtype=f64, device=params.device)
+    apar = torch.stack(torch.broadcast_tensors(torch.zeros_like(amax), amax), dim=-1)
+    terms = (1.0 - max_fT).abs() + (1.0 - vpd_part.amax(-1)).abs()
+    terms = terms + (1.0 - f_W(wf, p["kW"], p["WI"]).amax(-1)).abs()
+    terms = terms + (1.0 - f_L(apar, p["gamma"]).amax(-1)).abs()
+    return terms.to(out_dtype)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CostData:
+    """What the calibration cost needs that does not depend on the parameters, per site.
+
+    Built once per set of sites by :func:`prepare_cost`; :func:`population_cost` evaluates
+    populations of parameter vectors against it. Every tensor has the sites on its first axis.
+
+    Attributes:
+        forcing: Prepared forcing ``(sites, days)`` (:class:`lue_spie.model.PreparedForcing`).
+        obs: ``GPP_obs`` on the days that enter the NSE, 0 elsewhere ``(sites, days)``.
+        use: 1 on the days that enter the NSE (good quality and observed), else 0.
+        n_good: Number of those days ``(sites,)``.
+        sst: Sum of squares of ``obs`` about its mean over those days ``(sites,)`` (float64).
+        stress_days: Per entry of :data:`STRESS`, the days under that stress that the
+            non-ideal constraint considers, ``(sites, K)`` indices padded with 0.
+        stress_weight: Matching ``1 / n_days`` weights, 0 on the padding.
+        stress_count: Matching numbers of days ``(sites,)``.
+        apar_max: Largest APAR of each site (the end of the ideal constraint's APAR ramp).
+        w_ideal, w_nonideal, min_good: As for :func:`calibration_cost`.
+    """
+
+    forcing: PreparedForcing
+    obs: torch.Tensor
+    use: torch.Tensor
+    n_good: torch.Tensor
+    sst: torch.Tensor
+    stress_days: tuple[torch.Tensor, ...]
+    stress_weight: tuple[torch.Tensor, ...]
+    stress_count: tuple[torch.Tensor, ...]
+    apar_max: torch.Tensor
+    w_ideal: float = W_IDEAL
+    w_nonideal: float = W_NONIDEAL
+    min_good: int = MIN_POINTS
+
+    @property
+    def n_sites(self) -> int:  # noqa: D102
+        return int(self.obs.shape[0])
+
+    @property
+    def dtype(self) -> torch.dtype:  # noqa: D102
+        return self.obs.dtype
+
+    @property
+    def device(self) -> torch.device:  # noqa: D102
+        return self.obs.device
+
+    def select(self, sites: slice | Sequence[int] | torch.Tensor) -> CostData:
+        """The data of a subset of the sites (a slice gives views, indices give copies)."""
+        if isinstance(sites, slice):
+            pick = lambda v: v[sites]  # noqa: E731
+            forcing = self.forcing.select(sites)
+        else:
+            idx = torch.as_tensor(sites, dtype=torch.long, device=self.device)
+            pick = lambda v: v.index_select(0, idx)  # noqa: E731
+            forcing = self.forcing.select(idx)
+        return dataclasses.replace(
+            self, forcing=forcing, obs=pick(self.obs), use=pick(self.use),
+            n_good=pick(self.n_good), sst=pick(self.sst),
+            stress_days=tuple(pick(v) for v in self.stress_days),
+            stress_weight=tuple(pick(v) for v in self.stress_weight),
+            stress_count=tuple(pick(v) for v in self.stress_count),
+            apar_max=pick(self.apar_max))
+
+
+def prepare_cost(
+    forcing: Mapping[str, torch.Tensor] | PreparedForcing,
+    GPP_obs: torch.Tensor,
+    good: torch.Tensor,
+    *,
+    w_ideal: float = W_IDEAL,
+    w_nonideal: float = W_NONIDEAL,
+    nonideal_mask: torch.Tensor | None = None,
+    min_good: int = MIN_POINTS,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> CostData:
+    """Gather once what :func:`population_cost` needs for a set of sites.
+
+    Args:
+        forcing: Forcing ``(sites, days)`` (mapping or prepared; validated when a mapping).
+        GPP_obs: Observed GPP ``(sites, days)`` [gC m-2 d-1], NaN = missing.
+        good: Good-quality-day mask ``(sites, days)``.
+        w_ideal, w_nonideal, nonideal_mask, min_good: As for :func:`calibration_cost`.
+        dtype, device: Working precision and device (default: those of the forcing).
+
+    Returns:
+        A :class:`CostData`.
+    """
+    from lue_spie.model import prepare_forcing
+
+    pf = prepare_forcing(forcing, dtype=dtype, device=device)
+    if pf.T.ndim != 2:
+        raise ValueError(f"prepare_cost: expected forcing of shape (sites, days), got "
+                         f"{tuple(pf.shape)}")
+    dtype, device = pf.dtype, pf.device
+    shape = tuple(pf.shape)
+    obs = torch.as_tensor(GPP_obs).to(device=device, dtype=dtype)
+    good = torch.as_tensor(good).to(device=device, dtype=torch.bool)
+    for what, x in (("GPP_obs", obs), ("good", good)):
+        if tuple(x.shape) != shape:
+            raise ValueError(f"prepare_cost: {what} has shape {tuple(x.shape)}, expected the "
+                             f"forcing's (sites, days) = {shape}")
+    good = good & torch.isfinite(obs)
+    obs0 = torch.where(good, obs, torch.zeros((), dtype=dtype, device=device))
+    n_good = good.sum(-1)
+    # Sum of squares about the mean over the NSE's days, in float64 (as nse_torch defines it).
+    o64 = obs0.to(torch.float64)
+    mean = o64.sum(-1, keepdim=True) / n_good.clamp_min(1).unsqueeze(-1)
+    sst = torch.where(good, o64 - mean, torch.zeros((), dtype=torch.float64,
+                                                   device=device)).square().sum(-1)
+    mask = good if nonideal_mask is None else torch.as_tensor(nonideal_mask).to(
+        device=device, dtype=torch.bool).broadcast_to(shape)
+    n_days = mask.sum(-1).to(dtype).clamp_min(1.0)
+    days, weights, counts = [], [], []
+    for key, op, limit, _out_key, _threshold in STRESS:
+        x = getattr(pf, key)
+        stressed = (x < limit if op == "<" else x > limit) & mask
+        count = stressed.sum(-1)
+        k = max(int(count.max()) if count.numel() else 0, 1)
+        # Stable sort puts each site's stressed days first, in order: the first k are kept.
+        order = torch.sort(stressed.to(torch.uint8), dim=-1, descending=True, stable=True)
+        idx = order.indices[:, :k].contiguous()
+        real = torch.arange(k, device=device) < count.unsqueeze(-1)
+        days.append(torch.where(real, idx, torch.zeros_like(idx)))
+        weights.append(real.to(dtype) / n_days.unsqueeze(-1))
+        counts.append(count)
+    return CostData(forcing=pf, obs=obs0, use=good.to(dtype), n_good=n_good, sst=sst,
+                    stress_days=tuple(days), stress_weight=tuple(weights),
+                    stress_count=tuple(counts), apar_max=pf.APAR.amax(-1),
+                    w_ideal=float(w_ideal), w_nonideal=float(w_nonideal),
+                    min_good=int(min_good))
+
+
+@torch.no_grad()
+def population_cost(
+    data: CostData,
+    params: torch.Tensor,
+    *,
+    sites: Sequence[int] | torch.Tensor | None = None,
+    block_sites: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """The calibration cost of a population of parameter vectors at each site (no gradient).
+
+    Equal to ``calibration_cost(simulate(forcing, params), GPP_obs, good, params, forcing)``
+    with the forcing and observations given a population axis (``(sites, 1, days)``) and the
+    settings of :func:`prepare_cost`, up to rounding, but without keeping any simulated
+    series: blocks of sites are simulated in scratch memory and reduced at once (sum of
+    squared errors over the good days, the non-ideal excesses on the stressed days only, the
+    ideal constraint at the points where its ramp maxima lie).
+
+    Args:
+        data: From :func:`prepare_cost`.
+        params: Physical parameters ``(n, pop, 13)`` in the working dtype and device (no
+            validation: the hot loop of CMA-ES).
+        sites: Which of the data's sites each of the n rows is (indices, repeats allowed, e.g.
+            the sites of pooled groups); default: all sites in order (n = data.n_sites).
+        block_sites: Rows per model call (default: cache-sized, :func:`lue_spie.model.block_rows`).
+
+    Returns:
+        Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
+        (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them.
+    """
+    from lue_spie.model import block_rows, scratch_simulation
+
+    if params.ndim != 3 or params.shape[-1] != N_PARAMS:
+        raise ValueError(f"population_cost: params must have shape (sites, pop, 13), got "
+                         f"{tuple(params.shape)}")
+    n, pop, _ = params.shape
+    if sites is None:
+        if n != data.n_sites:
+            raise ValueError(f"population_cost: params has {n} rows for {data.n_sites} sites; "
+                             "pass sites= to evaluate a subset")
+        rows = None
+    else:
+        rows = torch.as_tensor(sites, dtype=torch.long, device=data.device)
+        if rows.shape != (n,):
+            raise ValueError(f"population_cost: {tuple(rows.shape)} site indices for {n} rows")
+    params = params.to(dtype=data.dtype, device=data.device)
+    n_days = data.obs.shape[-1]
+    step = block_sites or block_rows(pop * n_days * data.obs.element_size(), data.device)
+    sse = params.new_empty(n, pop)
+    c_nonideal = params.new_zeros(n, pop)
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        part = data.select(slice(start, stop) if rows is None else rows[start:stop])
+        p = params[start:stop]
+        with scratch_simulation(part.forcing.unsqueeze(1), p,
+                                ("GPP", "fT", "fVPD_VPD", "fW")) as sim:
+            # Non-ideal constraint: the excess on the stressed days only.
+            for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
+                k = int(part.stress_count[j].max()) if stop > start else 0
+                if k == 0:
+                    continue
+                idx = part.stress_days[j][:, :k].unsqueeze(1).expand(-1, pop, k)
+                excess = torch.gather(sim[out_key], -1, idx).sub_(threshold).clamp_min_(0.0)
+                c_nonideal[start:stop] += torch.bmm(
+                    excess, part.stress_weight[j][:, :k].unsqueeze(-1)).squeeze(-1)
+            # Sum of squared errors over the NSE's days (in place: the block is scratch).
+            d = sim["GPP"].sub_(part.obs.unsqueeze(1)).mul_(part.use.unsqueeze(1))
+            sse[start:stop] = d.square_().sum(-1)
+    sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
+    n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
+    apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)
+    ok = (n_good >= data.min_good).unsqueeze(-1) & (sst > 0)
+    nse = torch.where(ok, 1.0 - sse.to(torch.float64) / torch.where(ok, sst, 1.0),
+                      torch.full_like(sst, float("nan"))).to(data.dtype)
+    c_ideal = _ideal_constraint_extremes(params, apar_max.unsqueeze(-1))
+    cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
+    # A non-finite simulation on a good day makes the cost NaN (as calibration_cost does).
+    cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
+    return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
+            "n_good": n_good.unsqueeze(-1).expand(n, pop)}
