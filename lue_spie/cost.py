@@ -76,6 +76,7 @@ __all__ = [
     "CostData",
     "prepare_cost",
     "population_cost",
+    "batch_cost",
 ]
 
 #: Default weight of the ideal-conditions ("ecological") constraint [-].
@@ -526,3 +527,58 @@ def population_cost(
     cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
     return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
             "n_good": n_good.unsqueeze(-1).expand(n, pop)}
+
+
+def batch_cost(
+    data: CostData,
+    params: torch.Tensor,
+    *,
+    sites: Sequence[int] | torch.Tensor | slice | None = None,
+) -> dict[str, torch.Tensor]:
+    """The calibration cost, differentiable in ``params`` (gradient-based training, SPIE).
+
+    Equal (values and gradients, up to rounding) to ``calibration_cost(simulate(forcing,
+    params), GPP_obs, good, params, forcing)`` with the settings of :func:`prepare_cost`, but
+    cheaper: the fused model returns only what the cost reads, and the observations, their
+    masks and the stressed days come prepared, so the cost adds a handful of passes over the
+    days to the model's forward and backward pass.
+
+    Args:
+        data: From :func:`prepare_cost`.
+        params: Physical parameters ``(*lead, n, 13)`` (e.g. ``(folds, batch_sites, 13)``);
+            the n rows are the sites ``sites`` of the data.
+        sites: Which of the data's sites (indices or a slice; default: all).
+
+    Returns:
+        Dict of tensors of shape ``(*lead, n)``: ``"cost"``, ``"nse"``, ``"C_ideal"``,
+        ``"C_nonideal"`` and ``"n_good"``, as :func:`calibration_cost` returns them
+        (reduce them yourself, e.g. ``out["cost"].mean(-1)`` for a mini-batch).
+    """
+    from lue_spie.model import simulate
+
+    part = data if sites is None else data.select(sites)
+    params = params.to(dtype=data.dtype, device=data.device)
+    sim = simulate(part.forcing, params, validate=False,
+                   outputs=("GPP", "fT", "fVPD_VPD", "fW"))
+    d = (sim["GPP"] - part.obs) * part.use  # 0 on the days outside the NSE
+    sse = torch.linalg.vecdot(d, d)
+    lead = sse.shape
+    sst = part.sst.to(data.dtype).expand(lead)
+    n_good = part.n_good.expand(lead)
+    ok = (n_good >= data.min_good) & (sst > 0)
+    nse = torch.where(ok, 1.0 - sse / torch.where(ok, sst, torch.ones_like(sst)),
+                      torch.full_like(sse, float("nan")))
+    c_nonideal = torch.zeros_like(sse)
+    for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
+        k = int(part.stress_count[j].max()) if part.n_sites else 0
+        if k == 0:
+            continue
+        f = sim[out_key]
+        idx = part.stress_days[j][:, :k].expand(*f.shape[:-1], k)
+        excess = torch.relu(torch.gather(f, -1, idx) - threshold)
+        c_nonideal = c_nonideal + (excess * part.stress_weight[j][:, :k]).sum(-1)
+    c_ideal = _ideal_constraint_extremes(params, part.apar_max)
+    cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
+    cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
+    return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
+            "n_good": n_good}

@@ -414,9 +414,13 @@ def _lag_alpha_grad(
             lam.index_copy_(0, idx, _scan(flat.index_select(0, idx), a.index_select(0, idx),
                                           reverse=True))
         lam = lam.view(h.shape)
-    step = _SCRATCH.take((*batch, n_days - 1), h)
+    step_shape = torch.broadcast_shapes(y.shape, x.shape)[:-1] + (n_days - 1,)
+    step = _SCRATCH.take(step_shape, h)
     torch.sub(y[..., :-1], x[..., 1:], out=step)
-    grad = step.mul_(lam[..., 1:]).sum(-1)
+    if step.shape == lam[..., 1:].shape:
+        grad = step.mul_(lam[..., 1:]).sum(-1)
+    else:  # an unfiltered driver smaller than the batch (e.g. shared by folds)
+        grad = torch.linalg.vecdot(lam[..., 1:], step)
     _SCRATCH.give(step, lam if lam is not h else None)
     return grad
 
@@ -737,7 +741,8 @@ def _forward_block(
     torch.sub(Tf, p["Topt"], out=fT).div_(p["kT"]).cosh_().reciprocal_()
     # VPD part exp(kappa r VPD), r = (Ca0/ca)^Ckappa = exp(Ckappa (log(Ca0/CA_REF) + log_ca)).
     vr = new("_vr")
-    torch.add(pf.log_ca, _log_ca0(p["Ca0"]), out=vr).mul_(p["Ckappa"]).exp_().mul_(pf.VPD)
+    torch.addcmul(p["Ckappa"] * _log_ca0(p["Ca0"]), pf.log_ca, p["Ckappa"], out=vr)
+    vr.exp_().mul_(pf.VPD)
     fV = new("fVPD_VPD")
     torch.mul(vr, p["kappa"], out=fV).exp_()
     # CO2 part 1 + (ca - Ca0) / max(ca - Ca0 + Cm, CO2_DENOMINATOR_MIN).
@@ -749,7 +754,7 @@ def _forward_block(
     fC.div_(den).add_(1.0)
     # fW = 1 / (1 + exp(kW (Wf - WI))) = sigmoid(-kW (Wf - WI)).
     fW = new("fW")
-    torch.sub(Wf, p["WI"], out=fW).mul_(-p["kW"]).sigmoid_()
+    torch.addcmul(p["kW"] * p["WI"], Wf, -p["kW"], out=fW).sigmoid_()
     fL = new("fL")
     torch.mul(pf.APAR, p["gamma"], out=fL).add_(1.0).reciprocal_()
     fCI = new("fCI")
@@ -858,9 +863,13 @@ class _FusedLUE(torch.autograd.Function):
         if "fVPD" in want:  # its gradient needs the VPD factor
             want |= {"fVPD_VPD"}
         out = _fused_forward(pf, params.detach(), want)
-        # Outputs must be tensors of this call: Tf/Wf/APAR may be the prepared series.
+        # Outputs must be tensors of this call: Tf/Wf/APAR may be the prepared series. An
+        # unfiltered driver is given the batch's shape (its gradient with respect to the lag
+        # is not 0 at alpha = 0, and differs between rows that share the forcing).
         series = {id(pf.T), id(pf.W), id(pf.APAR)}
-        results = [out[k].clone() if id(out[k]) in series else out[k] for k in outputs]
+        shape = out["GPP"].shape
+        results = [(out[k].expand(shape).clone() if k != "APAR" else out[k].clone())
+                   if id(out[k]) in series else out[k] for k in outputs]
         if "APAR" in outputs:
             ctx.mark_non_differentiable(results[outputs.index("APAR")])
         ctx.set_materialize_grads(False)

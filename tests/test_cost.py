@@ -398,3 +398,27 @@ def _float32_vs_float64_cmaes(cma) -> None:
     assert float(diff.max()) <= 0.02, diff
     assert abs(float(best[torch.float32][1, index("alpha_T")]
                      - best[torch.float64][1, index("alpha_T")])) <= 0.02
+
+
+@pytest.mark.parametrize("lead", [(), (2,)])
+def test_batch_cost_equals_calibration_cost_values_and_gradients(lead):
+    from lue_spie.cost import batch_cost
+
+    f, pop, obs, good = _population_case(torch.float64, n_sites=4, pop=2, seed=3)
+    params = pop[:, 0] if not lead else pop.transpose(0, 1)  # (4, 13) or (2 folds, 4, 13)
+    data = prepare_cost(f, obs, good)
+    p1 = params.clone().requires_grad_(True)
+    ref = calibration_cost(simulate(f, p1), obs, good, p1, f)
+    p2 = params.clone().requires_grad_(True)
+    got = batch_cost(data, p2)
+    for k in ("cost", "nse", "C_ideal", "C_nonideal"):
+        assert got[k].shape == (*lead, 4)
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=1e-12)
+    assert torch.equal(got["n_good"], ref["n_good"])
+    (g_ref,) = torch.autograd.grad(ref["cost"].sum(), p1)
+    (g,) = torch.autograd.grad(got["cost"].sum(), p2)
+    torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-9)
+    # A mini-batch of sites.
+    sub = batch_cost(data, params[..., [2, 0], :], sites=[2, 0])
+    torch.testing.assert_close(sub["cost"], ref["cost"][..., [2, 0]].detach(), rtol=0,
+                               atol=1e-12)

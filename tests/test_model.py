@@ -350,6 +350,9 @@ CASES = {
     "folds": lambda f, P: (f, torch.stack([P(4, s) for s in range(2)], dim=0)),
     # one vector for every site (a pooled optimisation)
     "shared": lambda f, P: (f, P(1, 5)[0]),
+    # folds without any lag: the drivers stay smaller than the batch
+    "folds_no_lag": lambda f, P: (f, torch.stack([P(4, s) for s in range(2)], dim=0)
+                                  * torch.tensor([1.0] * 11 + [0.0, 0.0], dtype=torch.float64)),
 }
 
 
