@@ -477,7 +477,7 @@ def population_cost(
         Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
         (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them.
     """
-    from lue_spie.model import block_rows, scratch_simulation
+    from lue_spie.model import block_rows, scratch_gpp
 
     if params.ndim != 3 or params.shape[-1] != N_PARAMS:
         raise ValueError(f"population_cost: params must have shape (sites, pop, 13), got "
@@ -500,21 +500,22 @@ def population_cost(
     for start in range(0, n, step):
         stop = min(start + step, n)
         part = data.select(slice(start, stop) if rows is None else rows[start:stop])
-        p = params[start:stop]
-        with scratch_simulation(part.forcing.unsqueeze(1), p,
-                                ("GPP", "fT", "fVPD_VPD", "fW")) as sim:
-            # Non-ideal constraint: the excess on the stressed days only.
-            for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
-                k = int(part.stress_count[j].max()) if stop > start else 0
-                if k == 0:
-                    continue
-                idx = part.stress_days[j][:, :k].unsqueeze(1).expand(-1, pop, k)
-                excess = torch.gather(sim[out_key], -1, idx).sub_(threshold).clamp_min_(0.0)
-                c_nonideal[start:stop] += torch.bmm(
-                    excess, part.stress_weight[j][:, :k].unsqueeze(-1)).squeeze(-1)
+        # The stressed days of this block (padding beyond each site's count has weight 0).
+        stress = {}
+        for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
+            k = int(part.stress_count[j].max())
+            if k:
+                stress[out_key] = (part.stress_days[j][:, None, :k], threshold,
+                                   part.stress_weight[j][:, :k, None])
+        with scratch_gpp(part.forcing.unsqueeze(1), params[start:stop],
+                         {k: v[0] for k, v in stress.items()}) as (gpp, on_days):
             # Sum of squared errors over the NSE's days (in place: the block is scratch).
-            d = sim["GPP"].sub_(part.obs.unsqueeze(1)).mul_(part.use.unsqueeze(1))
+            d = gpp.sub_(part.obs.unsqueeze(1)).mul_(part.use.unsqueeze(1))
             sse[start:stop] = d.square_().sum(-1)
+        # Non-ideal constraint: the mean excess over the considered days, stressed days only.
+        for out_key, (_idx, _threshold, weight) in stress.items():
+            excess = on_days[out_key].sub_(stress[out_key][1]).clamp_min_(0.0)
+            c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1)
     sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
     n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
     apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)

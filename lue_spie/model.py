@@ -75,7 +75,7 @@ __all__ = [
     "f_L",
     "f_CI",
     "resolve_device",
-    "scratch_simulation",
+    "scratch_gpp",
     "block_rows",
     "BLOCK_BYTES",
     "clear_scratch",
@@ -1023,39 +1023,108 @@ def _backward_block(pf: PreparedForcing, params: torch.Tensor, s: dict[str, torc
 
 
 
-@contextlib.contextmanager
-def scratch_simulation(
-    forcing: PreparedForcing, params: torch.Tensor, outputs: Sequence[str] = ("GPP",)
-) -> Iterator[dict[str, torch.Tensor]]:
-    """The model's outputs in reusable scratch memory, valid inside the ``with`` block only.
+def _gpp_block(
+    pf: PreparedForcing, params: torch.Tensor, at_days: Mapping[str, torch.Tensor]
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """GPP alone, with the fewest passes over the days (no autograd recording).
 
-    For hot loops that reduce a simulation right away (the calibration cost of a CMA-ES
-    population, :func:`lue_spie.cost.population_cost`): the arrays come from, and go back
-    to, a cache instead of being allocated afresh for every call, and they may be modified
-    in place. Keep no reference to them (or to views of them) after the block. No gradient
-    is recorded and no input is validated; evaluate cache-sized blocks of rows
-    (:func:`block_rows`) for speed.
+    GPP = fV fCI fW eps fC / (cosh(z) (1/APAR + gamma)): the VPD and cloudiness factors share
+    one exponential, fT's and fL's reciprocals become divisions, APAR cancels into fL's
+    denominator and eps_max into the CO2 factor: 20 passes and 4 transcendental functions,
+    against 31 and 5 for all the outputs. ``fT``, ``fVPD_VPD`` and ``fW`` are also returned
+    on the days given in ``at_days`` (name -> ``(*batch_f, K)`` day indices).
+
+    Returns:
+        GPP (from the scratch cache: give it back) and the dict of ``(*batch, K)`` values.
+    """
+    p = _columns(params)
+    shape = (*torch.broadcast_shapes(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
+    temps: list[torch.Tensor] = []
+
+    def tmp(size: tuple[int, ...] = shape) -> torch.Tensor:
+        t = _SCRATCH.take(size, pf.T)
+        temps.append(t)
+        return t
+
+    def lagged(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        if not bool((alpha != 0).any()):
+            return x
+        size = (*torch.broadcast_shapes(x.shape[:-1], alpha.shape), x.shape[-1])
+        return _lag_rows(x, alpha, out=tmp(size))
+
+    def on_days(name: str, x: torch.Tensor) -> torch.Tensor:
+        idx = at_days[name]
+        return torch.gather(x, -1, idx.expand(*shape[:-1], idx.shape[-1]))
+
+    at: dict[str, torch.Tensor] = {}
+    Tf = lagged(pf.T, params[..., _I["alpha_T"]])
+    Wf = lagged(pf.W, params[..., _I["alpha_W"]])
+    cosh = tmp()
+    torch.sub(Tf, p["Topt"], out=cosh).div_(p["kT"]).cosh_()
+    if "fT" in at_days:
+        at["fT"] = on_days("fT", cosh).reciprocal_()
+    gpp = _SCRATCH.take(shape, pf.T)  # r VPD, then fV fCI, then GPP
+    torch.addcmul(p["Ckappa"] * _log_ca0(p["Ca0"]), pf.log_ca, p["Ckappa"], out=gpp)
+    gpp.exp_().mul_(pf.VPD)
+    if "fVPD_VPD" in at_days:
+        at["fVPD_VPD"] = on_days("fVPD_VPD", gpp).mul_(p["kappa"]).exp_()
+    gpp.mul_(p["kappa"]).addcmul_(pf.log_CI, p["mu"]).exp_()
+    work = tmp()
+    torch.addcmul(p["kW"] * p["WI"], Wf, -p["kW"], out=work).sigmoid_()
+    if "fW" in at_days:
+        at["fW"] = on_days("fW", work)
+    gpp.mul_(work)
+    den = tmp()
+    torch.sub(pf.CO2, p["Ca0"], out=work)
+    torch.add(work, p["Cm"], out=den)
+    if _co2_guard_binds(pf, p):
+        den.clamp_min_(CO2_DENOMINATOR_MIN)
+    work.div_(den)
+    gpp.mul_(torch.addcmul(p["eps_max"], work, p["eps_max"], out=work))
+    inv_apar = torch.reciprocal(pf.APAR, out=tmp(pf.APAR.shape))
+    gpp.div_(cosh).div_(torch.add(inv_apar, p["gamma"], out=den))
+    _SCRATCH.give(*temps)
+    return gpp, at
+
+
+@contextlib.contextmanager
+def scratch_gpp(
+    forcing: PreparedForcing,
+    params: torch.Tensor,
+    at_days: Mapping[str, torch.Tensor] | None = None,
+) -> Iterator[tuple[torch.Tensor, dict[str, torch.Tensor]]]:
+    """GPP in reusable scratch memory, valid inside the ``with`` block only (no gradient).
+
+    The cheapest evaluation of the model, for hot loops that reduce GPP right away (the
+    calibration cost of a CMA-ES population, :func:`lue_spie.cost.population_cost`): it
+    makes about two thirds of the passes over the days that :func:`simulate` makes, and the
+    array comes from, and goes back to, a cache instead of being allocated afresh. It may be
+    modified in place; keep no reference to it (or to a view of it) after the block. No
+    input is validated. Evaluate cache-sized blocks of rows (:func:`block_rows`) for speed.
 
     Args:
         forcing: Prepared forcing ``(*batch_f, D)``.
         params: Physical parameters ``(*batch_p, 13)`` (dtype and device of the forcing).
-        outputs: Names of :data:`OUTPUT_KEYS`.
+        at_days: Optional ``{"fT" | "fVPD_VPD" | "fW": (*batch_f, K) day indices}``: those
+            sensitivity functions are returned on those days only.
 
     Yields:
-        Dict of the outputs; ``Tf``, ``Wf`` (without lag) and ``APAR`` may be the prepared
-        series themselves and must not be modified.
+        ``(GPP, values)``: GPP of shape ``broadcast(batch_f, batch_p) + (D,)`` and a dict of
+        ``(*batch, K)`` tensors (ordinary tensors, free to keep).
     """
-    unknown = [k for k in outputs if k not in OUTPUT_KEYS]
+    at_days = dict(at_days or {})
+    unknown = sorted(set(at_days) - {"fT", "fVPD_VPD", "fW"})
     if unknown:
-        raise ValueError(f"scratch_simulation: unknown output(s) {unknown}; expected names of "
-                         f"{OUTPUT_KEYS}")
+        raise ValueError(f"scratch_gpp: at_days can hold 'fT', 'fVPD_VPD' and 'fW', got "
+                         f"{unknown}")
     with torch.no_grad():
-        out = _forward_block(forcing, params.detach(), frozenset(outputs))
-    series = {id(forcing.T), id(forcing.W), id(forcing.APAR)}
+        gpp, at = _gpp_block(forcing, params.detach(), at_days)
     try:
-        yield out
+        yield gpp, at
     finally:
-        _SCRATCH.give(*(v for v in out.values() if id(v) not in series))
+        _SCRATCH.give(gpp)
+
+
 # ---------------------------------------------------------------------------------- simulate
 def _simulate_composable(pf: PreparedForcing, params: torch.Tensor,
                          lag_method: str) -> dict[str, torch.Tensor]:

@@ -289,7 +289,7 @@ def test_population_cost_undefined_nse_and_bad_simulation():
     obs[1] = 2.0  # constant observations -> NaN
     ref = _reference(f, params, obs, good)
     data = prepare_cost(f, obs, good)
-    data.forcing.APAR[2, 10] = float("inf")  # a non-finite simulation on a good day
+    data.forcing.T[2, 10] = float("nan")  # a non-finite simulation on a good day
     good_10 = bool(data.use[2, 10])
     got = population_cost(data, params)
     assert torch.isnan(ref["cost"][:2]).all() and torch.isnan(got["cost"][:2]).all()

@@ -437,18 +437,21 @@ def test_prepared_forcing_equals_mapping_and_selects():
     assert model.simulate(pf, p.float())["GPP"].dtype == torch.float32
 
 
-def test_scratch_simulation_matches_and_is_reused():
+def test_scratch_gpp_matches_and_is_reused():
     pf = model.prepare_forcing(random_forcing(3, 50, seed=35)).unsqueeze(1)
-    pop = torch.stack([random_params(3, seed=s) for s in range(4)], dim=1)
+    pop = torch.stack([random_params(3, seed=s, alphas=(0.0, 0.5, 0.9)) for s in range(4)],
+                      dim=1)
     ref = model.simulate(pf, pop)
+    days = torch.tensor([[0, 5, 49], [3, 3, 7], [10, 20, 30]]).unsqueeze(1)  # (3, 1, K)
     for _ in range(3):  # the second and third calls reuse the cached memory
-        with model.scratch_simulation(pf, pop, ("GPP", "fT", "APAR")) as sim:
-            torch.testing.assert_close(sim["GPP"], ref["GPP"], rtol=0, atol=0)
-            torch.testing.assert_close(sim["fT"], ref["fT"], rtol=0, atol=0)
-            assert sim["APAR"] is pf.APAR
-            sim["GPP"].zero_()  # allowed: scratch memory
-    with pytest.raises(ValueError, match="unknown output"):
-        with model.scratch_simulation(pf, pop, ("GPP", "NEE")):
+        with model.scratch_gpp(pf, pop, {"fT": days, "fW": days}) as (gpp, at):
+            torch.testing.assert_close(gpp, ref["GPP"], rtol=1e-13, atol=0)
+            for k in ("fT", "fW"):
+                expect = torch.gather(ref[k], -1, days.expand(3, 4, 3))
+                torch.testing.assert_close(at[k], expect, rtol=1e-14, atol=0)
+            gpp.zero_()  # allowed: scratch memory
+    with pytest.raises(ValueError, match="at_days can hold"):
+        with model.scratch_gpp(pf, pop, {"GPP": days}):
             pass
     model.clear_scratch()
 
