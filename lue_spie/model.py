@@ -693,7 +693,7 @@ _BLOCK_KEYS = frozenset(OUTPUT_KEYS) | _SAVED
 #: arrays of the batch's size; done block by block, the dozen arrays of a block stay in the
 #: CPU caches and only the outputs travel to and from main memory (benchmarks/RESULTS.md).
 #: On CUDA, blocks are not needed (one block of at most 256 MiB per array).
-BLOCK_BYTES = 1 << 19
+BLOCK_BYTES = 1 << 20
 _CUDA_BLOCK_BYTES = 1 << 28
 
 
