@@ -497,24 +497,37 @@ def population_cost(
     step = block_sites or block_rows(pop * n_days * data.obs.element_size(), data.device)
     sse = params.new_empty(n, pop)
     c_nonideal = params.new_zeros(n, pop)
+    # Per-block bookkeeping kept to a few operations (it is paid once per block).
+    counts = [c.cpu().numpy() for c in data.stress_count]
+    order = None if rows is None else rows.cpu().numpy()
     for start in range(0, n, step):
         stop = min(start + step, n)
-        part = data.select(slice(start, stop) if rows is None else rows[start:stop])
+        if rows is None:
+            def pick(v, start=start, stop=stop):
+                return v[start:stop]
+            block_counts = [c[start:stop] for c in counts]
+        else:
+            idx = rows[start:stop]
+
+            def pick(v, idx=idx):
+                return v.index_select(0, idx)
+            block_counts = [c[order[start:stop]] for c in counts]
         # The stressed days of this block (padding beyond each site's count has weight 0).
         stress = {}
         for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
-            k = int(part.stress_count[j].max())
+            k = int(block_counts[j].max()) if stop > start else 0
             if k:
-                stress[out_key] = (part.stress_days[j][:, None, :k], threshold,
-                                   part.stress_weight[j][:, :k, None])
-        with scratch_gpp(part.forcing.unsqueeze(1), params[start:stop],
+                stress[out_key] = (pick(data.stress_days[j][:, :k]).unsqueeze(1), threshold,
+                                   pick(data.stress_weight[j][:, :k]).unsqueeze(-1))
+        forcing = data.forcing.apply(lambda v, pick=pick: pick(v).unsqueeze(1))
+        with scratch_gpp(forcing, params[start:stop],
                          {k: v[0] for k, v in stress.items()}) as (gpp, on_days):
             # Sum of squared errors over the NSE's days (in place: the block is scratch).
-            d = gpp.sub_(part.obs.unsqueeze(1)).mul_(part.use.unsqueeze(1))
-            sse[start:stop] = d.square_().sum(-1)
+            d = gpp.sub_(pick(data.obs).unsqueeze(1)).mul_(pick(data.use).unsqueeze(1))
+            torch.sum(d.square_(), dim=-1, out=sse[start:stop])
         # Non-ideal constraint: the mean excess over the considered days, stressed days only.
-        for out_key, (_idx, _threshold, weight) in stress.items():
-            excess = on_days[out_key].sub_(stress[out_key][1]).clamp_min_(0.0)
+        for out_key, (_idx, threshold, weight) in stress.items():
+            excess = on_days[out_key].sub_(threshold).clamp_min_(0.0)
             c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1)
     sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
     n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))

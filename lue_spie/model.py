@@ -67,7 +67,7 @@ import contextlib
 import dataclasses
 import functools
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 import torch
 
@@ -574,7 +574,8 @@ class PreparedForcing:
     def device(self) -> torch.device:  # noqa: D102
         return self.T.device
 
-    def _map(self, fn) -> PreparedForcing:
+    def apply(self, fn: Callable[[torch.Tensor], torch.Tensor]) -> PreparedForcing:
+        """The same forcing with ``fn`` applied to every tensor (e.g. a selection of rows)."""
         return PreparedForcing(**{f.name: fn(getattr(self, f.name))
                                   for f in dataclasses.fields(self)})
 
@@ -585,7 +586,7 @@ class PreparedForcing:
         device = self.device if device is None else torch.device(device)
         if dtype == self.dtype and torch.device(device) == self.device:
             return self
-        return self._map(lambda v: v.to(device=device, dtype=dtype))
+        return self.apply(lambda v: v.to(device=device, dtype=dtype))
 
     def select(self, index: int | slice | Sequence[int] | torch.Tensor) -> PreparedForcing:
         """The series of a subset of the first batch axis (sites), e.g. a mini-batch.
@@ -593,11 +594,11 @@ class PreparedForcing:
         ``index`` is a slice (a view, no copy) or integer indices (a copy).
         """
         if isinstance(index, slice):
-            return self._map(lambda v: v[index])
+            return self.apply(lambda v: v[index])
         if isinstance(index, int):
             index = [index]
         idx = torch.as_tensor(index, dtype=torch.long, device=self.device)
-        return self._map(lambda v: v.index_select(0, idx))
+        return self.apply(lambda v: v.index_select(0, idx))
 
     def unsqueeze(self, dim: int) -> PreparedForcing:
         """Insert a batch axis (``dim`` counts batch axes only, from 0): e.g. ``unsqueeze(1)``
@@ -608,7 +609,7 @@ class PreparedForcing:
             raise ValueError(f"PreparedForcing.unsqueeze: dim {dim} out of range for "
                              f"{n_batch} batch axes")
         d = dim if dim >= 0 else dim - 1
-        return self._map(lambda v: v.unsqueeze(d))
+        return self.apply(lambda v: v.unsqueeze(d))
 
 
 def _validate_forcing(forcing: Mapping[str, torch.Tensor]) -> None:
@@ -834,7 +835,7 @@ def _fused_forward(
         n_lead = batch[0]
         for rows in blocks:
             _forward_block(
-                pf._map(lambda v, r=rows: _leading_slice(v, r, n_lead, len(batch))),
+                pf.apply(lambda v, r=rows: _leading_slice(v, r, n_lead, len(batch))),
                 _leading_slice(params, rows, n_lead, len(batch)),
                 want, {k: v[rows] for k, v in full.items()})
         out = dict(full)
@@ -913,7 +914,7 @@ class _FusedLUE(torch.autograd.Function):
             n_lead, nd = batch[0], len(batch)
             grad = torch.cat([
                 _backward_block(
-                    pf._map(lambda v, r=rows: _leading_slice(v, r, n_lead, nd)),
+                    pf.apply(lambda v, r=rows: _leading_slice(v, r, n_lead, nd)),
                     _leading_slice(params, rows, n_lead, nd),
                     {k: _leading_slice(v, rows, n_lead, nd) for k, v in s.items()},
                     {k: _leading_slice(v, rows, n_lead, nd) for k, v in g.items()})
