@@ -448,6 +448,50 @@ def prepare_cost(
                     min_good=int(min_good))
 
 
+def _population_blocks(data: CostData, params: torch.Tensor, rows: torch.Tensor | None,
+                       step: int, Tf: torch.Tensor, Wf: torch.Tensor, sse: torch.Tensor,
+                       c_nonideal: torch.Tensor) -> None:
+    """The block loop of :func:`population_cost` (lags already applied to ``Tf``, ``Wf``):
+    fills ``sse`` and ``c_nonideal`` in place."""
+    from lue_spie.model import scratch_gpp
+
+    n, pop, _ = params.shape
+    # Per-block bookkeeping kept to a few operations (it is paid once per block).
+    counts = [c.cpu().numpy() for c in data.stress_count]
+    order = None if rows is None else rows.cpu().numpy()
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        if rows is None:
+            def pick(v, start=start, stop=stop):
+                return v[start:stop]
+            block_counts = [c[start:stop] for c in counts]
+        else:
+            idx = rows[start:stop]
+
+            def pick(v, idx=idx):
+                return v.index_select(0, idx)
+            block_counts = [c[order[start:stop]] for c in counts]
+        # The stressed days of this block (padding beyond each site's count has weight 0).
+        stress = {}
+        for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
+            k = int(block_counts[j].max()) if stop > start else 0
+            if k:
+                stress[out_key] = (pick(data.stress_days[j][:, :k]).unsqueeze(1), threshold,
+                                   pick(data.stress_weight[j][:, :k]).unsqueeze(-1))
+        forcing = dataclasses.replace(
+            data.forcing.apply(lambda v, pick=pick: pick(v).unsqueeze(1)),
+            T=Tf[start:stop], W=Wf[start:stop])
+        with scratch_gpp(forcing, params[start:stop],
+                         {k: v[0] for k, v in stress.items()}) as (gpp, on_days):
+            # Sum of squared errors over the NSE's days (in place: the block is scratch).
+            d = gpp.sub_(pick(data.obs).unsqueeze(1)).mul_(pick(data.use).unsqueeze(1))
+            torch.sum(d.square_(), dim=-1, out=sse[start:stop])
+        # Non-ideal constraint: the mean excess over the considered days, stressed days only.
+        for out_key, (_idx, threshold, weight) in stress.items():
+            excess = on_days[out_key].sub_(threshold).clamp_min_(0.0)
+            c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1)
+
+
 @torch.no_grad()
 def population_cost(
     data: CostData,
@@ -477,7 +521,7 @@ def population_cost(
         Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
         (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them.
     """
-    from lue_spie.model import block_rows, scratch_gpp
+    from lue_spie.model import block_rows, scratch_lagged
 
     if params.ndim != 3 or params.shape[-1] != N_PARAMS:
         raise ValueError(f"population_cost: params must have shape (sites, pop, 13), got "
@@ -493,42 +537,43 @@ def population_cost(
         if rows.shape != (n,):
             raise ValueError(f"population_cost: {tuple(rows.shape)} site indices for {n} rows")
     params = params.to(dtype=data.dtype, device=data.device)
+    # Rows that filter neither driver, only T, only W, or both are evaluated apart, so that an
+    # unfiltered driver stays one series per site (broadcast over the population) instead of
+    # being copied for every candidate.
+    i_T, i_W = index("alpha_T"), index("alpha_W")
+    kind = ((params[..., i_T] != 0).any(-1).to(torch.int8)
+            + 2 * (params[..., i_W] != 0).any(-1).to(torch.int8))
+    kinds = torch.unique(kind)
+    if len(kinds) > 1:
+        site_of = rows if rows is not None else torch.arange(n, device=data.device)
+        parts = []
+        for k in kinds.tolist():
+            idx = (kind == k).nonzero().squeeze(-1)
+            parts.append((idx, population_cost(data, params.index_select(0, idx),
+                                               sites=site_of.index_select(0, idx),
+                                               block_sites=block_sites)))
+        out = {}
+        for key, value in parts[0][1].items():
+            out[key] = value.new_empty((n, *value.shape[1:]))
+            for idx, part in parts:
+                out[key].index_copy_(0, idx, part[key])
+        return out
     n_days = data.obs.shape[-1]
     step = block_sites or block_rows(pop * n_days * data.obs.element_size(), data.device)
     sse = params.new_empty(n, pop)
     c_nonideal = params.new_zeros(n, pop)
-    # Per-block bookkeeping kept to a few operations (it is paid once per block).
-    counts = [c.cpu().numpy() for c in data.stress_count]
-    order = None if rows is None else rows.cpu().numpy()
-    for start in range(0, n, step):
-        stop = min(start + step, n)
-        if rows is None:
-            def pick(v, start=start, stop=stop):
-                return v[start:stop]
-            block_counts = [c[start:stop] for c in counts]
-        else:
-            idx = rows[start:stop]
-
-            def pick(v, idx=idx):
-                return v.index_select(0, idx)
-            block_counts = [c[order[start:stop]] for c in counts]
-        # The stressed days of this block (padding beyond each site's count has weight 0).
-        stress = {}
-        for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
-            k = int(block_counts[j].max()) if stop > start else 0
-            if k:
-                stress[out_key] = (pick(data.stress_days[j][:, :k]).unsqueeze(1), threshold,
-                                   pick(data.stress_weight[j][:, :k]).unsqueeze(-1))
-        forcing = data.forcing.apply(lambda v, pick=pick: pick(v).unsqueeze(1))
-        with scratch_gpp(forcing, params[start:stop],
-                         {k: v[0] for k, v in stress.items()}) as (gpp, on_days):
-            # Sum of squared errors over the NSE's days (in place: the block is scratch).
-            d = gpp.sub_(pick(data.obs).unsqueeze(1)).mul_(pick(data.use).unsqueeze(1))
-            torch.sum(d.square_(), dim=-1, out=sse[start:stop])
-        # Non-ideal constraint: the mean excess over the considered days, stressed days only.
-        for out_key, (_idx, threshold, weight) in stress.items():
-            excess = on_days[out_key].sub_(threshold).clamp_min_(0.0)
-            c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1)
+    # The lag filters run once for the whole population (their cost is mostly per call); the
+    # blocks then see the filtered drivers and zero lags.
+    drivers = {k: (getattr(data.forcing, k) if rows is None else
+                   getattr(data.forcing, k).index_select(0, rows)).unsqueeze(1)
+               for k in ("T", "W")}
+    with scratch_lagged(drivers["T"], params[..., i_T]) as Tf, \
+            scratch_lagged(drivers["W"], params[..., i_W]) as Wf:
+        lag_free = params
+        if Tf is not drivers["T"] or Wf is not drivers["W"]:
+            lag_free = params.clone()
+            lag_free[..., [i_T, i_W]] = 0.0
+        _population_blocks(data, lag_free, rows, step, Tf, Wf, sse, c_nonideal)
     sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
     n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
     apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)

@@ -90,6 +90,7 @@ __all__ = [
     "f_CI",
     "resolve_device",
     "scratch_gpp",
+    "scratch_lagged",
     "block_rows",
     "BLOCK_BYTES",
     "clear_scratch",
@@ -207,6 +208,18 @@ def f_CI(CI: torch.Tensor, mu: torch.Tensor) -> torch.Tensor:
     # exp(mu log CI) equals the power for CI > 0 (guaranteed by the clip) and differentiates
     # more cheaply than pow with a tensor exponent.
     return torch.exp(mu * torch.log(torch.clamp(CI, CI_MIN, 1.0)))
+
+
+def _bshape(a: Sequence[int], b: Sequence[int]) -> tuple[int, ...]:
+    """``torch.broadcast_shapes(a, b)`` for valid shapes, without its Python overhead (the
+    hot paths call it several times per block)."""
+    a, b = tuple(a), tuple(b)
+    if a == b:
+        return a
+    n = max(len(a), len(b))
+    a = (1,) * (n - len(a)) + a
+    b = (1,) * (n - len(b)) + b
+    return tuple(y if x == 1 else x for x, y in zip(a, b, strict=True))
 
 
 # ------------------------------------------------------------------------------ scratch memory
@@ -388,7 +401,7 @@ def _lag_rows(x: torch.Tensor, alpha: torch.Tensor, out: torch.Tensor | None = N
     """
     lagged = alpha != 0
     n_days = x.shape[-1]
-    batch = torch.broadcast_shapes(x.shape[:-1], alpha.shape)
+    batch = _bshape(x.shape[:-1], alpha.shape)
     if not bool(lagged.any()):
         return x if out is None else out.copy_(x.expand(*batch, n_days))
     out = x.new_empty((*batch, n_days)) if out is None else out
@@ -437,7 +450,7 @@ def _lag_alpha_grad(
             lam.index_copy_(0, idx, _scan(flat.index_select(0, idx), a.index_select(0, idx),
                                           reverse=True))
         lam = lam.view(h.shape)
-    step_shape = torch.broadcast_shapes(y.shape, x.shape)[:-1] + (n_days - 1,)
+    step_shape = _bshape(y.shape, x.shape)[:-1] + (n_days - 1,)
     step = _SCRATCH.take(step_shape, h)
     torch.sub(y[..., :-1], x[..., 1:], out=step)
     if step.shape == lam[..., 1:].shape:
@@ -526,7 +539,7 @@ def lag_filter(x: torch.Tensor, alpha: torch.Tensor, method: str = "scan") -> to
     if x.shape[-1] == 0:
         raise ValueError("lag_filter: the day axis (last axis) is empty")
     alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device)
-    batch = torch.broadcast_shapes(x.shape[:-1], alpha.shape)
+    batch = _bshape(x.shape[:-1], alpha.shape)
     x = x.expand(*batch, x.shape[-1])
     if method == "scan":
         # Rows with alpha == 0 need no filtering (y = x exactly). Skipped when alpha needs a
@@ -700,7 +713,7 @@ _BLOCK_KEYS = frozenset(OUTPUT_KEYS) | _SAVED
 #: arrays of the batch's size; done block by block, the dozen arrays of a block stay in the
 #: CPU caches and only the outputs travel to and from main memory (benchmarks/RESULTS.md).
 #: On CUDA, blocks are not needed (one block of at most 256 MiB per array).
-BLOCK_BYTES = 1 << 20
+BLOCK_BYTES = 1 << 22
 _CUDA_BLOCK_BYTES = 1 << 28
 
 
@@ -736,7 +749,7 @@ def _forward_block(
     """
     dest = dest or {}
     p = _columns(params)
-    shape = (*torch.broadcast_shapes(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
+    shape = (*_bshape(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
     temps: list[torch.Tensor] = []
 
     def new(name: str, size: tuple[int, ...] = shape) -> torch.Tensor:
@@ -752,7 +765,7 @@ def _forward_block(
             return _lag_rows(x, alpha, out=dest[name])
         if not bool((alpha != 0).any()):
             return x
-        size = (*torch.broadcast_shapes(x.shape[:-1], alpha.shape), x.shape[-1])
+        size = (*_bshape(x.shape[:-1], alpha.shape), x.shape[-1])
         return _lag_rows(x, alpha, out=new(name, size))
 
     Tf = lagged(pf.T, "Tf", params[..., _I["alpha_T"]])
@@ -827,7 +840,7 @@ def _fused_forward(
     always is; every other array is new, of the full shape ``broadcast(batch_f, batch_p) +
     (D,)``.
     """
-    batch = torch.broadcast_shapes(pf.shape[:-1], params.shape[:-1])
+    batch = _bshape(pf.shape[:-1], params.shape[:-1])
     shape = (*batch, pf.shape[-1])
     full: dict[str, torch.Tensor] = {}
     for name in want - {"APAR"}:
@@ -838,18 +851,34 @@ def _fused_forward(
         full[name] = pf.T.new_empty(shape)
     blocks = _blocks(shape, pf.T)
     if len(blocks) == 1:
-        out = _forward_block(pf, params, want, full)
-    else:
-        n_lead = batch[0]
-        for rows in blocks:
-            _forward_block(
-                pf.apply(lambda v, r=rows: _leading_slice(v, r, n_lead, len(batch))),
-                _leading_slice(params, rows, n_lead, len(batch)),
-                want, {k: v[rows] for k, v in full.items()})
-        out = dict(full)
-        for name, series in (("Tf", pf.T), ("Wf", pf.W), ("APAR", pf.APAR)):
-            if name in want and name not in full:
-                out[name] = series
+        return _forward_block(pf, params, want, full)
+    # The lag filters run once for the whole batch (their cost is mostly per call); the blocks
+    # then see the filtered drivers and zero lags.
+    filtered, temps = {}, []
+    for name, key in (("Tf", "T"), ("Wf", "W")):
+        alpha = params[..., _I["alpha_T" if name == "Tf" else "alpha_W"]]
+        if not bool((alpha != 0).any()):
+            continue
+        out = full.get(name)
+        if out is None:
+            out = _SCRATCH.take(shape, pf.T)
+            temps.append(out)
+        filtered[key] = _lag_rows(getattr(pf, key), alpha, out=out)
+    if filtered:
+        pf = dataclasses.replace(pf, **filtered)
+        params = params.clone()
+        params[..., [_I["alpha_T"], _I["alpha_W"]]] = 0.0
+    n_lead = batch[0]
+    for rows in blocks:
+        _forward_block(
+            pf.apply(lambda v, r=rows: _leading_slice(v, r, n_lead, len(batch))),
+            _leading_slice(params, rows, n_lead, len(batch)), want - {"Tf", "Wf"},
+            {k: v[rows] for k, v in full.items() if k not in ("Tf", "Wf")})
+    _SCRATCH.give(*temps)
+    out = dict(full)
+    for name, series in (("Tf", pf.T), ("Wf", pf.W), ("APAR", pf.APAR)):
+        if name in want and name not in full:
+            out[name] = series
     return out
 
 
@@ -1071,7 +1100,7 @@ def _gpp_block(
         GPP (from the scratch cache: give it back) and the dict of ``(*batch, K)`` values.
     """
     p = _columns(params)
-    shape = (*torch.broadcast_shapes(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
+    shape = (*_bshape(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
     temps: list[torch.Tensor] = []
 
     def tmp(size: tuple[int, ...] = shape) -> torch.Tensor:
@@ -1082,7 +1111,7 @@ def _gpp_block(
     def lagged(x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         if not bool((alpha != 0).any()):
             return x
-        size = (*torch.broadcast_shapes(x.shape[:-1], alpha.shape), x.shape[-1])
+        size = (*_bshape(x.shape[:-1], alpha.shape), x.shape[-1])
         return _lag_rows(x, alpha, out=tmp(size))
 
     def on_days(name: str, x: torch.Tensor) -> torch.Tensor:
@@ -1118,6 +1147,26 @@ def _gpp_block(
     gpp.div_(cosh).div_(torch.add(inv_apar, p["gamma"], out=den))
     _SCRATCH.give(*temps)
     return gpp, at
+
+
+@contextlib.contextmanager
+def scratch_lagged(x: torch.Tensor, alpha: torch.Tensor) -> Iterator[torch.Tensor]:
+    """The lag filter of ``x (*batch_x, D)`` with ``alpha (*batch_a)``, without autograd, in
+    scratch memory valid inside the ``with`` block only (``x`` itself when every alpha is 0).
+
+    For hot loops that evaluate a batch block by block: a lag filter's cost is mostly per
+    call, so filter the whole batch once, then give the blocks slices of the result and zero
+    lags (as :func:`lue_spie.cost.population_cost` does).
+    """
+    if not bool((alpha != 0).any()):
+        yield x
+        return
+    out = _SCRATCH.take((*_bshape(x.shape[:-1], alpha.shape), x.shape[-1]), x)
+    try:
+        with torch.no_grad():
+            yield _lag_rows(x, alpha, out=out)
+    finally:
+        _SCRATCH.give(out)
 
 
 @contextlib.contextmanager
@@ -1263,5 +1312,5 @@ def simulate(
         out = dict(zip(outputs, (res,) if isinstance(res, torch.Tensor) else res, strict=True))
     else:
         out = _fused_forward(pf, params.detach(), frozenset(outputs))
-    shape = (*torch.broadcast_shapes(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
+    shape = (*_bshape(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])
     return {k: out[k].expand(shape) for k in outputs}

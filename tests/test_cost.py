@@ -423,3 +423,18 @@ def test_batch_cost_equals_calibration_cost_values_and_gradients(lead):
     sub = batch_cost(data, params[..., [2, 0], :], sites=[2, 0])
     torch.testing.assert_close(sub["cost"], ref["cost"][..., [2, 0]].detach(), rtol=0,
                                atol=1e-12)
+
+
+def test_population_cost_sites_with_different_lags():
+    # Sites without any lag, with alpha_T only, alpha_W only and both: evaluated apart
+    # (unfiltered drivers stay broadcast) and put back in order.
+    f, params, obs, good = _population_case(torch.float64, n_sites=5, pop=3, seed=4)
+    params[0, :, index("alpha_T")] = params[0, :, index("alpha_W")] = 0.0
+    params[1, :, index("alpha_W")] = 0.0
+    params[2, :, index("alpha_T")] = 0.0
+    params[4, :, index("alpha_T")] = params[4, :, index("alpha_W")] = 0.0
+    ref = _reference(f, params, obs, good)
+    got = population_cost(prepare_cost(f, obs, good), params, block_sites=2)
+    for k in ("cost", "nse", "C_ideal", "C_nonideal"):
+        torch.testing.assert_close(got[k], ref[k], rtol=0, atol=1e-12)
+    assert torch.equal(got["n_good"], ref["n_good"])
