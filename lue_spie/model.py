@@ -45,11 +45,11 @@ How it is made fast (``benchmarks/bench_model.py``; measured numbers in
   memory traffic instead of the ``O(days log days)`` of a Hillis-Steele scan, uses only powers
   ``alpha**k`` of numbers in ``[0, 1]`` (no overflow for any record length), and reproduces the
   sequential recursion up to rounding. Rows whose lag is 0 are not filtered at all.
-* **Cache-sized blocks and scratch memory.** The forward and backward passes run block by
-  block over the leading batch axis (:data:`BLOCK_BYTES` per array), so that the dozen
-  arrays of a block stay in the CPU caches and only what is kept travels to main memory.
-  Temporaries come from a small cache of reused tensors: a fresh multi-megabyte tensor costs a
-  page fault per 4 KiB every call, which was half the time of a forward + backward pass.
+* **Scratch memory and blocks.** Temporaries come from a small cache of reused tensors: a
+  fresh multi-megabyte tensor costs a page fault per 4 KiB every call, which was half the
+  time of a forward + backward pass. Large batches are processed block by block over the
+  leading batch axis (:data:`BLOCK_BYTES` per array) to bound the working memory, with the
+  lag filters applied once for the whole batch first (their cost is mostly per call).
 * **The leanest GPP for CMA-ES.** :func:`scratch_gpp` computes GPP alone with about two thirds
   of the passes (shared exponential for fV and fCI, divisions instead of reciprocals) into
   scratch memory, and the few values the calibration cost needs on the stressed days;
@@ -709,10 +709,10 @@ def _columns(params: torch.Tensor) -> dict[str, torch.Tensor]:
 _SAVED = frozenset({"GPP", "fVPD_CO2", "fW", "fL", "Tf", "Wf", "_vr", "_rest"})
 #: Names :func:`_forward_block` can produce.
 _BLOCK_KEYS = frozenset(OUTPUT_KEYS) | _SAVED
-#: Bytes of one array per block of rows on the CPU. The model makes some forty passes over
-#: arrays of the batch's size; done block by block, the dozen arrays of a block stay in the
-#: CPU caches and only the outputs travel to and from main memory (benchmarks/RESULTS.md).
-#: On CUDA, blocks are not needed (one block of at most 256 MiB per array).
+#: Bytes of one array per block of rows on the CPU (bounds the working memory of a large
+#: batch; 196 sites x 3650 days in float32 is one block). Smaller, cache-sized blocks did not
+#: pay on the shared 2-core reference machine: the per-call overhead of the extra operations
+#: outweighed the cache gain (benchmarks/RESULTS.md). On CUDA: at most 256 MiB per array.
 BLOCK_BYTES = 1 << 22
 _CUDA_BLOCK_BYTES = 1 << 28
 
