@@ -328,6 +328,7 @@ class CostData:
         use: 1 on the days that enter the NSE (good quality and observed), else 0.
         n_good: Number of those days ``(sites,)``.
         sst: Sum of squares of ``obs`` about its mean over those days ``(sites,)`` (float64).
+        ss_obs: Sum of squares of ``obs`` over those days ``(sites,)`` (float64).
         stress_days: Per entry of :data:`STRESS`, the days under that stress that the
             non-ideal constraint considers, ``(sites, K)`` indices padded with 0.
         stress_weight: Matching ``1 / n_days`` weights, 0 on the padding.
@@ -341,6 +342,7 @@ class CostData:
     use: torch.Tensor
     n_good: torch.Tensor
     sst: torch.Tensor
+    ss_obs: torch.Tensor
     stress_days: tuple[torch.Tensor, ...]
     stress_weight: tuple[torch.Tensor, ...]
     stress_count: tuple[torch.Tensor, ...]
@@ -372,7 +374,7 @@ class CostData:
             forcing = self.forcing.select(idx)
         return dataclasses.replace(
             self, forcing=forcing, obs=pick(self.obs), use=pick(self.use),
-            n_good=pick(self.n_good), sst=pick(self.sst),
+            n_good=pick(self.n_good), sst=pick(self.sst), ss_obs=pick(self.ss_obs),
             stress_days=tuple(pick(v) for v in self.stress_days),
             stress_weight=tuple(pick(v) for v in self.stress_weight),
             stress_count=tuple(pick(v) for v in self.stress_count),
@@ -442,6 +444,7 @@ def prepare_cost(
         weights.append(real.to(dtype) / n_days.unsqueeze(-1))
         counts.append(count)
     return CostData(forcing=pf, obs=obs0, use=good.to(dtype), n_good=n_good, sst=sst,
+                    ss_obs=o64.square().sum(-1),
                     stress_days=tuple(days), stress_weight=tuple(weights),
                     stress_count=tuple(counts), apar_max=pf.APAR.amax(-1),
                     w_ideal=float(w_ideal), w_nonideal=float(w_nonideal),
@@ -483,13 +486,21 @@ def _population_blocks(data: CostData, params: torch.Tensor, rows: torch.Tensor 
             T=Tf[start:stop], W=Wf[start:stop])
         with scratch_gpp(forcing, params[start:stop],
                          {k: v[0] for k, v in stress.items()}) as (gpp, on_days):
-            # Sum of squared errors over the NSE's days (in place: the block is scratch).
-            d = gpp.sub_(pick(data.obs).unsqueeze(1)).mul_(pick(data.use).unsqueeze(1))
-            torch.sum(d.square_(), dim=-1, out=sse[start:stop])
+            # Sum of squared errors over the NSE's days, sum(obs^2) - 2 sum(obs sim) +
+            # sum(sim^2) accumulated in float64 (in place: the block is scratch). With a
+            # float32 model, candidates whose GPP is tiny against the observations (a flat
+            # region of the cost) still get distinct costs, as in float64: sim - obs in
+            # float32 would round every such candidate to the same number, and pycma stops
+            # on "flat fitness" (measured: 2 of 196 virtual sites, one of them stuck at
+            # NSE -1.6).
+            g = gpp.mul_(pick(data.use).unsqueeze(1))
+            s_obs_sim = torch.sum(g * pick(data.obs).unsqueeze(1), dim=-1, dtype=torch.float64)
+            s_sim2 = torch.sum(g.square_(), dim=-1, dtype=torch.float64)
+            sse[start:stop] = pick(data.ss_obs).unsqueeze(-1) - 2.0 * s_obs_sim + s_sim2
         # Non-ideal constraint: the mean excess over the considered days, stressed days only.
         for out_key, (_idx, threshold, weight) in stress.items():
             excess = on_days[out_key].sub_(threshold).clamp_min_(0.0)
-            c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1)
+            c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1).double()
 
 
 @torch.no_grad()
@@ -519,7 +530,11 @@ def population_cost(
 
     Returns:
         Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
-        (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them.
+        (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them, the first
+        four in float64 whatever the model's dtype: the model may run in float32 (2-3x
+        faster, and as accurate as CMA-ES needs: tests/test_cost.py), while the sums over
+        days and the cost are formed in float64, so that close candidates keep distinct
+        costs.
     """
     from lue_spie.model import block_rows, scratch_lagged
 
@@ -560,8 +575,8 @@ def population_cost(
         return out
     n_days = data.obs.shape[-1]
     step = block_sites or block_rows(pop * n_days * data.obs.element_size(), data.device)
-    sse = params.new_empty(n, pop)
-    c_nonideal = params.new_zeros(n, pop)
+    sse = params.new_empty(n, pop, dtype=torch.float64)
+    c_nonideal = params.new_zeros(n, pop, dtype=torch.float64)
     # The lag filters run once for the whole population (their cost is mostly per call); the
     # blocks then see the filtered drivers and zero lags.
     drivers = {k: (getattr(data.forcing, k) if rows is None else
@@ -578,9 +593,9 @@ def population_cost(
     n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
     apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)
     ok = (n_good >= data.min_good).unsqueeze(-1) & (sst > 0)
-    nse = torch.where(ok, 1.0 - sse.to(torch.float64) / torch.where(ok, sst, 1.0),
-                      torch.full_like(sst, float("nan"))).to(data.dtype)
-    c_ideal = _ideal_constraint_extremes(params, apar_max.unsqueeze(-1))
+    nse = torch.where(ok, 1.0 - sse / torch.where(ok, sst, 1.0),
+                      torch.full_like(sst, float("nan")))
+    c_ideal = _ideal_constraint_extremes(params.double(), apar_max.double().unsqueeze(-1))
     cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
     # A non-finite simulation on a good day makes the cost NaN (as calibration_cost does).
     cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
