@@ -41,16 +41,26 @@ arguments of :func:`calibration_cost` and are documented in the book's methods c
 All functions broadcast over leading batch axes: the simulation has shape ``(*batch, days)``
 and the parameters ``(*batch, 13)``; forcing and observations broadcast against ``(*batch,
 days)`` (e.g. ``(sites, 1, days)`` against a population ``(sites, pop, 13)``).
+
+The fast path for CMA-ES populations (site calibration, OPT-All, OPT-PFT) computes the same
+cost without keeping any simulated series: :func:`prepare_cost` gathers once per set of sites
+what does not depend on the parameters (:class:`CostData`: the prepared forcing, the
+observations on the good days, their sum of squares about the mean, the days under each
+stress), and :func:`population_cost` evaluates a ``(sites, pop, 13)`` population block by
+block in cache-sized scratch memory, reducing each block to its cost terms at once. It is
+tested equal to :func:`calibration_cost` (``tests/test_cost.py``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Mapping, Sequence
 
 import torch
 
 from lue_spie.metrics import MIN_POINTS, nse_torch
-from lue_spie.params import index
+from lue_spie.model import PreparedForcing
+from lue_spie.params import N_PARAMS, index
 
 __all__ = [
     "W_IDEAL",
@@ -63,6 +73,10 @@ __all__ = [
     "ideal_constraint",
     "nonideal_constraint",
     "calibration_cost",
+    "CostData",
+    "prepare_cost",
+    "population_cost",
+    "batch_cost",
 ]
 
 #: Default weight of the ideal-conditions ("ecological") constraint [-].
@@ -87,6 +101,7 @@ STRESS = (
 
 _I = {name: index(name) for name in ("Topt", "kT", "kappa", "Ca0", "Ckappa", "Cm", "kW", "WI",
                                      "gamma")}
+
 
 
 def _ramp(lo: float, hi: float, n: int, like: torch.Tensor) -> torch.Tensor:
@@ -257,3 +272,387 @@ def calibration_cost(
     if reduce_sites is not None:
         out = {k: v.to(gpp.dtype).mean(reduce_sites) for k, v in out.items()}
     return out
+
+
+# ------------------------------------------------------------------------ population fast path
+def _ideal_constraint_extremes(params: torch.Tensor, apar_max: torch.Tensor) -> torch.Tensor:
+    """:func:`ideal_constraint` (default ramps) evaluated at the few points that matter.
+
+    Each ramp maximum is attained at a point of the ramp known in advance, so evaluating
+    there gives the same number without the 4 x 201-point ramps: fT is unimodal with its
+    peak at ``Topt``, and the ramp's maximum is at the point closest to Topt, which is
+    ``clamp(Topt)`` (added to the ramp by :func:`ideal_constraint`); the VPD part
+    ``exp(kappa r VPD)`` and the logistic fW are monotone in their driver, so their maxima
+    are at an end of the ramp; fL ``1 / (1 + gamma APAR)`` is monotone for gamma >= 0 (for
+    gamma < 0, outside the bounds, the ramps are evaluated). Tested equal to
+    :func:`ideal_constraint`.
+
+    Args:
+        params: ``(*batch, 13)``.
+        apar_max: Broadcastable to ``batch``.
+
+    Returns:
+        ``C_ideal`` of shape ``batch`` in the dtype of ``params``.
+    """
+    from lue_spie.model import f_L, f_T, f_VPD, f_W
+
+    if bool((params[..., _I["gamma"]] < 0).any()):
+        return ideal_constraint(params, apar_max=apar_max)
+    out_dtype = params.dtype
+    f64 = torch.float64
+    params = params.to(f64)
+    p = {k: params[..., i].unsqueeze(-1) for k, i in _I.items()}
+    max_fT = f_T(p["Topt"].clamp(*RAMP_T), p["Topt"], p["kT"])[..., 0]
+    vpd = torch.tensor(RAMP_VPD, dtype=f64, device=params.device)
+    vpd_part, _ = f_VPD(vpd, torch.full_like(vpd, RAMP_CA), p["kappa"], p["Ca0"], p["Ckappa"],
+                        p["Cm"])
+    wf = torch.tensor(RAMP_WF, dtype=f64, device=params.device)
+    amax = torch.as_tensor(apar_max, dtype=f64, device=params.device)
+    apar = torch.stack(torch.broadcast_tensors(torch.zeros_like(amax), amax), dim=-1)
+    terms = (1.0 - max_fT).abs() + (1.0 - vpd_part.amax(-1)).abs()
+    terms = terms + (1.0 - f_W(wf, p["kW"], p["WI"]).amax(-1)).abs()
+    terms = terms + (1.0 - f_L(apar, p["gamma"]).amax(-1)).abs()
+    return terms.to(out_dtype)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class CostData:
+    """What the calibration cost needs that does not depend on the parameters, per site.
+
+    Built once per set of sites by :func:`prepare_cost`; :func:`population_cost` evaluates
+    populations of parameter vectors against it. Every tensor has the sites on its first axis.
+
+    Attributes:
+        forcing: Prepared forcing ``(sites, days)`` (:class:`lue_spie.model.PreparedForcing`).
+        obs: ``GPP_obs`` on the days that enter the NSE, 0 elsewhere ``(sites, days)``.
+        use: 1 on the days that enter the NSE (good quality and observed), else 0.
+        n_good: Number of those days ``(sites,)``.
+        sst: Sum of squares of ``obs`` about its mean over those days ``(sites,)`` (float64).
+        ss_obs: Sum of squares of ``obs`` over those days ``(sites,)`` (float64).
+        stress_days: Per entry of :data:`STRESS`, the days under that stress that the
+            non-ideal constraint considers, ``(sites, K)`` indices padded with 0.
+        stress_weight: Matching ``1 / n_days`` weights, 0 on the padding.
+        stress_count: Matching numbers of days ``(sites,)``.
+        apar_max: Largest APAR of each site (the end of the ideal constraint's APAR ramp).
+        w_ideal, w_nonideal, min_good: As for :func:`calibration_cost`.
+    """
+
+    forcing: PreparedForcing
+    obs: torch.Tensor
+    use: torch.Tensor
+    n_good: torch.Tensor
+    sst: torch.Tensor
+    ss_obs: torch.Tensor
+    stress_days: tuple[torch.Tensor, ...]
+    stress_weight: tuple[torch.Tensor, ...]
+    stress_count: tuple[torch.Tensor, ...]
+    apar_max: torch.Tensor
+    w_ideal: float = W_IDEAL
+    w_nonideal: float = W_NONIDEAL
+    min_good: int = MIN_POINTS
+
+    @property
+    def n_sites(self) -> int:  # noqa: D102
+        return int(self.obs.shape[0])
+
+    @property
+    def dtype(self) -> torch.dtype:  # noqa: D102
+        return self.obs.dtype
+
+    @property
+    def device(self) -> torch.device:  # noqa: D102
+        return self.obs.device
+
+    def select(self, sites: slice | Sequence[int] | torch.Tensor) -> CostData:
+        """The data of a subset of the sites (a slice gives views, indices give copies)."""
+        if isinstance(sites, slice):
+            pick = lambda v: v[sites]  # noqa: E731
+            forcing = self.forcing.select(sites)
+        else:
+            idx = torch.as_tensor(sites, dtype=torch.long, device=self.device)
+            pick = lambda v: v.index_select(0, idx)  # noqa: E731
+            forcing = self.forcing.select(idx)
+        return dataclasses.replace(
+            self, forcing=forcing, obs=pick(self.obs), use=pick(self.use),
+            n_good=pick(self.n_good), sst=pick(self.sst), ss_obs=pick(self.ss_obs),
+            stress_days=tuple(pick(v) for v in self.stress_days),
+            stress_weight=tuple(pick(v) for v in self.stress_weight),
+            stress_count=tuple(pick(v) for v in self.stress_count),
+            apar_max=pick(self.apar_max))
+
+
+def prepare_cost(
+    forcing: Mapping[str, torch.Tensor] | PreparedForcing,
+    GPP_obs: torch.Tensor,
+    good: torch.Tensor,
+    *,
+    w_ideal: float = W_IDEAL,
+    w_nonideal: float = W_NONIDEAL,
+    nonideal_mask: torch.Tensor | None = None,
+    min_good: int = MIN_POINTS,
+    dtype: torch.dtype | None = None,
+    device: torch.device | str | None = None,
+) -> CostData:
+    """Gather once what :func:`population_cost` needs for a set of sites.
+
+    Args:
+        forcing: Forcing ``(sites, days)`` (mapping or prepared; validated when a mapping).
+        GPP_obs: Observed GPP ``(sites, days)`` [gC m-2 d-1], NaN = missing.
+        good: Good-quality-day mask ``(sites, days)``.
+        w_ideal, w_nonideal, nonideal_mask, min_good: As for :func:`calibration_cost`.
+        dtype, device: Working precision and device (default: those of the forcing).
+
+    Returns:
+        A :class:`CostData`.
+    """
+    from lue_spie.model import prepare_forcing
+
+    pf = prepare_forcing(forcing, dtype=dtype, device=device)
+    if pf.T.ndim != 2:
+        raise ValueError(f"prepare_cost: expected forcing of shape (sites, days), got "
+                         f"{tuple(pf.shape)}")
+    dtype, device = pf.dtype, pf.device
+    shape = tuple(pf.shape)
+    obs = torch.as_tensor(GPP_obs).to(device=device, dtype=dtype)
+    good = torch.as_tensor(good).to(device=device, dtype=torch.bool)
+    for what, x in (("GPP_obs", obs), ("good", good)):
+        if tuple(x.shape) != shape:
+            raise ValueError(f"prepare_cost: {what} has shape {tuple(x.shape)}, expected the "
+                             f"forcing's (sites, days) = {shape}")
+    good = good & torch.isfinite(obs)
+    obs0 = torch.where(good, obs, torch.zeros((), dtype=dtype, device=device))
+    n_good = good.sum(-1)
+    # Sum of squares about the mean over the NSE's days, in float64 (as nse_torch defines it).
+    o64 = obs0.to(torch.float64)
+    mean = o64.sum(-1, keepdim=True) / n_good.clamp_min(1).unsqueeze(-1)
+    sst = torch.where(good, o64 - mean, torch.zeros((), dtype=torch.float64,
+                                                   device=device)).square().sum(-1)
+    mask = good if nonideal_mask is None else torch.as_tensor(nonideal_mask).to(
+        device=device, dtype=torch.bool).broadcast_to(shape)
+    n_days = mask.sum(-1).to(dtype).clamp_min(1.0)
+    days, weights, counts = [], [], []
+    for key, op, limit, _out_key, _threshold in STRESS:
+        x = getattr(pf, key)
+        stressed = (x < limit if op == "<" else x > limit) & mask
+        count = stressed.sum(-1)
+        k = max(int(count.max()) if count.numel() else 0, 1)
+        # Stable sort puts each site's stressed days first, in order: the first k are kept.
+        order = torch.sort(stressed.to(torch.uint8), dim=-1, descending=True, stable=True)
+        idx = order.indices[:, :k].contiguous()
+        real = torch.arange(k, device=device) < count.unsqueeze(-1)
+        days.append(torch.where(real, idx, torch.zeros_like(idx)))
+        weights.append(real.to(dtype) / n_days.unsqueeze(-1))
+        counts.append(count)
+    return CostData(forcing=pf, obs=obs0, use=good.to(dtype), n_good=n_good, sst=sst,
+                    ss_obs=o64.square().sum(-1),
+                    stress_days=tuple(days), stress_weight=tuple(weights),
+                    stress_count=tuple(counts), apar_max=pf.APAR.amax(-1),
+                    w_ideal=float(w_ideal), w_nonideal=float(w_nonideal),
+                    min_good=int(min_good))
+
+
+def _population_blocks(data: CostData, params: torch.Tensor, rows: torch.Tensor | None,
+                       step: int, Tf: torch.Tensor, Wf: torch.Tensor, sse: torch.Tensor,
+                       c_nonideal: torch.Tensor) -> None:
+    """The block loop of :func:`population_cost` (lags already applied to ``Tf``, ``Wf``):
+    fills ``sse`` and ``c_nonideal`` in place."""
+    from lue_spie.model import scratch_gpp
+
+    n, pop, _ = params.shape
+    # Per-block bookkeeping kept to a few operations (it is paid once per block).
+    counts = [c.cpu().numpy() for c in data.stress_count]
+    order = None if rows is None else rows.cpu().numpy()
+    for start in range(0, n, step):
+        stop = min(start + step, n)
+        if rows is None:
+            def pick(v, start=start, stop=stop):
+                return v[start:stop]
+            block_counts = [c[start:stop] for c in counts]
+        else:
+            idx = rows[start:stop]
+
+            def pick(v, idx=idx):
+                return v.index_select(0, idx)
+            block_counts = [c[order[start:stop]] for c in counts]
+        # The stressed days of this block (padding beyond each site's count has weight 0).
+        stress = {}
+        for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
+            k = int(block_counts[j].max()) if stop > start else 0
+            if k:
+                stress[out_key] = (pick(data.stress_days[j][:, :k]).unsqueeze(1), threshold,
+                                   pick(data.stress_weight[j][:, :k]).unsqueeze(-1))
+        forcing = dataclasses.replace(
+            data.forcing.apply(lambda v, pick=pick: pick(v).unsqueeze(1)),
+            T=Tf[start:stop], W=Wf[start:stop])
+        with scratch_gpp(forcing, params[start:stop],
+                         {k: v[0] for k, v in stress.items()}) as (gpp, on_days):
+            # Sum of squared errors over the NSE's days, sum(obs^2) - 2 sum(obs sim) +
+            # sum(sim^2) accumulated in float64 (in place: the block is scratch). With a
+            # float32 model, candidates whose GPP is tiny against the observations (a flat
+            # region of the cost) still get distinct costs, as in float64: sim - obs in
+            # float32 would round every such candidate to the same number, and pycma stops
+            # on "flat fitness" (measured: 2 of 196 virtual sites, one of them stuck at
+            # NSE -1.6).
+            g = gpp.mul_(pick(data.use).unsqueeze(1))
+            s_obs_sim = torch.sum(g * pick(data.obs).unsqueeze(1), dim=-1, dtype=torch.float64)
+            s_sim2 = torch.sum(g.square_(), dim=-1, dtype=torch.float64)
+            sse[start:stop] = pick(data.ss_obs).unsqueeze(-1) - 2.0 * s_obs_sim + s_sim2
+        # Non-ideal constraint: the mean excess over the considered days, stressed days only.
+        for out_key, (_idx, threshold, weight) in stress.items():
+            excess = on_days[out_key].sub_(threshold).clamp_min_(0.0)
+            c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1).double()
+
+
+@torch.no_grad()
+def population_cost(
+    data: CostData,
+    params: torch.Tensor,
+    *,
+    sites: Sequence[int] | torch.Tensor | None = None,
+    block_sites: int | None = None,
+) -> dict[str, torch.Tensor]:
+    """The calibration cost of a population of parameter vectors at each site (no gradient).
+
+    Equal to ``calibration_cost(simulate(forcing, params), GPP_obs, good, params, forcing)``
+    with the forcing and observations given a population axis (``(sites, 1, days)``) and the
+    settings of :func:`prepare_cost`, up to rounding, but without keeping any simulated
+    series: blocks of sites are simulated in scratch memory and reduced at once (sum of
+    squared errors over the good days, the non-ideal excesses on the stressed days only, the
+    ideal constraint at the points where its ramp maxima lie).
+
+    Args:
+        data: From :func:`prepare_cost`.
+        params: Physical parameters ``(n, pop, 13)`` in the working dtype and device (no
+            validation: the hot loop of CMA-ES).
+        sites: Which of the data's sites each of the n rows is (indices, repeats allowed, e.g.
+            the sites of pooled groups); default: all sites in order (n = data.n_sites).
+        block_sites: Rows per model call (default: cache-sized, :func:`lue_spie.model.block_rows`).
+
+    Returns:
+        Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
+        (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them, the first
+        four in float64 whatever the model's dtype: the model may run in float32 (2-3x
+        faster, and as accurate as CMA-ES needs: tests/test_cost.py), while the sums over
+        days and the cost are formed in float64, so that close candidates keep distinct
+        costs.
+    """
+    from lue_spie.model import block_rows, scratch_lagged
+
+    if params.ndim != 3 or params.shape[-1] != N_PARAMS:
+        raise ValueError(f"population_cost: params must have shape (sites, pop, 13), got "
+                         f"{tuple(params.shape)}")
+    n, pop, _ = params.shape
+    if sites is None:
+        if n != data.n_sites:
+            raise ValueError(f"population_cost: params has {n} rows for {data.n_sites} sites; "
+                             "pass sites= to evaluate a subset")
+        rows = None
+    else:
+        rows = torch.as_tensor(sites, dtype=torch.long, device=data.device)
+        if rows.shape != (n,):
+            raise ValueError(f"population_cost: {tuple(rows.shape)} site indices for {n} rows")
+    params = params.to(dtype=data.dtype, device=data.device)
+    # Rows that filter neither driver, only T, only W, or both are evaluated apart, so that an
+    # unfiltered driver stays one series per site (broadcast over the population) instead of
+    # being copied for every candidate.
+    i_T, i_W = index("alpha_T"), index("alpha_W")
+    kind = ((params[..., i_T] != 0).any(-1).to(torch.int8)
+            + 2 * (params[..., i_W] != 0).any(-1).to(torch.int8))
+    kinds = torch.unique(kind)
+    if len(kinds) > 1:
+        site_of = rows if rows is not None else torch.arange(n, device=data.device)
+        parts = []
+        for k in kinds.tolist():
+            idx = (kind == k).nonzero().squeeze(-1)
+            parts.append((idx, population_cost(data, params.index_select(0, idx),
+                                               sites=site_of.index_select(0, idx),
+                                               block_sites=block_sites)))
+        out = {}
+        for key, value in parts[0][1].items():
+            out[key] = value.new_empty((n, *value.shape[1:]))
+            for idx, part in parts:
+                out[key].index_copy_(0, idx, part[key])
+        return out
+    n_days = data.obs.shape[-1]
+    step = block_sites or block_rows(pop * n_days * data.obs.element_size(), data.device)
+    sse = params.new_empty(n, pop, dtype=torch.float64)
+    c_nonideal = params.new_zeros(n, pop, dtype=torch.float64)
+    # The lag filters run once for the whole population (their cost is mostly per call); the
+    # blocks then see the filtered drivers and zero lags.
+    drivers = {k: (getattr(data.forcing, k) if rows is None else
+                   getattr(data.forcing, k).index_select(0, rows)).unsqueeze(1)
+               for k in ("T", "W")}
+    with scratch_lagged(drivers["T"], params[..., i_T]) as Tf, \
+            scratch_lagged(drivers["W"], params[..., i_W]) as Wf:
+        lag_free = params
+        if Tf is not drivers["T"] or Wf is not drivers["W"]:
+            lag_free = params.clone()
+            lag_free[..., [i_T, i_W]] = 0.0
+        _population_blocks(data, lag_free, rows, step, Tf, Wf, sse, c_nonideal)
+    sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
+    n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
+    apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)
+    ok = (n_good >= data.min_good).unsqueeze(-1) & (sst > 0)
+    nse = torch.where(ok, 1.0 - sse / torch.where(ok, sst, 1.0),
+                      torch.full_like(sst, float("nan")))
+    c_ideal = _ideal_constraint_extremes(params.double(), apar_max.double().unsqueeze(-1))
+    cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
+    # A non-finite simulation on a good day makes the cost NaN (as calibration_cost does).
+    cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
+    return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
+            "n_good": n_good.unsqueeze(-1).expand(n, pop)}
+
+
+def batch_cost(
+    data: CostData,
+    params: torch.Tensor,
+    *,
+    sites: Sequence[int] | torch.Tensor | slice | None = None,
+) -> dict[str, torch.Tensor]:
+    """The calibration cost, differentiable in ``params`` (gradient-based training, SPIE).
+
+    Equal (values and gradients, up to rounding) to ``calibration_cost(simulate(forcing,
+    params), GPP_obs, good, params, forcing)`` with the settings of :func:`prepare_cost`, but
+    cheaper: the fused model returns only what the cost reads, and the observations, their
+    masks and the stressed days come prepared, so the cost adds a handful of passes over the
+    days to the model's forward and backward pass.
+
+    Args:
+        data: From :func:`prepare_cost`.
+        params: Physical parameters ``(*lead, n, 13)`` (e.g. ``(folds, batch_sites, 13)``);
+            the n rows are the sites ``sites`` of the data.
+        sites: Which of the data's sites (indices or a slice; default: all).
+
+    Returns:
+        Dict of tensors of shape ``(*lead, n)``: ``"cost"``, ``"nse"``, ``"C_ideal"``,
+        ``"C_nonideal"`` and ``"n_good"``, as :func:`calibration_cost` returns them
+        (reduce them yourself, e.g. ``out["cost"].mean(-1)`` for a mini-batch).
+    """
+    from lue_spie.model import simulate
+
+    part = data if sites is None else data.select(sites)
+    params = params.to(dtype=data.dtype, device=data.device)
+    sim = simulate(part.forcing, params, validate=False,
+                   outputs=("GPP", "fT", "fVPD_VPD", "fW"))
+    d = (sim["GPP"] - part.obs) * part.use  # 0 on the days outside the NSE
+    sse = torch.linalg.vecdot(d, d)
+    lead = sse.shape
+    sst = part.sst.to(data.dtype).expand(lead)
+    n_good = part.n_good.expand(lead)
+    ok = (n_good >= data.min_good) & (sst > 0)
+    nse = torch.where(ok, 1.0 - sse / torch.where(ok, sst, torch.ones_like(sst)),
+                      torch.full_like(sse, float("nan")))
+    c_nonideal = torch.zeros_like(sse)
+    for j, (_key, _op, _limit, out_key, threshold) in enumerate(STRESS):
+        k = int(part.stress_count[j].max()) if part.n_sites else 0
+        if k == 0:
+            continue
+        f = sim[out_key]
+        idx = part.stress_days[j][:, :k].expand(*f.shape[:-1], k)
+        excess = torch.relu(torch.gather(f, -1, idx) - threshold)
+        c_nonideal = c_nonideal + (excess * part.stress_weight[j][:, :k]).sum(-1)
+    c_ideal = _ideal_constraint_extremes(params, part.apar_max)
+    cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
+    cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
+    return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
+            "n_good": n_good}

@@ -291,3 +291,176 @@ def test_resolve_device():
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="sees no CUDA GPU"):
             model.resolve_device("cuda")
+
+
+# ------------------------------------------------------------------ fused model and blocked scan
+def _loop_recurrence(b, a, y0=None, reverse=False, scale=None):
+    """Reference for model._scan: the recursion one day at a time (float64)."""
+    b = b * (1.0 if scale is None else scale)
+    y = torch.empty_like(b)
+    prev = torch.zeros(b.shape[0], dtype=b.dtype) if y0 is None else y0[:, 0]
+    days = range(b.shape[1] - 1, -1, -1) if reverse else range(b.shape[1])
+    for t in days:
+        prev = a[:, 0] * prev + b[:, t]
+        y[:, t] = prev
+    return y
+
+
+@pytest.mark.parametrize("days", [1, 2, 15, 16, 17, 31, 32, 33, 255, 256, 257, 1000, 3652])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_blocked_scan_equals_recursion(days, reverse):
+    g = torch.Generator().manual_seed(days)
+    b = torch.randn(6, days, dtype=torch.float64, generator=g)
+    a = torch.tensor([[0.0], [1e-3], [0.3], [0.75], [0.9], [1.0]], dtype=torch.float64)
+    y0 = torch.randn(6, 1, dtype=torch.float64, generator=g)
+    scale = 1.0 - a + 0.1
+    for kwargs in ({}, {"y0": y0}, {"scale": scale}, {"y0": y0, "scale": scale}):
+        ref = _loop_recurrence(b, a, reverse=reverse, **kwargs)
+        got = model._scan(b, a, reverse=reverse, **kwargs)
+        torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
+        # The differentiable (out-of-place) variant gives the same numbers.
+        bg = b.clone().requires_grad_(True)
+        torch.testing.assert_close(model._scan(bg, a, reverse=reverse, **kwargs).detach(), ref,
+                                   rtol=1e-12, atol=1e-12)
+
+
+def _weights(out, seed):
+    """Random upstream weights for every differentiable output (a loss touching them all)."""
+    g = torch.Generator().manual_seed(seed)
+    return {k: torch.randn(v.shape, dtype=v.dtype, generator=g) for k, v in out.items()
+            if k != "APAR"}
+
+
+def _grads(forcing, params, method, seed, outputs=None):
+    p = params.clone().requires_grad_(True)
+    out = model.simulate(forcing, p, validate=False, method=method, outputs=outputs)
+    w = _weights(out, seed)
+    loss = sum((out[k] * w[k]).sum() for k in w)
+    (grad,) = torch.autograd.grad(loss, p)
+    return {k: v.detach() for k, v in out.items()}, grad
+
+
+CASES = {
+    # forcing (sites, days) with params (sites, 13): SPIE's mini-batch
+    "sites": lambda f, P: (f, P(4, 0)),
+    # a CMA-ES population: forcing (sites, 1, days), params (sites, pop, 13)
+    "population": lambda f, P: ({k: v[:, None] for k, v in f.items()},
+                                torch.stack([P(4, s) for s in range(3)], dim=1)),
+    # ten folds at once: params (folds, sites, 13) broadcast over forcing (sites, days)
+    "folds": lambda f, P: (f, torch.stack([P(4, s) for s in range(2)], dim=0)),
+    # one vector for every site (a pooled optimisation)
+    "shared": lambda f, P: (f, P(1, 5)[0]),
+    # folds without any lag: the drivers stay smaller than the batch
+    "folds_no_lag": lambda f, P: (f, torch.stack([P(4, s) for s in range(2)], dim=0)
+                                  * torch.tensor([1.0] * 11 + [0.0, 0.0], dtype=torch.float64)),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_equals_composable_values_and_gradients(case, monkeypatch):
+    # Small blocks, so that the block-by-block passes over the leading axis are exercised.
+    monkeypatch.setattr(model, "BLOCK_BYTES", 3 * 200 * 8)
+    f = random_forcing(4, 200, seed=30)
+
+    def P(n, seed):  # mixed lags: some rows 0 (not filtered), others free
+        return random_params(n, seed=seed, alphas=(0.0, 0.6, 0.0, 0.9))
+
+    forcing, params = CASES[case](f, P)
+    ref_out, ref_grad = _grads(forcing, params, "composable", seed=1)
+    out, grad = _grads(forcing, params, "auto", seed=1)
+    for k in model.OUTPUT_KEYS:
+        torch.testing.assert_close(out[k], ref_out[k], rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, ref_grad, rtol=1e-9, atol=1e-9)
+    # GPP alone (the common case) and a subset of outputs.
+    for outputs in (("GPP",), ("GPP", "fT", "fVPD_VPD", "fW", "APAR"), ("Tf", "fVPD")):
+        _, g_ref = _grads(forcing, params, "composable", seed=2, outputs=outputs)
+        _, g = _grads(forcing, params, "auto", seed=2, outputs=outputs)
+        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-9)
+
+
+def test_fused_gradcheck_every_output():
+    f = model.prepare_forcing(random_forcing(3, 40, seed=31))
+    p = random_params(3, seed=31, alphas=(0.0, 0.45, 0.9)).requires_grad_(True)
+    keys = [k for k in model.OUTPUT_KEYS if k != "APAR"]
+
+    def all_outputs(params):
+        out = model.simulate(f, params, validate=False)
+        return tuple(out[k] for k in keys)
+
+    assert torch.autograd.gradcheck(all_outputs, (p,), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+def test_fused_gradient_edge_cases():
+    # eps_max = 0 (GPP = 0 but d GPP / d eps_max is not), CO2 far below Ca0 - Cm (the
+    # denominator's guard binds on some days), and every lag at 0 with a gradient.
+    f = random_forcing(3, 60, seed=32)
+    f["CO2"][0, :30] = 280.0
+    p = random_params(3, seed=32, alphas=(0.0, 0.0, 0.0))
+    p[0, index("eps_max")] = 0.0
+    p[0, index("Ca0")], p[0, index("Cm")] = 390.0, 100.0
+    _, g_ref = _grads(f, p, "composable", seed=3)
+    _, g = _grads(f, p, "auto", seed=3)
+    assert torch.isfinite(g).all()
+    torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-9)
+    assert g[0, index("eps_max")] != 0
+
+
+def test_fused_has_no_second_derivative_but_composable_does():
+    f = random_forcing(2, 30, seed=33)
+    p = random_params(2, seed=33, alphas=(0.3, 0.8)).requires_grad_(True)
+    with pytest.raises(RuntimeError, match="method='composable'"):
+        torch.autograd.grad(model.simulate(f, p)["GPP"].sum(), p, create_graph=True)
+
+    def gpp(params):
+        return model.simulate(f, params, validate=False, method="composable")["GPP"]
+
+    assert torch.autograd.gradgradcheck(gpp, (p,), eps=1e-6, atol=1e-6, rtol=1e-4)
+
+
+def test_prepared_forcing_equals_mapping_and_selects():
+    f = random_forcing(5, 90, seed=34)
+    p = random_params(5, seed=34)
+    pf = model.prepare_forcing(f)
+    a, b = model.simulate(f, p), model.simulate(pf, p)
+    for k in model.OUTPUT_KEYS:
+        torch.testing.assert_close(a[k], b[k], rtol=0, atol=0)
+    # (The lag filter's matrix products may round differently for another batch: 1 ulp.)
+    sub = model.simulate(pf.select([4, 1]), p[[4, 1]])
+    torch.testing.assert_close(sub["GPP"], a["GPP"][[4, 1]], rtol=1e-14, atol=0)
+    sl = model.simulate(pf.select(slice(1, 3)), p[1:3])
+    torch.testing.assert_close(sl["GPP"], a["GPP"][1:3], rtol=1e-14, atol=0)
+    assert pf.unsqueeze(1).shape == (5, 1, 90)
+    f32 = pf.to(torch.float32)
+    assert f32.dtype == torch.float32 and f32.co2_min.dtype == torch.float32
+    assert pf.to(torch.float64) is pf
+    # simulate moves a prepared forcing to the parameters' dtype.
+    assert model.simulate(pf, p.float())["GPP"].dtype == torch.float32
+
+
+def test_scratch_gpp_matches_and_is_reused():
+    pf = model.prepare_forcing(random_forcing(3, 50, seed=35)).unsqueeze(1)
+    pop = torch.stack([random_params(3, seed=s, alphas=(0.0, 0.5, 0.9)) for s in range(4)],
+                      dim=1)
+    ref = model.simulate(pf, pop)
+    days = torch.tensor([[0, 5, 49], [3, 3, 7], [10, 20, 30]]).unsqueeze(1)  # (3, 1, K)
+    for _ in range(3):  # the second and third calls reuse the cached memory
+        with model.scratch_gpp(pf, pop, {"fT": days, "fW": days}) as (gpp, at):
+            torch.testing.assert_close(gpp, ref["GPP"], rtol=1e-13, atol=0)
+            for k in ("fT", "fW"):
+                expect = torch.gather(ref[k], -1, days.expand(3, 4, 3))
+                torch.testing.assert_close(at[k], expect, rtol=1e-14, atol=0)
+            gpp.zero_()  # allowed: scratch memory
+    with pytest.raises(ValueError, match="at_days can hold"):
+        with model.scratch_gpp(pf, pop, {"GPP": days}):
+            pass
+    model.clear_scratch()
+
+
+def test_outputs_subset_and_bad_names():
+    f = random_forcing(2, 20, seed=36)
+    out = model.simulate(f, random_params(2, seed=36), outputs=("GPP", "Wf"))
+    assert list(out) == ["GPP", "Wf"] and out["Wf"].shape == (2, 20)
+    with pytest.raises(ValueError, match="outputs must be"):
+        model.simulate(f, random_params(2, seed=36), outputs=("GPP", "gpp"))
+    with pytest.raises(ValueError, match="method must be"):
+        model.simulate(f, random_params(2, seed=36), method="fast")

@@ -3,7 +3,8 @@
 One CMA-ES (pycma) per *unit* searches the ``[0, 1]``-scaled parameter space. A unit is a
 single site for site calibration or a group of sites sharing one vector for the pooled
 optimisation methods OPT-All and OPT-PFT (the pooled cost is the mean of the sites' costs).
-The cost is :func:`lue_spie.cost.calibration_cost`.
+The cost is :func:`lue_spie.cost.calibration_cost`, evaluated for whole populations by its
+fast path :func:`lue_spie.cost.population_cost` (tested equal).
 
 Speed by design: in each generation every active unit's ES is asked for its population, all
 candidates are stacked into one ``(rows, pop, 13)`` tensor of physical parameters (a row is a
@@ -46,9 +47,9 @@ import torch
 
 from lue_spie import store
 from lue_spie.calibrate.settings import EDGE_TOLERANCE, CalibrationSettings
-from lue_spie.cost import calibration_cost
+from lue_spie.cost import population_cost, prepare_cost
 from lue_spie.data.io import ForcingBatch
-from lue_spie.model import FORCING_KEYS, simulate
+from lue_spie.model import FORCING_KEYS
 from lue_spie.params import N_PARAMS, from_scaled, lag_mask
 
 __all__ = [
@@ -185,6 +186,10 @@ class Engine:
                                    np_state=np_state))
         self.gen = 0
         self.n_evaluations = 0
+        # Everything the cost needs that does not depend on the parameters, gathered once.
+        self.cost_data = prepare_cost(batch.forcing, batch.GPP_obs, batch.good,
+                                      w_ideal=settings.w_ideal, w_nonideal=settings.w_nonideal,
+                                      dtype=settings.torch_dtype, device=settings.device)
 
     # -- progress (the public view for ``callback``) -----------------------------------------
     def progress(self) -> list[dict[str, Any]]:
@@ -220,25 +225,16 @@ class Engine:
 
     @torch.no_grad()
     def evaluate_rows(self, rows: Sequence[int], phys: np.ndarray) -> dict[str, np.ndarray]:
-        """Cost terms for physical params (R, P, 13) at site rows (R,): arrays (R, P)."""
-        dtype, device = self.s.torch_dtype, self.s.device
-        out: dict[str, list[np.ndarray]] = {k: [] for k in ("cost", "nse", "C_ideal",
-                                                             "C_nonideal", "n_good")}
-        rows = np.asarray(rows, dtype=np.int64)
-        b = self.batch
-        for start in range(0, len(rows), self.s.chunk_rows):
-            r = torch.as_tensor(rows[start:start + self.s.chunk_rows], device=device)
-            params = torch.as_tensor(phys[start:start + self.s.chunk_rows], dtype=dtype,
-                                     device=device)
-            forcing = {k: b.forcing[k].index_select(0, r).unsqueeze(1) for k in FORCING_KEYS}
-            obs = b.GPP_obs.index_select(0, r).unsqueeze(1)
-            good = b.good.index_select(0, r).unsqueeze(1)
-            sim = simulate(forcing, params, validate=False)
-            c = calibration_cost(sim, obs, good, params, forcing, w_ideal=self.s.w_ideal,
-                                 w_nonideal=self.s.w_nonideal)
-            for k in out:
-                out[k].append(c[k].detach().to("cpu", torch.float64).numpy())
-        return {k: np.concatenate(v, axis=0) for k, v in out.items()}
+        """Cost terms for physical params (R, P, 13) at site rows (R,): arrays (R, P).
+
+        :func:`lue_spie.cost.population_cost` (the calibration cost, computed without
+        keeping the simulated series), at most ``chunk_rows`` sites per model call.
+        """
+        params = torch.as_tensor(phys, dtype=self.s.torch_dtype, device=self.s.device)
+        c = population_cost(self.cost_data, params, sites=np.asarray(rows, dtype=np.int64),
+                            block_sites=self.s.chunk_rows)
+        return {k: c[k].to("cpu", torch.float64).numpy()
+                for k in ("cost", "nse", "C_ideal", "C_nonideal", "n_good")}
 
     def evaluate_units(self, units: list[Unit], cands: list[np.ndarray]) -> list[np.ndarray]:
         """Unit costs for candidate lists (pop_u, 13 scaled): one batched call per pop size."""
