@@ -44,6 +44,8 @@ __all__ = [
     "ILLUSTRATIVE",
     "index",
     "to_scaled",
+    "to_log_scaled",
+    "from_log_scaled",
     "from_scaled",
     "to_unconstrained",
     "from_unconstrained",
@@ -169,6 +171,52 @@ def from_scaled(scaled: Array) -> Array:
     _check_last_axis(scaled, "from_scaled")
     lo, hi = _bounds_like(scaled)
     return lo + scaled * (hi - lo)
+
+
+def _log_columns(log_params: Sequence[str], what: str) -> np.ndarray:
+    is_log = np.zeros(N_PARAMS, bool)
+    for name in log_params:
+        if name not in PARAMETERS:
+            raise ValueError(f"{what}: unknown parameter {name!r} in log_params; expected some "
+                             f"of {PARAMETERS}")
+        j = PARAMETERS.index(name)
+        if LOWER[j] == 0 or UPPER[j] == 0 or (LOWER[j] < 0) != (UPPER[j] < 0):
+            raise ValueError(f"{what}: {name} has bounds [{LOWER[j]:g}, {UPPER[j]:g}]; a log "
+                             "scale needs two bounds of one sign, neither 0")
+        is_log[j] = True
+    return is_log
+
+
+def to_log_scaled(params: np.ndarray, log_params: Sequence[str]) -> np.ndarray:
+    """Physical values to ``[0, 1]`` between the bounds, log-uniform for ``log_params``.
+
+    :func:`to_scaled` for every other parameter. For a parameter whose bounds span orders of
+    magnitude while its realistic values sit near one end (kappa: bounds -0.1 ... -1e-4 Pa-1,
+    realistic values within 2 % of the upper one), the linear scale squeezes every realistic
+    value into a sliver next to the bound, where a regression's small errors are large
+    physical ones; on the log scale each decade gets the same share.
+    """
+    _check_last_axis(params, "to_log_scaled")
+    is_log = _log_columns(log_params, "to_log_scaled")
+    out = np.array(to_scaled(np.asarray(params, np.float64)), dtype=np.float64)
+    if is_log.any():
+        lo, hi = np.log(np.abs(LOWER[is_log])), np.log(np.abs(UPPER[is_log]))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logs = np.log(np.abs(np.asarray(params, np.float64)[..., is_log]))
+        out[..., is_log] = (logs - lo) / (hi - lo)
+    return out
+
+
+def from_log_scaled(scaled: np.ndarray, log_params: Sequence[str]) -> np.ndarray:
+    """The inverse of :func:`to_log_scaled`."""
+    _check_last_axis(scaled, "from_log_scaled")
+    is_log = _log_columns(log_params, "from_log_scaled")
+    scaled = np.asarray(scaled, np.float64)
+    out = np.array(from_scaled(scaled), dtype=np.float64)
+    if is_log.any():
+        lo, hi = np.log(np.abs(LOWER[is_log])), np.log(np.abs(UPPER[is_log]))
+        out[..., is_log] = np.sign(LOWER[is_log]) * np.exp(lo + scaled[..., is_log] * (hi - lo))
+    return out
 
 
 def to_unconstrained(params: Array, eps: float = 1e-7) -> Array:

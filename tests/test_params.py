@@ -118,3 +118,24 @@ def test_apply_lag_mask(backend):
     if backend == "torch":
         y.sum().backward()
         np.testing.assert_array_equal(x.grad.numpy(), m.astype(float))
+
+
+def test_log_scaled_round_trip_and_kappa_decades():
+    from lue_spie.params import from_log_scaled, to_log_scaled
+
+    rng = np.random.default_rng(0)
+    x = P.LOWER + rng.uniform(0.01, 0.99, (50, P.N_PARAMS)) * (P.UPPER - P.LOWER)
+    k = P.PARAMETERS.index("kappa")
+    x[:, k] = -np.exp(rng.uniform(np.log(1e-4), np.log(0.1), 50))
+    s = to_log_scaled(x, ("kappa",))
+    np.testing.assert_allclose(from_log_scaled(s, ("kappa",)), x, rtol=1e-12)
+    assert ((s >= 0) & (s <= 1)).all()
+    # Each decade of kappa gets a third of the range (bounds -0.1 ... -1e-4).
+    one_decade = to_log_scaled(np.where(np.arange(P.N_PARAMS) == k, -1e-3, x[0]), ("kappa",))
+    assert one_decade[k] == pytest.approx(2 / 3)
+    # Without log parameters it is to_scaled.
+    np.testing.assert_allclose(to_log_scaled(x, ()), P.to_scaled(x))
+    with pytest.raises(ValueError, match="unknown parameter 'kapa'"):
+        to_log_scaled(x, ("kapa",))
+    with pytest.raises(ValueError, match="two bounds of one sign"):
+        to_log_scaled(x, ("alpha_T",))
