@@ -126,6 +126,87 @@ def _wrong_10_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
             *[(p, {a}) for p in ("eps_max", "Cm") if p != a]]
 
 
+def _count_leaks(n: int) -> set[str]:
+    """How a message could state a count ``n``."""
+    return {f"{n} site", f"{n} held-out", f"{n} vector", f"{n} different", f"at {n} "}
+
+
+def _wrong_04_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    forbid = _count_leaks(a)
+    out = [(a + 1, forbid), (a + 3, forbid), (-1, forbid), (a + 0.5, forbid), ("four", forbid),
+           ([a], forbid)]
+    return out + ([(a - 1, forbid)] if a > 0 else [])
+
+
+def _wrong_04_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    from lue_spie.extrapolate import views
+
+    out = Path(ctx["results"]) / "extrapolation"
+    donors = views.sitesim_donors(views.load_predictions(out, ["Sitesim"])).dropna(subset=["D"])
+    donors = donors.sort_values("D")
+    target = donors["site"].iloc[0]
+    others = [d for d in donors["donor"].iloc[::-1] if d != a][:2]
+    return [(target, {a}), *[(d, {a}) for d in others], ("XX-999", {a}), (3, {a}),
+            (donors.iloc[0], {a})]
+
+
+def _wrong_04_3(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    forbid = _fmt(a) | {f"{a:+.3f}"}
+    out = [(a + 0.1, forbid), (a - 0.05, forbid), (str(round(a, 3)), set()), (math.nan, forbid)]
+    return out + ([(-a, forbid)] if abs(a) > 0.01 else [])
+
+
+def _wrong_05_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    from lue_spie.extrapolate import views
+
+    p = views.load_predictions(Path(ctx["results"]) / "extrapolation", ["OPT-All"])
+    forbid = _count_leaks(a)
+    out = [(1, forbid), (a + 1, forbid), (0, forbid), ("ten", forbid), (2.5, forbid)]
+    return out + ([(len(p), forbid)] if len(p) != a else [])
+
+
+def _wrong_05_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    checker = exercises.get("05.2")
+    distance = checker.distances(ctx["results"])
+    wrong = distance[distance < distance.max() - 2 * checker.tolerance].sort_values()
+    picks = list(dict.fromkeys([*wrong.index[:1], *wrong.index[-1:]]))
+    return [*[(g, {a}) for g in picks], ("XYZ", {a}), (3, {a}), (pd.Series({"group": a}), {a})]
+
+
+def _wrong_06_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    nse = exercises.get("06.1").scores(ctx["results"], "calibrated").dropna().sort_values()
+    lower = [p for p in nse.index if nse[p] < nse.max() - 1e-3]
+    picks = list(dict.fromkeys([*lower[:1], *lower[len(lower) // 2:][:1]]))
+    return [*[(p, {a}) for p in picks], ("Tmax", {a}), (0.5, {a}),
+            (pd.Series({"parameter": a}), {a})]
+
+
+def _wrong_06_4(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    t = exercises.get("06.4").table(ctx["results"]).dropna(subset=["distance"])
+    closest = t.nsmallest(5, "distance")
+    near = closest[closest["loss"] < closest["loss"].max() - 1e-6].index[:2]
+    far = t.drop(closest.index).index[-1:]
+    return [*[(s, {a}) for s in [*near, *far]], ("XX-999", {a}), (1.0, {a})]
+
+
+def _wrong_07_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    alpha, n = a
+    forbid = {f"{alpha:.4f}", f"{alpha:.3g}", f"{n:.3g}", f"{n:.2f}"}
+    return [((alpha, 15.0), forbid), ((alpha, n * math.log(2.0)), forbid), ((n, alpha), forbid),
+            ((15.0, n), forbid), ((alpha * 1.2, n), forbid), ((alpha, n * 1.2), forbid),
+            ((alpha,), forbid), ("0.07 and 14", forbid), ((-alpha, -n), forbid)]
+
+
+def _wrong_07_3(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    ratios = exercises.get("07.3").ratios(ctx["results"], ctx.get("years"))
+    forbid = _fmt(a) | {f"{a:.3g}"}
+    out = [(1 / a, forbid), (a * 1.1, forbid), (a * 0.9, forbid), (-a, forbid),
+           ("1.3", set()), ((a, a), forbid)]
+    slips = [ratios[k] for k in ("unweighted", "across")
+             if abs(ratios[k] - a) > 0.03 * abs(a)]
+    return out + [(x, forbid) for x in slips]
+
+
 def _importance_table(ctx: dict, name: str) -> pd.DataFrame:
     return pd.read_parquet(Path(ctx["results"]) / "importance" / f"{name}.parquet")
 
@@ -159,8 +240,11 @@ def _wrong_11_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
 
 WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
     "01.1": _wrong_01_1, "01.2": _wrong_01_2, "01.3": _wrong_01_3, "02.1": _wrong_02_1,
-    "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1, "09.1": _wrong_09_1,
-    "10.1": _wrong_10_1, "11.1": _wrong_11_1, "11.2": _wrong_11_2,
+    "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1,
+    "04.1": _wrong_04_1, "04.2": _wrong_04_2, "04.3": _wrong_04_3, "05.1": _wrong_05_1,
+    "05.2": _wrong_05_2, "06.1": _wrong_06_1, "06.4": _wrong_06_4, "07.1": _wrong_07_1,
+    "07.3": _wrong_07_3, "09.1": _wrong_09_1, "10.1": _wrong_10_1, "11.1": _wrong_11_1,
+    "11.2": _wrong_11_2,
 }
 
 
@@ -403,6 +487,181 @@ def test_10_1_bound_parameter(tmp_path):
     table.to_parquet(tmp_path / "calibration" / "calibration.parquet")
     assert_right_and_wrong("10.1", "kT", ctx)
     assert "not a parameter" in exercises.feedback("10.1", "Tmax", **ctx).message
+
+
+# ------------------------------------------- chapters 4-7: a small run of the methods
+METHODS_4_7 = ("PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
+               "sRF", "P-model")
+
+
+@pytest.fixture(scope="module")
+def method_results(tmp_path_factory) -> Path:
+    """A results folder with data, a short site calibration and the methods of chapters 4-7."""
+    import torch
+
+    from lue_spie.calibrate import CalibrationSettings, run_site_calibration
+    from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+
+    torch.set_num_threads(1)
+    results = tmp_path_factory.mktemp("methods")
+    data = synthetic.generate(16, 1, SEED, results / "data")
+    run_site_calibration(data, results / "calibration",
+                         CalibrationSettings(max_gen=15, device="cpu"), log=lambda *_: None)
+    cmaes = {"settings": {"max_gen": 4, "device": "cpu"}}
+    settings = ExtrapolationSettings(
+        methods=METHODS_4_7, n_folds=4, seed=SEED,
+        method_params={"OPT-All": cmaes, "OPT-PFT": cmaes, "sRF": {"n_estimators": 20}})
+    run_extrapolation(results / "data", results / "calibration", results / "extrapolation",
+                      settings, progress=False, log=lambda *_: None)
+    return results
+
+
+def _predictions(results: Path, methods: list[str]) -> pd.DataFrame:
+    from lue_spie.extrapolate import views
+
+    return views.load_predictions(results / "extrapolation", methods)
+
+
+@pytest.mark.slow
+def test_04_1_fallback_count(method_results):
+    from lue_spie.extrapolate import views
+
+    counts = views.fallback_counts(_predictions(method_results, list(METHODS_4_7[:5])))
+    answer = int(counts.loc["PFTmean", "fallbacks"])
+    ctx = {"results": method_results}
+    assert_right_and_wrong("04.1", answer, ctx)
+    assert exercises.feedback("04.1", np.int64(answer), **ctx)
+    assert exercises.feedback("04.1", float(answer), **ctx)
+    climate = int(counts.loc["Climmean", "fallbacks"])
+    if climate != answer:
+        assert "climate" in exercises.feedback("04.1", climate, **ctx).message
+
+
+@pytest.mark.slow
+def test_04_2_least_similar_donor(method_results):
+    from lue_spie.extrapolate import views
+
+    donors = views.sitesim_donors(_predictions(method_results, ["Sitesim"])).sort_values("D")
+    worst = donors.iloc[0]
+    ctx = {"results": method_results}
+    assert_right_and_wrong("04.2", worst["donor"], ctx)
+    assert exercises.feedback("04.2", f" {worst['donor']} ", **ctx)  # spaces do not matter
+    assert "itself" in exercises.feedback("04.2", worst["site"], **ctx).message
+
+
+@pytest.mark.slow
+def test_04_3_median_minus_mean(method_results):
+    from lue_spie.extrapolate import views
+
+    table = views.heldout_nse(_predictions(method_results, ["PFTmean", "PFTmed"]))
+    median = table.groupby("method")["nse"].median()
+    answer = median["PFTmed"] - median["PFTmean"]
+    ctx = {"results": method_results}
+    assert_right_and_wrong("04.3", answer, ctx)
+    assert exercises.feedback("04.3", round(answer, 3), **ctx)  # three decimals are enough
+    if abs(answer) > 0.01:
+        assert "sign" in exercises.feedback("04.3", -answer, **ctx).message
+
+
+@pytest.mark.slow
+def test_05_1_pooled_vector_count(method_results):
+    from lue_spie.params import PARAMETERS
+
+    p = _predictions(method_results, ["OPT-All"])
+    answer = len(p[[q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]].drop_duplicates())
+    assert answer == 4  # one per fold: the fixture's n_folds
+    ctx = {"results": method_results}
+    assert_right_and_wrong("05.1", answer, ctx)
+    assert "held-out sites" in exercises.feedback("05.1", len(p), **ctx).message
+
+
+@pytest.mark.slow
+def test_05_2_farthest_pft(method_results):
+    from lue_spie.cv import read_folds
+    from lue_spie.extrapolate import views
+    from lue_spie.params import PARAMETERS
+
+    p = _predictions(method_results, ["OPT-All", "OPT-PFT"])
+    sites = read_folds(method_results / "extrapolation").table
+    core = [q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]
+    centre = views.pooled_vectors(p, "OPT-All", sites)[core].mean()
+    by_pft = views.pooled_vectors(p, "OPT-PFT", sites, by="PFT").groupby("group")[core].mean()
+    distance = ((by_pft - centre) ** 2).sum(axis=1) ** 0.5
+    ctx = {"results": method_results}
+    assert_right_and_wrong("05.2", distance.idxmax(), ctx)
+    if len(distance) > 2:
+        assert "closest" in exercises.feedback("05.2", distance.idxmin(), **ctx).message
+    alone = set(sites["PFT"]) - set(distance.index)
+    if alone:
+        message = exercises.feedback("05.2", sorted(alone)[0], **ctx).message
+        assert "fallback" in message
+
+
+@pytest.mark.slow
+def test_06_1_best_learnt_parameter(method_results):
+    from lue_spie.extrapolate import views
+
+    ds = load_dataset(method_results / "data")
+    calibration = pd.read_parquet(method_results / "calibration" / "calibration.parquet")
+    overview = views.recovery_overview(_predictions(method_results, ["sRF"]), calibration,
+                                       ds.sites, ds.truth)
+    s = overview[(overview["method"] == "sRF") & (overview["reference"] == "calibrated")]
+    answer = s.set_index("parameter")["NSE"].idxmax()
+    ctx = {"results": method_results}
+    assert_right_and_wrong("06.1", answer, ctx)
+    worst = s.set_index("parameter")["NSE"].idxmin()
+    assert "worst" in exercises.feedback("06.1", worst, **ctx).message
+
+
+@pytest.mark.slow
+def test_06_4_close_parameters_poor_gpp(method_results):
+    from lue_spie.extrapolate import views
+
+    ds = load_dataset(method_results / "data")
+    calibration = pd.read_parquet(method_results / "calibration" / "calibration.parquet")
+    srf = _predictions(method_results, ["sRF"])
+    pred = views.scaled_parameters(srf, ds.sites).set_index("site")
+    cal = views.scaled_parameters(calibration, ds.sites).set_index("site")
+    distance = (pred - cal.reindex(pred.index)).abs().mean(axis=1)
+    nse = views.heldout_nse(srf, calibration).pivot(index="site", columns="method",
+                                                    values="nse")
+    loss = (nse["site calibration"] - nse["sRF"]).loc[distance.nsmallest(5).index]
+    assert_right_and_wrong("06.4", loss.idxmax(), {"results": method_results})
+
+
+def test_07_1_acclimation_memory():
+    alpha = 1 / 15
+    answer = (alpha, -1 / math.log(1 - alpha))
+    assert_right_and_wrong("07.1", answer, {})
+    assert exercises.feedback("07.1", [0.0667, 14.5])  # three significant digits
+    assert exercises.feedback("07.1", np.array([0.06667, 14.49]))
+    assert "half-life" in exercises.feedback("07.1", (alpha, answer[1] * math.log(2))).message
+    assert "window" in exercises.feedback("07.1", (alpha, 15)).message
+    assert "order" in exercises.feedback("07.1", answer[::-1]).message
+
+
+@pytest.mark.slow
+def test_07_3_cold_days(method_results):
+    from lue_spie.extrapolate import views
+
+    ds = load_dataset(method_results / "data")
+    gpp = pd.read_parquet(method_results / "extrapolation" / "P-model" / "gpp.parquet")
+    t = views.gpp_by_temperature(ds, {"P-model": gpp})
+    cold = t[t["T"] < 0]
+    answer = (cold["P-model"] * cold["days"]).sum() / (cold["GPP_obs"] * cold["days"]).sum()
+    ctx = {"results": method_results}
+    assert_right_and_wrong("07.3", answer, ctx)
+    assert "observed GPP over" in exercises.feedback("07.3", 1 / answer, **ctx).message
+    # Computed from the days themselves (also those below the coldest bin) it passes too.
+    batch = ds.forcing_batch(sites=sorted(gpp["site"].unique()))
+    good = batch.good.numpy() & (batch.forcing["T"].numpy() < 0)
+    sim = (gpp.pivot(index="date", columns="site", values="GPP_sim")
+           .reindex(index=batch.dates, columns=sorted(gpp["site"].unique())).to_numpy().T)
+    by_day = sim[good].sum() / batch.GPP_obs.numpy()[good].sum()
+    assert exercises.feedback("07.3", by_day, **ctx)
+    # The checker follows the chapter's years (the fixture has one).
+    year = int(ds.site_day["date"].dt.year.iloc[0])
+    assert exercises.feedback("07.3", answer, years=[year], **ctx)
 
 
 @pytest.fixture(scope="module")
