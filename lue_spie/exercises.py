@@ -58,6 +58,7 @@ __all__ = [
     "Hint",
     "NotYetRight",
     "UnknownExercise",
+    "Uncheckable",
     "REGISTRY",
     "check",
     "feedback",
@@ -85,12 +86,13 @@ class Feedback:
     exercise_id: str
     ok: bool
     message: str
+    checkable: bool = True
 
     def __bool__(self) -> bool:
         return self.ok
 
     def __str__(self) -> str:
-        head = "Right" if self.ok else "Not yet"
+        head = "Right" if self.ok else "Not yet" if self.checkable else "Cannot check"
         return textwrap.fill(f"{head} (exercise {self.exercise_id}): {self.message}", width=88,
                              break_on_hyphens=False, break_long_words=False)
 
@@ -117,6 +119,14 @@ class UnknownExercise(LookupError):
 
 class Hint(Exception):  # a message for the student, not an error of the code
     """Raised inside a checker to reply with a hint (the answer is not right)."""
+
+
+class Uncheckable(Exception):
+    """Raised inside a checker when the chapter's data cannot define the answer.
+
+    For example a correlation across sites on a run with one or two sites (a user's own
+    FLUXNET folder): :func:`check` then says so instead of failing the cell.
+    """
 
 
 class Exercise:
@@ -189,6 +199,8 @@ class Exercise:
             return self.judge(answer, **context)
         except Hint as h:
             return self.hint(str(h))
+        except Uncheckable as u:
+            return Feedback(self.exercise_id, False, str(u), checkable=False)
 
 
 def exercise_ids() -> list[str]:
@@ -230,7 +242,7 @@ def check(exercise_id: str, answer: Any, **context: Any) -> None:
         TypeError: the context is incomplete.
     """
     verdict = feedback(exercise_id, answer, **context)
-    if not verdict.ok:
+    if not verdict.ok and verdict.checkable:
         raise NotYetRight(verdict)
     print(verdict)
 
@@ -557,12 +569,15 @@ class AridityMoisture(_DataExercise, exercise_id="02.3"):
 
     def judge(self, answer: Any, *, results: Any, sites: Any = None,
               years: Any = None) -> Feedback:
-        rho = _number(answer, self.expects)
-        if not -1.0 <= rho <= 1.0:
-            raise Hint(f"{rho:.3g} cannot be a correlation: it lies between -1 and 1.")
         site_day, site_table = self.tables(results, sites, years)
         table = site_table.set_index("site")
         table = table.assign(W=site_day.groupby("site")["W"].mean()).dropna(subset=["AI1", "W"])
+        if len(table) < 3:
+            raise Uncheckable(f"a correlation across sites needs three sites or more; this "
+                              f"run has {len(table)} with AI1 and W.")
+        rho = _number(answer, self.expects)
+        if not -1.0 <= rho <= 1.0:
+            raise Hint(f"{rho:.3g} cannot be a correlation: it lies between -1 and 1.")
         spearman = float(table["AI1"].corr(table["W"], method="spearman"))
         pearson = float(table["AI1"].corr(table["W"], method="pearson"))
         if abs(rho - spearman) <= self.tolerance:

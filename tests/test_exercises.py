@@ -424,6 +424,13 @@ def test_02_3_aridity_and_moisture(small_results):
     pearson = by_site["AI1"].corr(by_site["W"])
     if abs(pearson - answer) > 0.03:
         assert "Pearson" in exercises.feedback("02.3", pearson, **ctx).message
+    # Two sites cannot define a rank correlation: the check says so and does not fail.
+    two = ds.sites["site"].tolist()[:2]
+    verdict = exercises.feedback("02.3", float("nan"), results=small_results, sites=two)
+    assert not verdict.ok and not verdict.checkable and "three sites" in verdict.message
+    exercises.check("02.3", float("nan"), results=small_results, sites=two)  # no raise
+    with pytest.raises(exercises.NotYetRight):
+        exercises.check("02.3", 0.5 if answer < 0 else -0.5, **ctx)
 
 
 def test_03_1_worst_site(small_results):
