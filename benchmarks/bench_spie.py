@@ -12,9 +12,11 @@
    and the ratio. The first epoch of each run is a warm-up and the last one (which holds the
    final evaluation) is not counted either.
 3. Profile of the batched step: seconds per epoch in each phase (batch assembly, network and
-   mapping, gathering the sites' forcing, model forward, cost forward, backward of both,
-   optimiser, evaluations), plus the model's forward + backward alone on one step's shape,
-   so that the backward pass can be split between the model and the cost.
+   mapping, gathering the sites' rows of the prepared cost data, model and cost forward
+   (``batch_cost``), backward of both, optimiser, evaluations), plus the model's forward +
+   backward alone on one step's shape, so that the step can be split between the model and
+   the cost around it. The phases are averaged over all epochs of the ratio run; that run
+   evaluates once (at its end), a full run every ``eval_every`` (10) epochs.
 4. The full training (``--epochs``, paper: 2000; 0 skips it) with the paper's settings:
    total and per-epoch time, the held-out median daily NSE of the predicted parameters and
    that of the true parameters on the same days, and (virtual FLUXNET) each predicted
@@ -56,9 +58,10 @@ def _epoch_seconds(data: SiteData, folds, epochs: int, **kw) -> tuple[float, SPI
 
 def model_alone(data: SiteData, folds, batch: int, dtype: torch.dtype, device: str,
                 repeats: int = 5) -> dict[str, float]:
-    """Forward + backward of the model alone on one batched step's shape (folds, batch, days),
-    and the same plus the cost, best of ``repeats``."""
-    from lue_spie.cost import calibration_cost
+    """Forward + backward of the model alone on one batched step's shape (folds x batch
+    sites, days), and the same plus the cost as SPIE's step computes it (``batch_cost``),
+    best of ``repeats``; the rows are gathered beforehand (not timed)."""
+    from lue_spie.cost import batch_cost
     from lue_spie.methods.spie import make_mapping
 
     td, _ = build_training_data(data, folds, dtype=dtype, device=device)
@@ -71,18 +74,17 @@ def model_alone(data: SiteData, folds, batch: int, dtype: torch.dtype, device: s
     with torch.no_grad():
         theta0 = make_mapping("log")(net(td.features[torch.arange(n_f, device=device)
                                                      .unsqueeze(1), idx])) * td.free[idx]
-    forcing, cost_forcing, obs = td.gather(idx)
+    theta0 = theta0.reshape(-1, theta0.shape[-1])
+    part = td.cost.select(idx.reshape(-1))
 
     def once(with_cost: bool) -> tuple[float, float]:
         p = theta0.clone().requires_grad_(True)
         _sync(device)
         t0 = time.perf_counter()
-        sim = simulate(forcing, p, validate=False)
         if with_cost:
-            loss = calibration_cost(sim, obs, torch.isfinite(obs), p, cost_forcing,
-                                    apar_max=td.apar_max[idx])["cost"].sum()
+            loss = batch_cost(part, p)["cost"].sum()
         else:
-            loss = sim["GPP"].sum()
+            loss = simulate(part.forcing, p, validate=False, outputs=("GPP",))["GPP"].sum()
         _sync(device)
         t1 = time.perf_counter()
         loss.backward()

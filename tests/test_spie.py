@@ -187,6 +187,61 @@ def test_stacked_folds_equal_separate_runs(tiny, tiny_folds):
             alone.curves.reset_index(drop=True), rtol=1e-9)
 
 
+def test_step_and_evaluation_equal_the_reference_cost_path(tiny, tiny_folds):
+    # The training step goes through cost.prepare_cost / batch_cost and the evaluations
+    # through population_cost; the reference is the plain path: simulate on the sites' raw
+    # forcing, then calibration_cost. Same losses and gradients (float64), non-default weights.
+    from lue_spie.cost import calibration_cost
+    from lue_spie.methods.spie.train import _Trainer
+    from lue_spie.model import FORCING_KEYS, simulate
+
+    cfg = _cfg(batch_size=4, dropout_input=0.2, dropout_hidden=0.2, w_ideal=10.0,
+               w_nonideal=3.0)
+    td, plans = build_training_data(tiny, tiny_folds, dtype=torch.float64)
+    tr = _Trainer(cfg, td, plans, profile=False)
+    # A padded step of folds 0 and 2 (4 and 3 sites), the sites in a shuffled order.
+    fs = [0, 2]
+    parts = [tr.train_rows[0][[3, 0, 2, 1]], tr.train_rows[2][[2, 0, 1]]]
+    idx = torch.zeros((2, 4), dtype=torch.long)
+    weight = torch.zeros((2, 4), dtype=torch.float64)
+    for i, p in enumerate(parts):
+        idx[i, :len(p)] = p
+        weight[i, :len(p)] = 1.0 / len(p)
+    masks = tr.draw_masks(fs, 4)
+    loss = tr.step_loss(fs, idx, weight, masks)
+    grads = torch.autograd.grad(loss.sum(), tr.params)
+
+    batch = tiny.forcing(td.sites, dtype=torch.float64)
+    forcing = {k: batch.forcing[k][idx] for k in FORCING_KEYS}  # (folds, sites, days)
+    theta = tr.parameters(torch.as_tensor(fs), idx, masks)
+    ref = calibration_cost(simulate(forcing, theta), batch.GPP_obs[idx], batch.good[idx],
+                           theta, forcing, w_ideal=10.0, w_nonideal=3.0)
+    assert float(ref["C_nonideal"].detach().max()) > 0  # the stressed-days path is exercised
+    ref_loss = (torch.where(weight > 0, ref["cost"], 0.0) * weight).sum(-1)
+    ref_grads = torch.autograd.grad(ref_loss.sum(), tr.params)
+    torch.testing.assert_close(loss, ref_loss, rtol=1e-12, atol=1e-12)
+    for g, g_ref in zip(grads, ref_grads, strict=True):
+        assert float(g_ref.abs().max()) > 0
+        torch.testing.assert_close(g, g_ref, rtol=1e-9, atol=1e-11)
+
+    # Evaluation (no dropout, every training site of every fold).
+    ev = tr.evaluate([0, 1, 2], tr.train_rows)
+    for k in range(3):
+        rows = tr.train_rows[k].unsqueeze(0)
+        with torch.no_grad():
+            theta = tr.parameters(torch.as_tensor([k]), rows, None)
+            f = {key: batch.forcing[key][rows] for key in FORCING_KEYS}
+            r = calibration_cost(simulate(f, theta), batch.GPP_obs[rows], batch.good[rows],
+                                 theta, f, w_ideal=10.0, w_nonideal=3.0)
+        r = {name: v.squeeze(0).numpy() for name, v in r.items()}
+        want = {"cost": np.mean(r["cost"]), "nse_median": np.median(r["nse"]),
+                "nse_mean": np.mean(r["nse"]), "C_ideal": np.mean(r["C_ideal"]),
+                "C_nonideal": np.mean(r["C_nonideal"])}
+        for name, value in want.items():
+            assert ev[k][name] == pytest.approx(value, rel=1e-10, abs=1e-12), name
+        assert ev[k]["n_sites"] == len(plans[k].train)
+
+
 def test_loss_decreases_and_curves_are_complete(tiny, tiny_folds):
     cfg = _cfg(epochs=12, eval_every=4, dropout_input=0.0, dropout_hidden=0.0,
                learning_rate=1e-2, checkpoint_every=0)

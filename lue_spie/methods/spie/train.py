@@ -5,9 +5,17 @@ One training step (paper section 2.2.5, Figure 1), for every fold ``k`` at once:
     features of a mini-batch of fold k's training sites      (F, B, features)
       -> fold k's network (dropout on inputs and hidden layers)  -> raw outputs (F, B, 13)
       -> bounds mapping -> lag mask                               -> parameters (F, B, 13)
-      -> lue_spie.model.simulate over the sites' whole records    -> GPP_sim (F, B, days)
-      -> lue_spie.cost.calibration_cost per site, mean over the batch -> loss_k
+      -> lue_spie.cost.batch_cost: the LUE model over the sites' whole records and the
+         calibration cost per site, mean over the batch          -> loss_k
     loss = sum_k loss_k;  backward;  one masked Adam step (FoldAdam) for the active folds.
+
+The cost's parameter-independent parts (prepared forcing, observations on the good days,
+their sum of squares, the stressed days of the non-ideal constraint) are built once per run
+(:func:`lue_spie.cost.prepare_cost`, in :class:`TrainingData`); a step gathers its sites'
+rows of them and calls :func:`lue_spie.cost.batch_cost`, equal to ``calibration_cost(
+simulate(...))`` up to rounding (tested against that reference path) but cheaper. The
+evaluations without dropout (no gradient) use :func:`lue_spie.cost.population_cost`, the
+same cost evaluated block by block in scratch memory, one call for every fold and site.
 
 Nothing in the loss looks at calibrated parameters. The folds' networks never mix (stacked
 weights, :class:`~lue_spie.methods.spie.network.StackedMLP`), so this is ten independent
@@ -71,7 +79,7 @@ import pandas as pd
 import torch
 
 from lue_spie import store
-from lue_spie.cost import W_IDEAL, W_NONIDEAL, calibration_cost
+from lue_spie.cost import W_IDEAL, W_NONIDEAL, CostData, batch_cost, population_cost, prepare_cost
 from lue_spie.data.features import feature_matrix
 from lue_spie.methods.base import SiteData
 from lue_spie.methods.regression import fold_seed
@@ -80,7 +88,7 @@ from lue_spie.methods.spie.network import StackedMLP
 from lue_spie.methods.spie.networks import check_finite_features
 from lue_spie.methods.spie.optim import FoldAdam
 from lue_spie.metrics import MIN_POINTS
-from lue_spie.model import FORCING_KEYS, simulate
+from lue_spie.model import FORCING_KEYS
 from lue_spie.params import N_PARAMS, lag_mask
 
 __all__ = [
@@ -184,60 +192,53 @@ class TrainingData:
 
     Attributes:
         sites: Site ids: the rows of every tensor.
-        drivers: ``(8, sites, days)``: the forcing (:data:`lue_spie.model.FORCING_KEYS` order)
-            and GPP_obs with NaN on every day that is not a good day (so ``isfinite`` is the
-            good-day mask).
-        apar_max: ``(sites,)`` largest APAR of each record (the end of the ideal constraint's
-            APAR ramp, as :func:`~lue_spie.cost.calibration_cost` takes it by default).
+        cost: What the calibration cost needs of every site that does not depend on the
+            parameters (:func:`lue_spie.cost.prepare_cost`: the prepared forcing, GPP_obs on
+            the good days, the stressed days, ...). Its cost weights are the defaults; the
+            training uses those of its :class:`TrainConfig`.
         free: ``(sites, 13)`` lag mask as 0/1.
         features: ``(folds, sites, features)``: the design matrix z-scored with each fold's
             training statistics.
         feature_names: Columns of the design matrix.
         feature_stats: Per fold, the continuous features' training mean and std.
         n_good: Good days per site.
-        prepared: The model's prepared forcing of every site when :mod:`lue_spie.model` offers
-            ``prepare_forcing`` (its parameter-independent parts computed once, not per
-            step), else None.
+        digest: sha256 of everything the training sees (:meth:`checksum`).
     """
 
     sites: list[str]
-    drivers: torch.Tensor
-    apar_max: torch.Tensor
+    cost: CostData
     free: torch.Tensor
     features: torch.Tensor
     feature_names: tuple[str, ...]
     feature_stats: list[pd.DataFrame]
     n_good: np.ndarray
-    prepared: Any = None
+    digest: str
+
+    @property
+    def dtype(self) -> torch.dtype:  # noqa: D102
+        return self.features.dtype
+
+    @property
+    def device(self) -> torch.device:  # noqa: D102
+        return self.features.device
 
     def rows(self, sites: Sequence[str]) -> torch.Tensor:
         """Row index of each site (CPU long tensor)."""
         pos = {s: i for i, s in enumerate(self.sites)}
         return torch.as_tensor([pos[s] for s in sites], dtype=torch.long)
 
-    def gather(self, idx: torch.Tensor) -> tuple[Any, dict[str, torch.Tensor], torch.Tensor]:
-        """Inputs of the sites ``idx`` ``(F, W)``: the model's forcing (a dict, or the prepared
-        forcing), the forcing the cost reads (T, VPD, W) and GPP_obs, each ``(F, W, days)``."""
-        flat = idx.reshape(-1)
-        if self.prepared is None:
-            g = self.drivers.index_select(1, flat)
-            g = g.view(g.shape[0], *idx.shape, g.shape[-1])
-            forcing = {k: g[i] for i, k in enumerate(FORCING_KEYS)}
-            return forcing, forcing, g[len(FORCING_KEYS)]
-        pf = self.prepared
-        fields = {f.name: getattr(pf, f.name) for f in dataclasses.fields(pf)}
-        model_forcing = type(pf)(**{k: v.index_select(0, flat).view(*idx.shape, *v.shape[1:])
-                                    for k, v in fields.items()})
-        obs = self.drivers[len(FORCING_KEYS)].index_select(0, flat).view(*idx.shape, -1)
-        cost_forcing = {k: getattr(model_forcing, k) for k in ("T", "VPD", "W")}
-        return model_forcing, cost_forcing, obs
-
     def checksum(self) -> str:
         """sha256 of everything the training sees (for checkpoint keys)."""
-        h = hashlib.sha256(json.dumps([self.sites, list(self.feature_names)]).encode())
-        for t in (self.drivers, self.free, self.features):
-            h.update(t.detach().cpu().contiguous().numpy().tobytes())
-        return h.hexdigest()
+        return self.digest
+
+
+def _digest(sites: Sequence[str], feature_names: Sequence[str],
+            tensors: Sequence[torch.Tensor]) -> str:
+    """sha256 of the site ids, the feature names and the bytes of ``tensors`` in order."""
+    h = hashlib.sha256(json.dumps([list(sites), list(feature_names)]).encode())
+    for t in tensors:
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
 
 
 def build_training_data(
@@ -276,8 +277,7 @@ def build_training_data(
     batch.require_types()
     good = batch.good & torch.isfinite(batch.GPP_obs)
     obs = torch.where(good, batch.GPP_obs, torch.full_like(batch.GPP_obs, float("nan")))
-    drivers = torch.stack([batch.forcing[k] for k in FORCING_KEYS] + [obs]).contiguous()
-    apar_max = (batch.forcing["PAR"] * batch.forcing["FAPAR"]).amax(-1)
+    forcing = {k: batch.forcing[k] for k in FORCING_KEYS}
     free = torch.as_tensor(lag_mask(list(batch.koeppen)), dtype=dtype, device=device)
     n_good = good.sum(-1).cpu().numpy()
     ok = dict(zip(sites, n_good >= min_good, strict=True))
@@ -303,14 +303,14 @@ def build_training_data(
         check_finite_features(X.to_numpy(np.float64), list(X.columns), list(X.index))
         feats.append(torch.tensor(X.to_numpy(np.float64), dtype=dtype))
         stats.append(st)
-    prepared = None
-    from lue_spie import model
-
-    if hasattr(model, "prepare_forcing"):  # a model that precomputes per site: once, here
-        prepared = model.prepare_forcing({k: batch.forcing[k] for k in FORCING_KEYS})
-    td = TrainingData(sites=sites, drivers=drivers, apar_max=apar_max, free=free,
-                      features=torch.stack(feats).to(device), feature_names=tuple(X.columns),
-                      feature_stats=stats, n_good=n_good, prepared=prepared)
+    features = torch.stack(feats).to(device)
+    # The checksum reads the same bytes as before the cost was prepared (the forcing in
+    # FORCING_KEYS order, GPP_obs with NaN off the good days, the lag mask, the features), so
+    # the checkpoint keys of earlier runs still match.
+    digest = _digest(sites, X.columns, [*forcing.values(), obs, free, features])
+    td = TrainingData(sites=sites, cost=prepare_cost(forcing, obs, good, min_good=min_good),
+                      free=free, features=features, feature_names=tuple(X.columns),
+                      feature_stats=stats, n_good=n_good, digest=digest)
     return td, plans
 
 
@@ -376,7 +376,9 @@ class _Trainer:
     def __init__(self, cfg: TrainConfig, td: TrainingData, plans: Sequence[FoldPlan],
                  profile: bool) -> None:
         self.cfg, self.td, self.plans = cfg, td, list(plans)
-        self.device, self.dtype = td.drivers.device, td.drivers.dtype
+        self.device, self.dtype = td.device, td.dtype
+        # The cost weights are the config's (the one place they are set).
+        self.cost = dataclasses.replace(td.cost, w_ideal=cfg.w_ideal, w_nonideal=cfg.w_nonideal)
         self.n_folds = n_folds = len(plans)
         if td.features.shape[0] != n_folds:
             raise ValueError(f"train_folds: {td.features.shape[0]} feature slices for "
@@ -451,37 +453,42 @@ class _Trainer:
                     device=self.device, dtype=self.dtype) / (1.0 - r)
                 for j, r in enumerate(r for r in rates if r > 0)]
 
-    def site_costs(self, fpos: torch.Tensor, idx: torch.Tensor,
-                   masks: list[torch.Tensor] | None,
-                   mark: Callable[[str], None]) -> dict[str, torch.Tensor]:
-        """Calibration cost terms of the sites ``idx (F', W)`` under the folds ``fpos``:
-        features -> network -> mapping -> lag mask -> model -> cost."""
+    def parameters(self, fpos: torch.Tensor, idx: torch.Tensor,
+                   masks: list[torch.Tensor] | None) -> torch.Tensor:
+        """Physical parameters ``(F', W, 13)`` of the sites ``idx (F', W)`` under the folds
+        ``fpos``: features -> network -> bounds mapping -> lag mask."""
         td, dev = self.td, self.device
         idx_d = idx.to(dev)
         x = td.features[fpos.to(dev).unsqueeze(1), idx_d]
         u = self.net(x, masks, folds=None if len(fpos) == self.n_folds else fpos.to(dev))
-        theta = self.cfg.mapping(u) * td.free[idx_d]
+        return self.cfg.mapping(u) * td.free[idx_d]
+
+    def step_loss(self, fs: list[int], idx: torch.Tensor, weight: torch.Tensor,
+                  masks: list[torch.Tensor] | None,
+                  mark: Callable[[str], None] = lambda name: None) -> torch.Tensor:
+        """The loss of each fold ``fs`` on its mini-batch ``idx (F', W)`` (site rows;
+        ``weight`` 1/batch size, 0 on padded rows): the mean calibration cost over its sites,
+        differentiable in the networks' weights. Shape ``(F',)``."""
+        theta = self.parameters(torch.as_tensor(fs, dtype=torch.long), idx, masks)
         mark("network")
-        forcing, cost_forcing, obs = td.gather(idx_d)
+        # The folds' mini-batches are rows of one batch of sites (repeats allowed).
+        part = self.cost.select(idx.reshape(-1).to(self.device))
         mark("gather")
-        sim = simulate(forcing, theta, validate=False)
-        mark("model")
-        out = calibration_cost(sim, obs, torch.isfinite(obs), theta, cost_forcing,
-                               apar_max=td.apar_max[idx_d], w_ideal=self.cfg.w_ideal,
-                               w_nonideal=self.cfg.w_nonideal)
-        mark("cost")
-        return out
+        c = batch_cost(part, theta.reshape(-1, N_PARAMS))["cost"].view(idx.shape)
+        mark("model_cost")
+        w = weight.to(device=self.device, dtype=self.dtype)
+        return (torch.where(w > 0, c, torch.zeros((), dtype=c.dtype, device=c.device))
+                * w).sum(-1)
 
     # -- an epoch ------------------------------------------------------------------------------
     def train_epoch(self, active: list[int]) -> dict[int, float]:
         """One epoch of mini-batch steps for the ``active`` folds; their mean cost."""
-        bs, dtype, dev, st = self.cfg.batch_size, self.dtype, self.device, self.st
+        bs, dtype, st = self.cfg.batch_size, self.dtype, self.st
         self.phases.start()
         perms = {k: self.train_rows[k][torch.randperm(self.n_train[k], generator=self.gens[k])]
                  for k in active}
         ep_sum = dict.fromkeys(active, 0.0)
         ep_n = dict.fromkeys(active, 0)
-        zero = torch.zeros((), dtype=dtype, device=dev)
         for s in range(max(self.n_batches[k] for k in active)):
             fs = [k for k in active if s < self.n_batches[k]]
             parts = [perms[k][s * bs:(s + 1) * bs] for k in fs]
@@ -493,11 +500,7 @@ class _Trainer:
                 weight[i, :len(p)] = 1.0 / len(p)
             masks = self.draw_masks(fs, width)
             self.phases.mark("batch")
-            c = self.site_costs(torch.as_tensor(fs, dtype=torch.long), idx, masks,
-                                self.phases.mark)["cost"]
-            w = weight.to(dev)
-            loss_f = (torch.where(w > 0, c, zero) * w).sum(-1)  # per fold: mean over its sites
-            self.phases.mark("cost")
+            loss_f = self.step_loss(fs, idx, weight, masks, self.phases.mark)
             self.opt.zero_grad()
             loss_f.sum().backward()
             self.phases.mark("backward")
@@ -522,27 +525,27 @@ class _Trainer:
     @torch.no_grad()
     def evaluate(self, folds_now: list[int],
                  rows: list[torch.Tensor]) -> dict[int, dict[str, float]]:
-        """Costs without dropout of each fold's sites ``rows[k]``, in batches of sites."""
-        bs = self.cfg.batch_size
-        result: dict[int, dict[str, list[np.ndarray]]] = {k: {} for k in folds_now}
-        n_max = max((len(rows[k]) for k in folds_now), default=0)
-        fpos = torch.as_tensor(folds_now, dtype=torch.long)
-        for start in range(0, n_max, bs):
-            parts = [rows[k][start:start + bs] for k in folds_now]
-            width = max(len(p) for p in parts)
-            idx = torch.zeros((len(folds_now), width), dtype=torch.long)
-            for i, p in enumerate(parts):
-                idx[i, :len(p)] = p
-            c = self.site_costs(fpos, idx, None, _no_mark)
-            for i, (k, p) in enumerate(zip(folds_now, parts, strict=True)):
-                for name in ("cost", "nse", "C_ideal", "C_nonideal"):
-                    result[k].setdefault(name, []).append(
-                        c[name][i, :len(p)].detach().cpu().to(torch.float64).numpy())
+        """Costs without dropout of each fold's sites ``rows[k]``: every (fold, site) pair in
+        one network call and one :func:`~lue_spie.cost.population_cost` call."""
+        folds_now = [k for k in folds_now if len(rows[k])]
+        if not folds_now:
+            return {}
+        width = max(len(rows[k]) for k in folds_now)
+        idx = torch.zeros((len(folds_now), width), dtype=torch.long)
+        real = torch.zeros((len(folds_now), width), dtype=torch.bool)
+        for i, k in enumerate(folds_now):
+            idx[i, :len(rows[k])] = rows[k]
+            real[i, :len(rows[k])] = True
+        theta = self.parameters(torch.as_tensor(folds_now, dtype=torch.long), idx, None)
+        real_d = real.to(self.device)
+        c = population_cost(self.cost, theta[real_d].unsqueeze(1),
+                            sites=idx.to(self.device)[real_d])
+        split = [len(rows[k]) for k in folds_now]
+        parts = {name: torch.split(c[name].squeeze(1).cpu().to(torch.float64), split)
+                 for name in ("cost", "nse", "C_ideal", "C_nonideal")}
         out = {}
-        for k in folds_now:
-            if not result[k]:
-                continue
-            v = {n: np.concatenate(a) for n, a in result[k].items()}
+        for i, k in enumerate(folds_now):
+            v = {n: parts[n][i].numpy() for n in parts}
             cost = v["cost"]
             out[k] = {"cost": float(np.mean(cost)) if np.isfinite(cost).all() else math.inf,
                       "nse_median": float(np.nanmedian(v["nse"])),
@@ -617,10 +620,6 @@ class _Trainer:
         return TrainResult(net=self.net, curves=curves, summary=summary,
                            timings=dict(self.phases.t), seconds=seconds,
                            epochs_run=epochs_run)
-
-
-def _no_mark(name: str) -> None:
-    return None
 
 
 def train_folds(
