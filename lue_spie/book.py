@@ -132,6 +132,14 @@ class Profile:
             an upper bound: the searches stop earlier when they converge).
         opt_restarts: Extra CMA-ES restarts (doubled population) per pooled optimisation.
         rf_trees: Trees per random forest of sRF and mRF (paper: 100).
+        spie_epochs: SPIE's most epochs (paper: 2000; a fold stops earlier only when its
+            mini-batch cost falls below 1e-2). Every profile trains SPIE to convergence:
+            the SPIE chapter shows the training curves and how much the cost still moved
+            over the last quarter of the epochs.
+        spie_batch_size: SPIE's sites per mini-batch (paper: 32).
+        spie_mapping: How SPIE's network outputs are mapped into the parameters' bounds:
+            ``"log"`` (the default: log-uniform for kappa, sigmoid for the others; see the
+            methods-decisions page) or ``"sigmoid"`` (every parameter, the paper's).
         pmodel_window_days: Acclimation memory of the P-model [d] (Mengoli et al. 2022: 15).
         workers: Dask worker processes for the chapters' independent units (site chunks,
             method x fold): 0 runs them in the notebook's kernel; N starts a local Dask
@@ -173,6 +181,9 @@ class Profile:
     opt_max_generations: int = 100
     opt_restarts: int = 0
     rf_trees: int = 100
+    spie_epochs: int = 2000
+    spie_batch_size: int = 32
+    spie_mapping: str = "log"
     pmodel_window_days: float = 15.0
     workers: int = 0
     scheduler: str | None = None

@@ -17,6 +17,8 @@ the same numbers can be tested.
   calibrated and true ones;
 - :func:`heldout_nse`, :func:`nse_summary`, :func:`heldout_gpp`: held-out GPP skill;
 - :func:`unit_seconds`: how long each method took;
+- :func:`spie_training`, :func:`true_parameter_nse`: SPIE's training curves and what it
+  converged to, and the NSE the true parameters score (virtual FLUXNET);
 - :func:`pmodel_acclimation`, :func:`gpp_by_temperature`: what the P-model does.
 
 Nothing here fits or optimises; the P-model view runs the (fixed) P-model on one site.
@@ -61,12 +63,19 @@ __all__ = [
     "HeldOutGPP",
     "heldout_gpp",
     "unit_seconds",
+    "TRUE_PARAMETERS",
+    "SPIETraining",
+    "spie_training",
+    "true_parameter_nse",
     "pmodel_acclimation",
     "gpp_by_temperature",
 ]
 
 #: The label of the site-calibrated reference in the tables of this module.
 SITE_CALIBRATION = "site calibration"
+
+#: The label of the virtual FLUXNET's true parameters in the tables of this module.
+TRUE_PARAMETERS = "true parameters"
 
 #: A prediction whose ``note`` contains this word used a fallback (every method writes it so).
 _FALLBACK = "fallback"
@@ -555,6 +564,85 @@ def unit_seconds(out: str | Path, methods: Sequence[str]) -> pd.DataFrame:
                 for f in files]
         rows.append({"method": m, "folds": len(files), "seconds": float(np.nansum(secs))})
     return pd.DataFrame(rows).set_index("method")
+
+
+# ------------------------------------------------------------------------------------ SPIE
+@dataclasses.dataclass(frozen=True)
+class SPIETraining:
+    """SPIE's training curves and, per fold, where it stopped and what it kept.
+
+    Attributes:
+        curves: Every fold's curves (:data:`lue_spie.methods.spie.CURVE_COLUMNS`).
+        summary: One row per fold: ``fold``, ``n_train``, ``n_validation``, ``best_epoch``
+            (of the kept weights), ``stopped_epoch``, ``stop_reason``, ``best_cost`` (the
+            monitored cost of the kept weights), ``final_cost`` (training cost without
+            dropout at the last evaluation), ``change_last_quarter`` (relative change of
+            that cost over the last quarter of the epochs run: a converged fold has a change
+            near 0) and ``skipped_steps``.
+        settings: The hyperparameters SPIE ran with (those of fold 0's network).
+    """
+
+    curves: pd.DataFrame
+    summary: pd.DataFrame
+    settings: dict
+
+
+def spie_training(out: str | Path) -> SPIETraining:
+    """SPIE's training record from ``OUT/SPIE`` (its curves and fitted networks).
+
+    Raises:
+        FileNotFoundError: when SPIE has not run into ``out`` (naming the command).
+    """
+    from lue_spie.methods.spie import load_networks, read_curves
+
+    folder = method_dir(out, "SPIE")
+    curves = read_curves(folder)
+    nets = load_networks(folder)
+    rows = []
+    for k in nets.folds:
+        t = dict(nets[k].training)
+        train = curves[(curves["fold"] == k) & (curves["split"] == "train")].sort_values(
+            "epoch")
+        final = float(train["cost"].iloc[-1]) if len(train) else np.nan
+        change = np.nan
+        if len(train) >= 2:
+            last = int(train["epoch"].iloc[-1])
+            earlier = train[train["epoch"] <= 0.75 * last]
+            if len(earlier):
+                before = float(earlier["cost"].iloc[-1])
+                change = (final - before) / abs(before) if before else np.nan
+        rows.append({"fold": int(k), "n_train": t.get("n_train"),
+                     "n_validation": t.get("n_validation"), "best_epoch": t.get("best_epoch"),
+                     "stopped_epoch": t.get("stopped_epoch"),
+                     "stop_reason": t.get("stop_reason"), "best_cost": t.get("best_cost"),
+                     "final_cost": final, "change_last_quarter": change,
+                     "skipped_steps": t.get("skipped_steps")})
+    return SPIETraining(curves=curves, summary=pd.DataFrame(rows),
+                        settings=dict(nets[nets.folds[0]].settings))
+
+
+def true_parameter_nse(dataset: Dataset, sites: Sequence[str], *,
+                       years: Sequence[int] | None = None) -> pd.DataFrame:
+    """Daily NSE that the true parameters of a virtual FLUXNET score at ``sites``.
+
+    The ceiling no method can pass on average except by fitting noise: the same days and the
+    same NSE as the held-out scores (:func:`lue_spie.evaluate.evaluate_params`).
+
+    Returns:
+        Long table ``method`` (:data:`TRUE_PARAMETERS`), ``site``, ``nse``.
+
+    Raises:
+        ValueError: on real data (no true parameters).
+    """
+    from lue_spie.evaluate import evaluate_params
+
+    if dataset.truth is None:
+        raise ValueError("true_parameter_nse: this dataset has no true parameters (real data)")
+    sites = [str(s) for s in sites]
+    truth = dataset.truth.set_index("site").loc[sites].reset_index()
+    scores = evaluate_params(dataset, truth[["site", *PARAMETERS]], sites=sites, years=years)
+    return pd.DataFrame({"method": TRUE_PARAMETERS, "site": scores["site"],
+                         "nse": scores["nse"].to_numpy(float)})
 
 
 # --------------------------------------------------------------------------------- P-model

@@ -8,7 +8,7 @@ Where a figure needs model curves (the sensitivity functions across their driver
 
 The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
 :mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration`,
-:mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.assessment`,
+:mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.spie`, :mod:`~lue_spie.plots.assessment`,
 :mod:`~lue_spie.plots.importance` ...); every public function
 is also available here, as ``lue_spie.plots.<name>``.
 """
@@ -66,9 +66,12 @@ from lue_spie.plots.model import (
     site_gpp,
 )
 from lue_spie.plots.realism import realism_cycles
+from lue_spie.plots.spie import spie_flowchart, training_curves
 
 __all__ = [
     "STYLE",
+    "spie_flowchart",
+    "training_curves",
     "as_vector",
     "realism_cycles",
     "sensitivity_curves",
