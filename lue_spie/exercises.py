@@ -1074,6 +1074,129 @@ class ColdDays(Exercise, exercise_id="07.3"):
                    "one.")
 
 
+# ------------------------------------------------------------------------ chapter 8: SPIE
+class SPIEMargin(_MethodExercise, exercise_id="08.1"):
+    """SPIE's median held-out daily NSE minus the best median of the other methods."""
+
+    title = "SPIE's margin"
+    expects = ("SPIE's median held-out daily NSE minus the largest median held-out daily NSE "
+               "among the other extrapolation methods of the results folder (one number, "
+               "positive when SPIE leads)")
+    tolerance: ClassVar[float] = 0.005
+
+    def medians(self, results: Any) -> tuple[Any, Any]:
+        """Median and mean held-out daily NSE per method, site calibration included."""
+        from lue_spie.extrapolate import views
+
+        out = self.out(results)
+        methods = views.available_methods(out)
+        if "SPIE" not in methods:
+            raise Uncheckable("SPIE has no results on the current split in this results "
+                              "folder; run the chapter from the top first.")
+        nse = views.heldout_nse(views.load_predictions(out, methods),
+                                self.calibration(results)).dropna(subset=["nse"])
+        g = nse.groupby("method")["nse"]
+        return g.median(), g.mean()
+
+    def judge(self, answer: Any, *, results: Any) -> Feedback:
+        from lue_spie.extrapolate.views import SITE_CALIBRATION
+
+        x = _number(answer, self.expects)
+        median, mean = self.medians(results)
+        others = median.drop(index=["SPIE", SITE_CALIBRATION], errors="ignore")
+        if others.empty:
+            raise Uncheckable("SPIE is the only extrapolation method in this results folder: "
+                              "there is nothing to compare it with yet (run the method "
+                              "chapters 4-7 first).")
+        expected = float(median["SPIE"] - others.max())
+        if abs(x - expected) <= self.tolerance:
+            lead = "leads" if x > 0 else "trails" if x < 0 else "ties with"
+            return self.right(f"a margin of {x:+.3f}: SPIE {lead} the best of the other "
+                              f"{len(others)} methods at the typical held-out site.")
+        if abs(x + expected) <= self.tolerance:
+            raise Hint("the sign is wrong: subtract the best other method's median from "
+                       "SPIE's.")
+        if SITE_CALIBRATION in median.index and abs(
+                x - float(median["SPIE"] - median[SITE_CALIBRATION])) <= self.tolerance:
+            raise Hint("site calibration is the in-sample reference, not an extrapolation "
+                       "method: leave it out of the comparison.")
+        other_means = mean.drop(index=["SPIE", SITE_CALIBRATION], errors="ignore")
+        if abs(x - float(mean["SPIE"] - other_means.max())) <= self.tolerance:
+            raise Hint("that uses the mean NSE; the question asks for medians, which a few "
+                       "very poor sites do not drag down.")
+        if abs(x - float(median["SPIE"])) <= self.tolerance:
+            raise Hint("that is SPIE's own median; the question asks for its difference to "
+                       "the best other method.")
+        if any(abs(x - float(median["SPIE"] - v)) <= self.tolerance for v in others):
+            raise Hint("that is the difference to one of the other methods, but not to the "
+                       "one with the largest median.")
+        raise Hint(f"{x:.3f} is off. Take the column `median` of the NSE summary, drop SPIE "
+                   "and the site-calibration row, and subtract the largest remaining value "
+                   "from SPIE's.")
+
+
+class CloserThanCalibration(_MethodExercise, exercise_id="08.2"):
+    """The parameters SPIE predicts closer to the truth than site calibration does."""
+
+    title = "Closer to the truth than calibration"
+    expects = ("a list of parameter names (strings of lue_spie.params.PARAMETERS): those for "
+               "which SPIE's held-out predictions lie closer to the true values than the "
+               "site-calibrated values do, by median |error| / range")
+    tolerance: ClassVar[float] = 1e-9
+
+    def distances(self, results: Any) -> Any:
+        """Per parameter: median |error| / range against the truth, of SPIE and of site
+        calibration (columns ``SPIE``, ``site calibration``)."""
+        from lue_spie.data import load_dataset
+        from lue_spie.extrapolate import views
+
+        dataset = load_dataset(_results(results) / "data")
+        if dataset.truth is None:
+            raise Uncheckable("real data has no true parameters: this exercise needs the "
+                              "virtual FLUXNET.")
+        overview = views.recovery_overview(self.predictions(results, ["SPIE"]),
+                                           self.calibration(results), dataset.sites,
+                                           dataset.truth)
+        truth = overview[overview["reference"] == "truth"]
+        return truth.pivot(index="parameter", columns="method",
+                           values="median |error| / range")
+
+    def judge(self, answer: Any, *, results: Any) -> Feedback:
+        from lue_spie.extrapolate.views import SITE_CALIBRATION
+        from lue_spie.params import PARAMETERS
+
+        names = _strings(answer, self.expects)
+        unknown = sorted(names - set(PARAMETERS))
+        if unknown:
+            raise Hint(f"{unknown} are not parameter names; use the names of "
+                       "lue_spie.params.PARAMETERS (the column `parameter` of `overview`).")
+        d = self.distances(results).dropna(subset=["SPIE", SITE_CALIBRATION])
+        diff = d["SPIE"] - d[SITE_CALIBRATION]
+        closer = set(diff.index[diff < -self.tolerance])
+        ties = set(diff.index[diff.abs() <= self.tolerance])
+        unscored = sorted(names - set(d.index))
+        if unscored:
+            raise Hint(f"{unscored} have no score in this run (fixed by the lag mask at the "
+                       "held-out sites, or too few sites); leave them out.")
+        if closer <= names <= closer | ties:
+            return self.right(f"SPIE is closer to the truth than site calibration for "
+                              f"{len(names)} of the {len(d)} scored parameters.")
+        farther = set(diff.index[diff > self.tolerance])
+        if names and names <= farther:
+            raise Hint("those are the parameters where site calibration is closer; the "
+                       "question asks for those where SPIE is.")
+        missing, extra = closer - names, names - closer - ties
+        parts = []
+        if extra:
+            parts.append(f"{sorted(extra)} {'is' if len(extra) == 1 else 'are'} not closer "
+                         "under SPIE")
+        if missing:
+            parts.append(f"{len(missing)} parameter(s) where SPIE is closer "
+                         f"{'is' if len(missing) == 1 else 'are'} missing")
+        raise Hint("; ".join(parts) + ". Compare the rows 'SPIE' and 'site calibration' of "
+                   "the truth reference in `overview`, column `median |error| / range`.")
+
+
 # ------------------------------------------------------------------ chapter 9: assessment
 class MostPositiveSites(Exercise, exercise_id="09.1"):
     """The extrapolation method with a positive daily NSE at the most sites."""
