@@ -238,12 +238,42 @@ def _wrong_11_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
     return out + [("Topt", {a}), ("BioClim", {a}), ("bio1x", {a}), (1.0, {a})]
 
 
+def _wrong_08_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    forbid = _fmt(a) | {f"{a:+.3f}"}
+    out = [(a + 0.1, forbid), (a - 0.05, forbid), (str(round(a, 3)), set()),
+           (math.nan, forbid), ((a, a), forbid)]
+    return out + ([(-a, forbid)] if abs(a) > 0.01 else [])
+
+
+def _wrong_08_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    from lue_spie.extrapolate.views import SITE_CALIBRATION
+
+    d = exercises.get("08.2").distances(ctx["results"]).dropna(
+        subset=["SPIE", SITE_CALIBRATION])
+    diff = d["SPIE"] - d[SITE_CALIBRATION]
+    farther = sorted(diff.index[diff > 1e-6])
+    right = sorted(a)
+
+    def forbid(given: list[str]) -> set[str]:  # right names the student did not give
+        return {f"'{p}'" for p in right if p not in given}
+
+    out: list[tuple[Any, set[str]]] = [(["Tmax", *right], set()), (0.5, forbid([])),
+                                       (pd.DataFrame({"parameter": right}), forbid([]))]
+    if right:
+        out.append((right[1:], forbid(right[1:])))
+    if farther:
+        out.append(([*right, farther[0]], set()))
+        out.append((farther, forbid(farther)))
+    return out
+
+
 WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
     "01.1": _wrong_01_1, "01.2": _wrong_01_2, "01.3": _wrong_01_3, "02.1": _wrong_02_1,
     "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1,
     "04.1": _wrong_04_1, "04.2": _wrong_04_2, "04.3": _wrong_04_3, "05.1": _wrong_05_1,
     "05.2": _wrong_05_2, "06.1": _wrong_06_1, "06.4": _wrong_06_4, "07.1": _wrong_07_1,
-    "07.3": _wrong_07_3, "09.1": _wrong_09_1, "10.1": _wrong_10_1, "11.1": _wrong_11_1,
+    "07.3": _wrong_07_3, "08.1": _wrong_08_1, "08.2": _wrong_08_2, "09.1": _wrong_09_1,
+    "10.1": _wrong_10_1, "11.1": _wrong_11_1,
     "11.2": _wrong_11_2,
 }
 
@@ -669,6 +699,74 @@ def test_07_3_cold_days(method_results):
     # The checker follows the chapter's years (the fixture has one).
     year = int(ds.site_day["date"].dt.year.iloc[0])
     assert exercises.feedback("07.3", answer, years=[year], **ctx)
+
+
+# ------------------------------------------------ chapter 8: SPIE beside the other methods
+@pytest.fixture(scope="module")
+def spie_results(method_results, tmp_path_factory) -> Path:
+    """The methods' results folder with a short SPIE run on the same split added (a copy)."""
+    import shutil
+
+    import torch
+
+    from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+
+    torch.set_num_threads(1)
+    results = tmp_path_factory.mktemp("spie") / "results"
+    shutil.copytree(method_results, results)
+    settings = ExtrapolationSettings(
+        methods=("SPIE",), n_folds=4, seed=SEED,
+        method_params={"SPIE": {"epochs": 30, "device": "cpu", "checkpoint_every": 0}})
+    run_extrapolation(results / "data", results / "calibration", results / "extrapolation",
+                      settings, progress=False, log=lambda *_: None)
+    return results
+
+
+@pytest.mark.slow
+def test_08_1_spie_margin(spie_results):
+    from lue_spie.extrapolate import views
+
+    out = spie_results / "extrapolation"
+    calibration = pd.read_parquet(spie_results / "calibration" / "calibration.parquet")
+    predictions = views.load_predictions(out, views.available_methods(out))
+    median = views.nse_summary(views.heldout_nse(predictions, calibration))["median"]
+    others = median.drop(index=["SPIE", views.SITE_CALIBRATION])
+    answer = median["SPIE"] - others.max()
+    ctx = {"results": spie_results}
+    assert_right_and_wrong("08.1", answer, ctx)
+    assert exercises.feedback("08.1", round(answer, 3), **ctx)  # three decimals are enough
+    if abs(median["SPIE"] - median[views.SITE_CALIBRATION] - answer) > 0.01:
+        reference = median["SPIE"] - median[views.SITE_CALIBRATION]
+        assert "reference" in exercises.feedback("08.1", reference, **ctx).message
+
+
+@pytest.mark.slow
+def test_08_1_cannot_check_without_spie(method_results):
+    verdict = exercises.feedback("08.1", 0.1, results=method_results)
+    assert not verdict.ok and not verdict.checkable
+    assert "SPIE has no results" in verdict.message
+
+
+@pytest.mark.slow
+def test_08_2_closer_than_calibration(spie_results):
+    from lue_spie.extrapolate import views
+
+    ds = load_dataset(spie_results / "data")
+    calibration = pd.read_parquet(spie_results / "calibration" / "calibration.parquet")
+    predictions = views.load_predictions(spie_results / "extrapolation", ["SPIE"])
+    overview = views.recovery_overview(predictions, calibration, ds.sites, ds.truth)
+    dist = overview[overview["reference"] == "truth"].pivot(
+        index="parameter", columns="method", values="median |error| / range")
+    diff = (dist["SPIE"] - dist[views.SITE_CALIBRATION]).dropna()
+    answer = sorted(diff.index[diff < 0])
+    ctx = {"results": spie_results}
+    assert_right_and_wrong("08.2", answer, ctx)
+    assert exercises.feedback("08.2", set(answer), **ctx)  # any collection of names
+    assert exercises.feedback("08.2", np.array(answer, dtype=object), **ctx)
+    farther = sorted(diff.index[diff > 0])
+    if farther:
+        message = exercises.feedback("08.2", farther, **ctx).message
+        assert "site calibration is closer" in message
 
 
 @pytest.fixture(scope="module")
