@@ -82,7 +82,7 @@ def spie_flowchart() -> Figure:
     for (_, r0, _, _), (l1, _, _, _) in zip(boxes[:-1], boxes[1:], strict=True):
         _arrow(ax, (r0, y), (l1, y))
     # Forcing into the model, GPP_obs into the cost.
-    _box(ax, (0.68, 0.93), "forcing: T, VPD,\nPAR, FAPAR, CO2, W", "data", w=0.14, h=0.12)
+    _box(ax, (0.68, 0.93), "forcing: T, VPD, PAR,\nFAPAR, CO2, W, CI", "data", w=0.14, h=0.12)
     _arrow(ax, (0.68, 0.87), (0.68, boxes[4][3]))
     _box(ax, (0.835, 0.93), "GPP_obs\n(good days)", "data", w=0.1, h=0.12)
     _arrow(ax, (0.835, 0.87), (0.835, boxes[5][3]))
