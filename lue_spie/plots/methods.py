@@ -34,6 +34,9 @@ __all__ = [
 #: Colour of the site-calibrated reference in every figure (grey: the ceiling, not a method).
 _REFERENCE_COLOR = "0.45"
 _REFERENCE = "site calibration"
+#: The true parameters of a virtual FLUXNET as a reference row (the SPIE chapter).
+_TRUTH = "true parameters"
+_TRUTH_COLOR = "0.1"
 
 
 def _method_colors() -> dict[str, object]:
@@ -54,9 +57,12 @@ METHOD_COLORS: dict[str, object] = _method_colors()
 
 
 def _color(label: str, k: int) -> object:
-    """The reference in grey, a known method in its own colour, anything else by position."""
+    """The references in grey (site calibration) and black (the virtual FLUXNET's true
+    parameters), a known method in its own colour, anything else by position."""
     if label == _REFERENCE:
         return _REFERENCE_COLOR
+    if label == _TRUTH:
+        return _TRUTH_COLOR
     return METHOD_COLORS.get(label, _COLORS[k % len(_COLORS)])
 
 
