@@ -210,10 +210,12 @@ PROFILES: dict[str, Profile] = {
     for p in (
         Profile(
             name="ci",
-            description="short runs for CI: the whole pipeline and the book in about 2 "
-                        "minutes on 2 CPU cores",
+            description="short runs for CI (24 sites x 3 years): the whole pipeline and the "
+                        "book in about 12 minutes on 2 busy shared CPU cores, 4 of them "
+                        "SPIE's 2000 epochs (chapter 8 and again in chapter 10's twin)",
             n_sites=24, n_years=3, cmaes_max_generations=100, n_show=4,
             n_folds=10, opt_max_generations=100, opt_restarts=0, rf_trees=100,
+            spie_epochs=2000, spie_batch_size=32, spie_mapping="log",
             pmodel_window_days=15.0, pd_grid=10,
         ),
         Profile(
@@ -221,9 +223,12 @@ PROFILES: dict[str, Profile] = {
             description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
                         "years and shorter CMA-ES runs; chapters 1-3 about a quarter of an "
                         "hour on 2 CPU cores, the method chapters about 40 minutes more today "
-                        "(nearly all of it the pooled optimisations OPT-All and OPT-PFT)",
+                        "(nearly all of it the pooled optimisations OPT-All and OPT-PFT), "
+                        "plus SPIE's 2000 epochs in chapter 8 (their time at this size: "
+                        "benchmarks/bench_spie.py)",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
             n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
+            spie_epochs=2000, spie_batch_size=32, spie_mapping="log",
             pmodel_window_days=15.0, structural_twin=False, pd_grid=20,
         ),
         Profile(
@@ -232,6 +237,7 @@ PROFILES: dict[str, Profile] = {
                         "hours on a CPU (a GPU helps, see the README)",
             n_sites=196, n_years=10, cmaes_max_generations=1000, cmaes_restarts=2, n_show=8,
             n_folds=10, opt_max_generations=1000, opt_restarts=1, rf_trees=100,
+            spie_epochs=2000, spie_batch_size=32, spie_mapping="log",
             pmodel_window_days=15.0,
             structural_twin=True, twin_methods=(
                 "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
@@ -735,7 +741,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     profiles = "\n".join(
         f"  {prof.name:6s} {prof.description}\n"
         f"         sites {prof.n_sites}, years {prof.n_years}, CMA-ES generations "
-        f"{prof.cmaes_max_generations}, restarts {prof.cmaes_restarts}"
+        f"{prof.cmaes_max_generations}, restarts {prof.cmaes_restarts}, SPIE epochs "
+        f"{prof.spie_epochs}"
         for prof in PROFILES.values())
     p = subparsers.add_parser(
         "book", help="run the chapter notebooks with papermill and build the Jupyter Book",
