@@ -211,7 +211,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="ci",
             description="short runs for CI (24 sites x 3 years): the whole pipeline and the "
-                        "book in about 12 minutes on 2 busy shared CPU cores, 4 of them "
+                        "book in about 10 minutes on 2 busy shared CPU cores, 2 of them "
                         "SPIE's 2000 epochs (chapter 8 and again in chapter 10's twin)",
             n_sites=24, n_years=3, cmaes_max_generations=100, n_show=4,
             n_folds=10, opt_max_generations=100, opt_restarts=0, rf_trees=100,
