@@ -1,7 +1,7 @@
 """Benchmark: SPIE's ten-fold training, all folds batched vs fold after fold, and the full run.
 
     .venv/bin/python benchmarks/bench_spie.py [--data DIR | --sites 196 --years 10]
-        [--folds 10] [--ratio-epochs 3] [--epochs 2000] [--threads 2] [--device auto]
+        [--folds 10] [--ratio-epochs 3] [--epochs 2000] [--threads 1] [--device auto]
         [--dtype float32] [--out results.json]
 
 1. Data: virtual FLUXNET (``--sites`` x ``--years``, seed 0, into a temporary folder) or the
@@ -137,7 +137,9 @@ def main() -> None:
     ap.add_argument("--ratio-epochs", type=int, default=3,
                     help="epochs timed for the batched vs fold-after-fold ratio (0: skip)")
     ap.add_argument("--epochs", type=int, default=2000, help="full run (0: skip)")
-    ap.add_argument("--threads", type=int, default=2, help="torch threads (0: torch's default)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="torch threads (0: torch's default; 1 was fastest on the shared 2-core "
+                         "box, benchmarks/RESULTS.md)")
     ap.add_argument("--device", default="auto")
     ap.add_argument("--dtype", default="float32", choices=["float32", "float64"])
     ap.add_argument("--mapping", default="log", choices=["log", "sigmoid"])
