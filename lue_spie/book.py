@@ -115,6 +115,13 @@ class Profile:
         cmaes_popsize: CMA-ES population size per site (``None`` = pycma's default).
         cmaes_max_generations: CMA-ES generations per site (an upper bound).
         cmaes_restarts: Extra CMA-ES restarts (with a doubled population) per site.
+        cmaes_dtype: Model precision of the CMA-ES searches (site calibration and the pooled
+            optimisations): ``"float64"``, or ``"float32"``, 2-3x faster and tested to reach
+            the float64 optimum (its sums over days and the cost stay in float64; see
+            benchmarks/RESULTS.md). In float32 the rounding of a site's cost depends on which
+            sites share its model call, so a run on Dask workers (other groupings) can end a
+            search a few generations apart from the in-process run (float64 rounding differs
+            far less: the same tables in every test of :mod:`lue_spie.execution`).
         n_show: How many sites the chapters show in per-site figures.
         likelihood_groups: Site groups of the model likelihood P (paper: 200; seconds even
             at the paper's size, so every profile uses the paper's number).
@@ -176,6 +183,7 @@ class Profile:
     cmaes_popsize: int | None = None
     cmaes_max_generations: int = 100
     cmaes_restarts: int = 0
+    cmaes_dtype: str = "float64"
     n_show: int = 4
     likelihood_groups: int = 200
     focus_method: str | None = None
@@ -227,6 +235,7 @@ PROFILES: dict[str, Profile] = {
                         "plus SPIE's 2000 epochs in chapter 8 (their time at this size: "
                         "benchmarks/bench_spie.py)",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
+            cmaes_dtype="float32",
             n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
             spie_epochs=2000, spie_batch_size=32, spie_mapping="log",
             pmodel_window_days=15.0, structural_twin=False, pd_grid=20,
