@@ -101,7 +101,7 @@ def skill(summary: pd.DataFrame) -> dict[str, Any]:
             "nse_q10": float(np.quantile(nse[finite], 0.1)) if finite.any() else None,
             "share_nse_positive": float((nse[finite] > 0).sum() / len(nse)) if len(nse)
             else None,
-            "fallback_notes": int(summary["note"].fillna("").astype(str).str.len().gt(0).sum())}
+            "sites_with_note": int(summary["note"].fillna("").astype(str).str.len().gt(0).sum())}
 
 
 def _dataset_version(data_dir: Path) -> str | None:
