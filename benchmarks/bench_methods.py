@@ -192,9 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"load average at start: {machine['load_start']}")
     print(f"profile {profile.name}: opt_max_generations {profile.opt_max_generations}, "
           f"opt_restarts {profile.opt_restarts}, rf_trees {profile.rf_trees}, "
-          f"pmodel_window_days {profile.pmodel_window_days}; calibration "
-          f"cmaes_max_generations {profile.cmaes_max_generations}, cmaes_restarts "
-          f"{profile.cmaes_restarts}, popsize {profile.cmaes_popsize or 'pycma default'}")
+          f"pmodel_window_days {profile.pmodel_window_days}")
 
     setup: dict[str, Any] = {}
     if args.data:
@@ -225,10 +223,16 @@ def main(argv: list[str] | None = None) -> int:
         calib_dir = Path(args.calib)
         cal_prov = store.read_provenance(calib_dir / "calibration.parquet")
         setup["calibration"] = {"given": True, "settings": cal_prov.get("settings")}
+        given = cal_prov.get("settings") or {}
+        print(f"setup: calibration {calib_dir} given (max_gen {given.get('max_gen')}, "
+              f"restarts {given.get('restarts')}, dtype {given.get('dtype')})")
     else:
         cal_settings = CalibrationSettings(
             seed=args.seed, max_gen=profile.cmaes_max_generations,
             restarts=profile.cmaes_restarts, popsize=profile.cmaes_popsize, device=device)
+        print(f"setup: calibrating with the profile's CMA-ES settings: max_gen "
+              f"{cal_settings.max_gen}, restarts {cal_settings.restarts}, popsize "
+              f"{cal_settings.popsize or 'pycma default'}, {cal_settings.dtype}", flush=True)
         t0, c0 = time.perf_counter(), time.process_time()
         res = calibrate_sites(dataset, cal_settings, progress=False)
         calib_dir = work / "calibration"
