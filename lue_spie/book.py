@@ -155,7 +155,8 @@ class Profile:
         workers: Dask worker processes for the chapters' independent units (site chunks,
             method x fold): 0 runs them in the notebook's kernel; N starts a local Dask
             cluster of N processes in each chapter that has such units. The results are the
-            same (:mod:`lue_spie.execution`).
+            same (:mod:`lue_spie.execution`; with ``cmaes_dtype="float32"`` see there). The
+            demo profile uses 2, one per core of a 2-core machine.
         scheduler: Address of a running Dask scheduler to use instead (e.g. a dask-jobqueue
             cluster's); None for none.
         shap_background: Feature importance (chapter 11): SHAP background sites per fold
@@ -235,7 +236,7 @@ PROFILES: dict[str, Profile] = {
                         "plus SPIE's 2000 epochs in chapter 8 (their time at this size: "
                         "benchmarks/bench_spie.py)",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
-            cmaes_dtype="float32",
+            cmaes_dtype="float32", workers=2,
             n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
             spie_epochs=2000, spie_batch_size=32, spie_mapping="log",
             pmodel_window_days=15.0, structural_twin=False, pd_grid=20,
