@@ -40,6 +40,7 @@ from lue_spie.execution import (
     execution_from_args,
 )
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+from lue_spie.params import PARAMETERS
 
 # The helpers below run on Dask workers: ship them by value (workers need not import tests/).
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
@@ -71,6 +72,21 @@ def _same_files(a: dict[str, Path], b: dict[str, Path]) -> None:
         pd.testing.assert_frame_equal(store.read_parquet(a[k]), store.read_parquet(b[k]),
                                       check_exact=True)
         assert store.sha256_file(a[k]) == store.sha256_file(b[k]), k
+
+
+def _same_search(a: pd.DataFrame, b: pd.DataFrame) -> None:
+    """The same searches: parameters, counts and flags bit for bit; costs to 1e-12.
+
+    A site's cost is summed in a model call shared with the other sites of its chunk, and the
+    vectorised kernels round the last bit by the call's shape (measured: 1 of 132 float64
+    costs 4e-16 apart between calls of 1 and 12 sites), so the reported cost of a search
+    can differ in its last bit by the chunking, while the search itself does not.
+    """
+    assert list(a.columns) == list(b.columns)
+    costs = [c for c in a.columns if a[c].dtype.kind == "f" and c not in PARAMETERS]
+    pd.testing.assert_frame_equal(a.drop(columns=costs), b.drop(columns=costs),
+                                  check_exact=True)
+    pd.testing.assert_frame_equal(a[costs], b[costs], check_exact=False, rtol=1e-12, atol=0)
 
 
 # ------------------------------------------------------------------------------ settings, CLI
@@ -135,9 +151,8 @@ def test_chunks_combine_to_the_one_batch_run(world, tmp_path):
             result, conv = calibrate_in_chunks(load_dataset(data), out / "chunks", SETTINGS, ex,
                                                chunk_sites=size, **QUIET)
         table = store.read_parquet(ref["table"])
-        pd.testing.assert_frame_equal(result.table, table, check_exact=True)
-        pd.testing.assert_frame_equal(conv, store.read_parquet(ref["convergence"]),
-                                      check_exact=True)
+        _same_search(result.table, table)
+        _same_search(conv, store.read_parquet(ref["convergence"]))
         assert result.generations == int(table["generations"].max())
         assert result.n_evaluations == int(table["evaluations"].sum())
         assert len(list((out / "chunks").glob("*.calibration.parquet"))) == -(-6 // size)
