@@ -230,11 +230,9 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="demo",
             description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
-                        "years and shorter CMA-ES runs; chapters 1-3 about a quarter of an "
-                        "hour on 2 CPU cores, the method chapters about 40 minutes more today "
-                        "(nearly all of it the pooled optimisations OPT-All and OPT-PFT), "
-                        "plus SPIE's 2000 epochs in chapter 8 (their time at this size: "
-                        "benchmarks/bench_spie.py)",
+                        "years, shorter CMA-ES runs in float32 on two Dask workers, SPIE's "
+                        "2000 epochs; about 17 minutes on 2 CPU cores (18 from a fresh clone "
+                        "with set-up), 8 of them SPIE",
             n_sites=196, n_years=8, cmaes_max_generations=500, cmaes_restarts=1,
             cmaes_dtype="float32", workers=2,
             n_show=6, n_folds=10, opt_max_generations=400, opt_restarts=0, rf_trees=100,
@@ -243,8 +241,9 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="paper",
-            description="the paper's size (196 sites x 10 years) and long CMA-ES runs: "
-                        "hours on a CPU (a GPU helps, see the README)",
+            description="the paper's size (196 sites x 10 years), long CMA-ES runs and the "
+                        "structural-error twin of all twelve methods: about 4 hours on 2 CPU "
+                        "cores (estimated from its stages; a GPU helps, see the README)",
             n_sites=196, n_years=10, cmaes_max_generations=1000, cmaes_restarts=2, n_show=8,
             n_folds=10, opt_max_generations=1000, opt_restarts=1, rf_trees=100,
             spie_epochs=2000, spie_batch_size=32, spie_mapping="log",
