@@ -37,7 +37,7 @@ from typing import Any
 import yaml
 
 from lue_spie.execution import ExecutionSettings, add_execution_arguments
-from lue_spie.store import atomic_write_json, git_commit, package_versions
+from lue_spie.store import atomic_write_json, atomic_write_text, git_commit, package_versions
 
 __all__ = [
     "Profile",
@@ -462,7 +462,22 @@ def run_notebook(
         )
     except PapermillExecutionError as err:
         raise _notebook_error(source, output, err) from None
+    _relative_papermill_paths(output, Path(cwd) if cwd else output.parent)
     return time.perf_counter() - t0
+
+
+def _relative_papermill_paths(notebook: Path, base: Path) -> None:
+    """papermill records the absolute input and output paths in the executed copy's metadata;
+    the book offers that copy for download, so they are made relative to ``base``."""
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    meta = nb.get("metadata", {}).get("papermill", {})
+    changed = False
+    for key in ("input_path", "output_path"):
+        if isinstance(meta.get(key), str) and os.path.isabs(meta[key]):
+            meta[key] = _relative(Path(meta[key]), base.resolve())
+            changed = True
+    if changed:
+        atomic_write_text(notebook, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
 
 
 def _notebook_error(source: Path, output: Path, err: Any) -> NotebookError:

@@ -101,7 +101,10 @@ def test_no_absolute_path_of_the_machine_in_the_book_or_results(ci_book):
     # after "../", e.g. "../../tmp/x" for a build folder outside the repository).
     absolute = re.compile("|".join(rf"(?<![\w.]){re.escape(str(p.resolve()))}"
                                    for p in (book.find_source_root(), ci_book.build_dir)))
-    for page in ci_book.html_dir.rglob("*.html"):
+    # The pages and the executed notebooks the book offers for download (_sources).
+    offered = [*ci_book.html_dir.rglob("*.html"), *ci_book.html_dir.rglob("*.ipynb")]
+    assert any(p.suffix == ".ipynb" for p in offered)
+    for page in offered:
         text = page.read_text(encoding="utf-8", errors="replace")
         hit = absolute.search(text)
         assert hit is None, f"{page.name}: ...{text[max(0, hit.start() - 80):hit.end()]}"
