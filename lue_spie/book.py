@@ -242,7 +242,7 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="paper",
             description="the paper's size (196 sites x 10 years), long CMA-ES runs and the "
-                        "structural-error twin of all twelve methods: about 4 hours on 2 CPU "
+                        "structural-error twin of all twelve methods: about 3 hours on 2 CPU "
                         "cores (estimated from its stages; a GPU helps, see the README)",
             n_sites=196, n_years=10, cmaes_max_generations=1000, cmaes_restarts=2, n_show=8,
             n_folds=10, opt_max_generations=1000, opt_restarts=1, rf_trees=100,
