@@ -121,7 +121,7 @@ class Profile:
             benchmarks/RESULTS.md). In float32 the rounding of a site's cost depends on which
             sites share its model call, so a run on Dask workers (other groupings) can end a
             search a few generations apart from the in-process run (float64 rounding differs
-            far less: the same tables in every test of :mod:`lue_spie.execution`).
+            far less: the same parameters in every test of :mod:`lue_spie.execution`).
         n_show: How many sites the chapters show in per-site figures.
         likelihood_groups: Site groups of the model likelihood P (paper: 200; seconds even
             at the paper's size, so every profile uses the paper's number).
