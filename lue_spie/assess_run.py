@@ -427,24 +427,16 @@ def write_assessment(a: Assessment, out: str | Path, *, figures: bool = True,
     t0 = time.perf_counter()
     base = _provenance(a, "tables")
     for name, table in a.tables().items():
-        prov = {**base, "step": f"assess.{name}"}
-        pq = store.write_parquet(table.reset_index(drop=True), out / f"{name}.parquet", prov)
-        csv = store.atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
-        written[name] = [pq, csv]
+        written[name] = store.write_table(table, out, name, {**base, "step": f"assess.{name}"})
     a.timings["write_tables"] = time.perf_counter() - t0
     if figures:
+        from lue_spie.plots import save_figure
+
         t0 = time.perf_counter()
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
         for name, fig in a.figures().items():
-            paths = []
-            for fmt in formats:
-                path = fig_dir / f"{name}.{fmt}"
-                # Date/Software left out: the same results give the same files.
-                meta = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
-                fig.savefig(path, dpi=150 if fmt == "png" else None, metadata=meta)
-                paths.append(path)
-            written[f"figures/{name}"] = paths
+            written[f"figures/{name}"] = save_figure(fig, fig_dir / name, formats)
             log(f"  figure {name}")
         a.timings["write_figures"] = time.perf_counter() - t0
     record = _provenance(a, "record", {"timings_s": a.timings})

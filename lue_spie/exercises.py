@@ -603,12 +603,7 @@ class WorstSite(Exercise, exercise_id="03.1"):
     def judge(self, answer: Any, *, results: Any) -> Feedback:
         from lue_spie.store import read_parquet
 
-        if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-            answer = answer.item()
-        if not isinstance(answer, str):
-            raise Hint(f"expected {self.expects}; got {type(answer).__name__}. Take the "
-                       "`site` value of the row, not the whole row.")
-        site = answer.strip()
+        site = _string(answer, self.expects, "site")
         table = read_parquet(_results(results) / "calibration" / "calibration.parquet",
                              columns=["site", "status", "nse"])
         if site not in set(table["site"]):
@@ -642,13 +637,15 @@ def _count(value: Any, what: str) -> int:
     return int(x)
 
 
-def _string(value: Any, what: str, column: str) -> str:
-    """One string (a site id, PFT, parameter name), or :class:`Hint` naming the column."""
+def _string(value: Any, what: str, column: str | None = None, *,
+            advice: str | None = None) -> str:
+    """One string (a site id, PFT, parameter name), or :class:`Hint` naming the column (or
+    giving ``advice``)."""
     if hasattr(value, "item") and getattr(value, "ndim", 1) == 0:
         value = value.item()
     if not isinstance(value, str):
-        raise Hint(f"expected {what}; got {type(value).__name__}. Take the `{column}` value "
-                   "of the row, not the whole row.")
+        advice = advice or f"Take the `{column}` value of the row, not the whole row."
+        raise Hint(f"expected {what}; got {type(value).__name__}. {advice}")
     return value.strip()
 
 
@@ -1209,12 +1206,7 @@ class MostPositiveSites(Exercise, exercise_id="09.1"):
     def judge(self, answer: Any, *, results: Any) -> Feedback:
         from lue_spie.store import read_parquet
 
-        if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-            answer = answer.item()
-        if not isinstance(answer, str):
-            raise Hint(f"expected {self.expects}; got {type(answer).__name__}. Take the "
-                       "`method` value of the row, not the whole row.")
-        name = answer.strip()
+        name = _string(answer, self.expects, "method")
         scores = read_parquet(_results(results) / "assessment" / "site_scores.parquet",
                               columns=["method", "site", "scale", "NSE"])
         daily = scores[scores["scale"] == "daily"]
@@ -1255,12 +1247,7 @@ class BoundParameter(Exercise, exercise_id="10.1"):
         from lue_spie.params import PARAMETERS
         from lue_spie.store import read_parquet
 
-        if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-            answer = answer.item()
-        if not isinstance(answer, str):
-            raise Hint(f"expected {self.expects}; got {type(answer).__name__}. Take the "
-                       "`parameter` value of the row, not the whole row.")
-        name = answer.strip()
+        name = _string(answer, self.expects, "parameter")
         if name not in PARAMETERS:
             raise Hint(f"{name!r} is not a parameter name; use one of lue_spie.params."
                        "PARAMETERS (e.g. 'eps_max').")
@@ -1299,12 +1286,8 @@ class _ImportanceExercise(Exercise):
 
     @staticmethod
     def text(answer: Any, expects: str) -> str:
-        if hasattr(answer, "item") and getattr(answer, "ndim", 1) == 0:
-            answer = answer.item()
-        if not isinstance(answer, str):
-            raise Hint(f"expected {expects}; got {type(answer).__name__}. Take the name "
-                       "from the table (a string), not the whole row or a number.")
-        return answer.strip()
+        return _string(answer, expects, advice="Take the name from the table (a string), "
+                       "not the whole row or a number.")
 
 
 class TopFeatureClass(_ImportanceExercise, exercise_id="11.1"):

@@ -1114,23 +1114,16 @@ def write_importance(res: ImportanceResult, out: str | Path, *,
     for name, table in res.tables().items():
         prov = store.make_provenance(f"importance.{name}", settings=settings,
                                      inputs=inputs, seed=res.settings.seed)
-        pq = store.write_parquet(table.reset_index(drop=True), out / f"{name}.parquet", prov)
-        csv = store.atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
-        written[name] = [pq, csv]
+        written[name] = store.write_table(table, out, name, prov)
     res.timings["write_tables"] = time.perf_counter() - t0
     if figures:
+        from lue_spie.plots import save_figure
+
         t0 = time.perf_counter()
         fig_dir = out / "figures"
         fig_dir.mkdir(exist_ok=True)
         for name, fig in res.figures().items():
-            paths = []
-            for fmt in formats:
-                path = fig_dir / f"{name}.{fmt}"
-                # No dates or software stamps: the same results give the same files.
-                meta = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
-                fig.savefig(path, dpi=150 if fmt == "png" else None, metadata=meta)
-                paths.append(path)
-            written[name] = paths
+            written[name] = save_figure(fig, fig_dir / name, formats)
             log(f"  figure {name}")
         res.timings["write_figures"] = time.perf_counter() - t0
     record = store.make_provenance("importance", settings=settings, inputs=inputs,

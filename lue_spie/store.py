@@ -30,6 +30,7 @@ __all__ = [
     "atomic_write_text",
     "atomic_write_json",
     "write_parquet",
+    "write_table",
     "read_parquet",
     "provenance_path",
     "read_provenance",
@@ -116,6 +117,16 @@ def write_parquet(
         record["output"] = {"file": path.name, "sha256": sha256_file(path), "rows": len(df)}
         atomic_write_json(provenance_path(path), record)
     return path
+
+
+def write_table(df: pd.DataFrame, folder: str | os.PathLike, name: str,
+                provenance: Mapping[str, Any] | None = None) -> list[Path]:
+    """``FOLDER/NAME.parquet`` (with its provenance record, :func:`write_parquet`) and the same
+    table as ``FOLDER/NAME.csv`` for spreadsheets; both atomic. Returns the two paths."""
+    folder = Path(folder)
+    df = df.reset_index(drop=True)
+    return [write_parquet(df, folder / f"{name}.parquet", provenance),
+            atomic_write_text(folder / f"{name}.csv", df.to_csv(index=False))]
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:

@@ -21,6 +21,19 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture
+def one_thread():
+    """One torch thread for the test, restored after it (modules that run the model on small
+    batches use it for every test: ``pytestmark = pytest.mark.usefixtures("one_thread")``).
+    Extra threads only add overhead there, several times slower on a shared 2-core machine."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @dataclass(frozen=True)
 class BuiltBook:
     """A built book: where it is and how the build went."""

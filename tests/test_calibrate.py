@@ -30,15 +30,7 @@ from lue_spie.params import PARAMETERS, apply_lag_mask, index, lag_mask, to_scal
 
 SHARED_FLUXNET = Path(__file__).resolve().parents[2] / "shared" / "fluxnet"
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    # Small batches: extra torch threads only add overhead (several times slower on the
-    # shared 2-core machine); restored after each test.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @dataclasses.dataclass(frozen=True)

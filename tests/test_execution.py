@@ -49,13 +49,7 @@ SETTINGS = CalibrationSettings(device="cpu", max_gen=12, seed=4)
 FILES = ("table", "gpp_calib", "convergence")
 QUIET = {"log": lambda *_: None}
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -25,13 +25,7 @@ from lue_spie.methods.spie import FoldNetwork, load_networks, make_mapping
 from lue_spie.methods.spie.network import sequential_from_layers
 from lue_spie.params import PARAMETERS
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _mlp(sizes, *, seed=0, dropout=0.1, zero_rows=(), bias=0.1) -> nn.Sequential:

@@ -20,13 +20,6 @@ from lue_spie.params import LOWER, PARAMETERS, UPPER, index, lag_mask, to_scaled
 pytestmark = pytest.mark.usefixtures("one_thread")
 
 
-@pytest.fixture
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 
 @pytest.fixture(scope="module")
 def world() -> Dataset:

@@ -32,13 +32,7 @@ from lue_spie.methods.spie import (
 )
 from lue_spie.params import LOWER, PARAMETERS, UPPER, index, lag_mask, to_scaled
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

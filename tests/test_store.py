@@ -68,3 +68,12 @@ def test_provenance_never_records_an_absolute_path(tmp_path, monkeypatch):
     outside = store.make_provenance("t", inputs={"y": other})
     assert outside["inputs"]["y"]["path"] == "elsewhere.parquet"
     assert str(tmp_path) not in json.dumps(outside)
+
+
+def test_write_table_writes_parquet_with_provenance_and_csv(tmp_path):
+    df = pd.DataFrame({"site": ["A", "B"], "nse": [0.5, 0.75]}, index=[3, 7])
+    pq, csv = store.write_table(df, tmp_path, "scores", {"step": "test"})
+    assert (pq, csv) == (tmp_path / "scores.parquet", tmp_path / "scores.csv")
+    pd.testing.assert_frame_equal(store.read_parquet(pq), df.reset_index(drop=True))
+    pd.testing.assert_frame_equal(pd.read_csv(csv), df.reset_index(drop=True))
+    assert store.read_provenance(pq)["output"]["rows"] == 2

@@ -13,7 +13,7 @@ The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
 is also available here, as ``lue_spie.plots.<name>``.
 """
 
-from lue_spie.plots._style import STYLE, as_vector
+from lue_spie.plots._style import STYLE, as_vector, save_figure
 from lue_spie.plots.assessment import (
     FAMILY_COLORS,
     likelihood,
@@ -73,6 +73,7 @@ __all__ = [
     "spie_flowchart",
     "training_curves",
     "as_vector",
+    "save_figure",
     "realism_cycles",
     "sensitivity_curves",
     "lag_effect",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import matplotlib
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure
 
 from lue_spie.params import PARAMETER_TABLE, PARAMETERS, UNITS
 
-__all__ = ["STYLE", "as_vector"]
+__all__ = ["STYLE", "as_vector", "save_figure"]
 
 #: Matplotlib settings of every figure (small, legible PNGs for the book).
 STYLE: dict[str, Any] = {
@@ -31,6 +32,21 @@ STYLE: dict[str, Any] = {
 }
 
 _COLORS = matplotlib.colormaps["tab10"].colors
+
+
+def save_figure(fig: Figure, stem: Path, formats: Sequence[str] = ("png", "svg")) -> list[Path]:
+    """Save ``fig`` as ``STEM.<fmt>`` for each format (PNG at 150 dpi); returns the paths.
+
+    Dates and software stamps are left out of the files, so the same results give the same
+    files.
+    """
+    paths = []
+    for fmt in formats:
+        path = stem.with_name(f"{stem.name}.{fmt}")
+        meta = {"Date": None} if fmt in ("svg", "pdf") else {"Software": None}
+        fig.savefig(path, dpi=150 if fmt == "png" else None, metadata=meta)
+        paths.append(path)
+    return paths
 
 
 def _styled(func: Callable[..., Figure]) -> Callable[..., Figure]:
