@@ -480,3 +480,18 @@ def test_spie_beats_pftmean_and_tracks_the_truth(tmp_path_factory):
         assert error(pred_spie, j) <= error(pred_pft, j) + 0.005, (name, error(pred_spie, j),
                                                                     error(pred_pft, j))
     assert np.corrcoef(truth.loc[got.index, "Topt"], got["Topt"])[0, 1] > 0.6
+
+
+def test_spie_hyperparameters_default_to_the_training_settings():
+    # SPIE keeps its hyperparameters flat (the registry's `--param SPIE.NAME=VALUE` and the
+    # unit keys read them by name) and repeats TrainConfig's fields: their defaults must agree.
+    import dataclasses
+
+    spie = SPIE()
+    config = spie.train_config()
+    for f in dataclasses.fields(TrainConfig):
+        if f.name == "mapping":
+            assert config.mapping == spie.bounds_mapping()
+            continue
+        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
+        assert getattr(spie, f.name) == default == getattr(config, f.name), f.name
