@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import logging
 import os
+import shutil
 import socket
 import sys
 from pathlib import Path
@@ -28,6 +29,7 @@ from lue_spie.calibrate import (
     calibrate_sites,
     run_site_calibration,
 )
+from lue_spie.calibrate import api as api_module
 from lue_spie.calibrate import chunks as chunks_module
 from lue_spie.calibrate.chunks import ChunkTask, calibrate_in_chunks, run_chunk
 from lue_spie.cli import main
@@ -220,6 +222,44 @@ def test_chunks_of_other_settings_are_refused_or_restarted(world, tmp_path):
         assert any("starting afresh" in n for n in notes)
         with pytest.raises(ValueError, match="chunk_sites = 0"):
             calibrate_in_chunks(dataset, tmp_path / "x", SETTINGS, ex, chunk_sites=0)
+
+
+def test_a_rerun_the_other_way_keeps_the_finished_work(world, tmp_path, monkeypatch):
+    # Resuming a long run with --workers after an in-process start (or the reverse) must not
+    # calibrate again what is finished: the two ways give the same result.
+    data, ref = world
+    out = tmp_path / "switch"
+    shutil.copytree(Path(ref["table"]).parent, out)  # the finished in-process run
+    calls = []
+    monkeypatch.setattr(api_module, "_run_chunked", lambda *a, **k: calls.append(k) or {})
+    notes = []
+    again = run_site_calibration(data, out, SETTINGS, log=notes.append,
+                                 execution=ExecutionSettings(workers=2))
+    assert not calls and any("kept the finished in-process calibration" in n for n in notes)
+    _same_search(store.read_parquet(again["table"]), store.read_parquet(ref["table"]))
+    # ... but not a finished checkpoint of other settings: those go to the cluster
+    run_site_calibration(data, out, SETTINGS.replace(seed=9), **QUIET,
+                         execution=ExecutionSettings(workers=2))
+    assert len(calls) == 1
+    monkeypatch.undo()
+
+    # The reverse: chunks begun on a cluster are finished in this process, chunk by chunk,
+    # keeping the finished ones (here all: nothing is calibrated again).
+    out = tmp_path / "chunked"
+    with Executor() as ex:
+        calibrate_in_chunks(load_dataset(data), out / "chunks", SETTINGS, ex, chunk_sites=2,
+                            **QUIET)
+    ran = []
+    monkeypatch.setattr(chunks_module, "run_chunk", lambda task, batch: ran.append(task))
+    notes = []
+    paths = run_site_calibration(data, out, SETTINGS, log=notes.append)
+    assert not ran and not (out / "checkpoint").exists()
+    assert any("resuming the chunked calibration" in n for n in notes)
+    _same_search(store.read_parquet(paths["table"]), store.read_parquet(ref["table"]))
+    # chunks of other settings are left alone: a plain in-process run
+    other = run_site_calibration(data, out, SETTINGS.replace(seed=9), **QUIET)
+    assert (out / "checkpoint" / "checkpoint.pkl").is_file() and not ran
+    assert store.read_provenance(other["table"])["settings"]["seed"] == 9
 
 
 # ------------------------------------------------------------------------ on a Dask cluster

@@ -16,7 +16,9 @@ it does not change the result.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
+import pickle
 import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -415,15 +417,39 @@ def run_site_calibration(
     Returns:
         Name -> path of the files written (``table``, ``gpp_calib``, ``convergence``).
     """
+    settings = settings or CalibrationSettings()
+    common = dict(sites=sites, years=years, checkpoint_every=checkpoint_every,
+                  progress=progress, log=log)
+    ckpt = Path(out_dir) / "checkpoint"
+    # A rerun keeps the work of an earlier run made the other way (the two give the same
+    # result): adding --workers to resume a long in-process run must not calibrate again
+    # what is finished, and a chunked run can be finished without a cluster.
+    if execution is not None and execution.distributed:
+        if _finished_checkpoint(ckpt):
+            try:
+                paths = _run_in_process(data_dir, out_dir, settings,
+                                        restart_on_mismatch=False, **common)
+                log(f"kept the finished in-process calibration in {ckpt}")
+                return paths
+            except CheckpointMismatch:
+                pass  # of other settings or data: calibrate on the cluster
+        return _run_chunked(data_dir, out_dir, settings, restart_on_mismatch=restart_on_mismatch,
+                            execution=execution, chunk_sites=chunk_sites, **common)
+    if not ckpt.exists() and _chunks_of(Path(out_dir) / "chunks", settings):
+        log(f"resuming the chunked calibration in {Path(out_dir) / 'chunks'} in this process")
+        return _run_chunked(data_dir, out_dir, settings, restart_on_mismatch=restart_on_mismatch,
+                            execution=ExecutionSettings(), chunk_sites=chunk_sites, **common)
+    return _run_in_process(data_dir, out_dir, settings, restart_on_mismatch=restart_on_mismatch,
+                           **common)
+
+
+def _run_in_process(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                    settings: CalibrationSettings, *, sites: Sequence[str] | None,
+                    years: Sequence[int] | None, checkpoint_every: int, progress: bool,
+                    restart_on_mismatch: bool, log: Callable[[str], Any]) -> dict[str, Path]:
+    """:func:`run_site_calibration` in this process: one engine over every site."""
     from lue_spie.data.io import load_dataset
 
-    if execution is not None and execution.distributed:
-        return _run_chunked(data_dir, out_dir, settings, sites=sites, years=years,
-                            checkpoint_every=checkpoint_every, progress=progress,
-                            restart_on_mismatch=restart_on_mismatch, log=log,
-                            execution=execution, chunk_sites=chunk_sites)
-
-    settings = settings or CalibrationSettings()
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     dataset = load_dataset(data_dir)
     ckpt = out_dir / "checkpoint"
@@ -455,6 +481,33 @@ def run_site_calibration(
     return paths
 
 
+def _finished_checkpoint(ckpt: Path) -> bool:
+    """Whether ``ckpt`` holds an in-process calibration whose every unit has stopped.
+
+    Whether it belongs to these settings and data is checked when it is resumed.
+    """
+    path = ckpt / "checkpoint.pkl"
+    if not path.is_file():
+        return False
+    try:
+        units = pickle.loads(path.read_bytes())["engine"]["units"]
+    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError):
+        return False
+    return bool(units) and all(u.done for u in units)
+
+
+def _chunks_of(folder: Path, settings: CalibrationSettings) -> bool:
+    """Whether ``folder`` holds a chunked calibration begun with these settings (its data
+    are checked when it is resumed: :func:`~lue_spie.calibrate.chunks.calibrate_in_chunks`)."""
+    from lue_spie.calibrate.chunks import RUN_FILE
+
+    try:
+        record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        return False
+    return record.get("settings") == settings.to_dict()
+
+
 def _write_step(dataset: Any, data_dir: Path, out_dir: Path, result: CalibrationResult, *,
                 sites: list[str] | None, years: list[int] | None,
                 execution: str | None = None) -> dict[str, Path]:
@@ -484,7 +537,8 @@ def _run_chunked(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
                  years: Sequence[int] | None, checkpoint_every: int, progress: bool,
                  restart_on_mismatch: bool, log: Callable[[str], Any],
                  execution: ExecutionSettings, chunk_sites: int | None) -> dict[str, Path]:
-    """:func:`run_site_calibration` on a Dask cluster: chunks of sites as units."""
+    """:func:`run_site_calibration` in chunks of sites as units (on a Dask cluster, or in
+    this process to finish a chunked run)."""
     from lue_spie.calibrate.chunks import CHUNK_SITES, calibrate_in_chunks
     from lue_spie.data.io import load_dataset
     from lue_spie.execution import Executor
