@@ -40,6 +40,7 @@ from lue_spie import store
 from lue_spie.calibrate import CalibrationSettings, run_site_calibration
 from lue_spie.cv import read_folds
 from lue_spie.data.io import TRUTH_META_FILE, load_dataset
+from lue_spie.execution import ExecutionSettings
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
 from lue_spie.results import CALIBRATION_DIR, DATA_DIR, EXTRAPOLATION_DIR, find_methods
 
@@ -98,7 +99,8 @@ def _calibration_settings(results: Path) -> tuple[CalibrationSettings, dict[str,
 
 def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
              out: str | Path | None = None, progress: bool = False,
-             log: Callable[[str], Any] = print) -> Path:
+             log: Callable[[str], Any] = print,
+             execution: ExecutionSettings | None = None) -> Path:
     """Build the structural-error twin of a results folder (see the module docstring).
 
     Args:
@@ -107,6 +109,8 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
         out: The twin's results folder (default ``RESULTS/twin``).
         progress: Show progress bars.
         log: Where progress lines go.
+        execution: Where the calibration's and the methods' units run (default: in this
+            process), as in the main run's chapters.
 
     Returns:
         The twin's results folder.
@@ -138,7 +142,8 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
     log("twin: site calibration with the main run's settings")
     run_site_calibration(data_dir, out / CALIBRATION_DIR, cal_settings,
                          sites=selection["sites"], years=selection["years"],
-                         progress=progress, restart_on_mismatch=True, log=log)
+                         progress=progress, restart_on_mismatch=True, log=log,
+                         execution=execution)
     names = twin_methods(results, methods)
     if names:
         split = read_folds(results / EXTRAPOLATION_DIR)
@@ -150,7 +155,7 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
             method_params={m: _method_params(results, m) for m in names})
         log(f"twin: {', '.join(names)} with the main run's hyperparameters")
         run_extrapolation(data_dir, out / CALIBRATION_DIR, out / EXTRAPOLATION_DIR, settings,
-                          progress=progress, log=log)
+                          progress=progress, log=log, execution=execution)
     return out
 
 

@@ -246,6 +246,24 @@ def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, 
     assert off.worlds is None and "twin_worlds" not in off.tables()
 
 
+def test_the_twin_runs_its_units_where_the_chapter_says(results, tmp_path, monkeypatch):
+    # `lue-spie book --workers N` reaches the twin: its calibration and methods get the
+    # chapter's execution settings (the twin is the paper profile's longest stage).
+    from lue_spie import twin as twin_module
+    from lue_spie.execution import ExecutionSettings
+
+    main = tmp_path / "main"
+    shutil.copytree(results, main)
+    seen = {}
+    monkeypatch.setattr(twin_module, "run_site_calibration",
+                        lambda *a, **k: seen.setdefault("calibration", k.get("execution")))
+    monkeypatch.setattr(twin_module, "run_extrapolation",
+                        lambda *a, **k: seen.setdefault("methods", k.get("execution")))
+    cluster = ExecutionSettings(workers=2)
+    twin_module.run_twin(main, methods=["mRF"], log=lambda *_: None, execution=cluster)
+    assert seen == {"calibration": cluster, "methods": cluster}
+
+
 def test_the_twin_needs_the_generator(results, tmp_path):
     from lue_spie.twin import run_twin
 

@@ -232,6 +232,25 @@ def test_a_rerun_the_other_way_keeps_the_finished_work(world, tmp_path, monkeypa
     shutil.copytree(Path(ref["table"]).parent, out)  # the finished in-process run
     calls = []
     monkeypatch.setattr(api_module, "_run_chunked", lambda *a, **k: calls.append(k) or {})
+    monkeypatch.setattr(api_module, "calibrate_sites", lambda *a, **k: calls.append(k))
+    # Its files are kept as they are (their checksums are what later steps' units depend on)
+    notes = []
+    kept = run_site_calibration(data, out, SETTINGS, log=notes.append,
+                                execution=ExecutionSettings(workers=2))
+    assert not calls and any("kept the finished calibration" in n for n in notes)
+    for k in FILES:
+        assert store.sha256_file(kept[k]) == store.sha256_file(ref[k])
+    # ... not when the data files changed, nor for other sites
+    assert api_module._kept_result(data, out, SETTINGS, sites=["x"], years=None) is None
+    moved = tmp_path / "vf2"
+    shutil.copytree(data, moved)
+    (moved / "sites.parquet").write_bytes((moved / "sites.parquet").read_bytes() + b"\0")
+    assert api_module._kept_result(moved, out, SETTINGS, sites=None, years=None) is None
+    # Without the files, its finished checkpoint is resumed in-process, not sent to a cluster
+    monkeypatch.undo()
+    monkeypatch.setattr(api_module, "_run_chunked", lambda *a, **k: calls.append(k) or {})
+    for k in FILES:
+        Path(kept[k]).unlink()
     notes = []
     again = run_site_calibration(data, out, SETTINGS, log=notes.append,
                                  execution=ExecutionSettings(workers=2))

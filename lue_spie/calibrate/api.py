@@ -397,6 +397,11 @@ def run_site_calibration(
     ``calibration.parquet``, ``gpp_calib.parquet`` and ``convergence.parquet`` (each with
     provenance) into ``out_dir``.
 
+    A rerun keeps what is finished, whichever way it was run: files of a finished calibration
+    with the same settings, sites, years and data files are kept as they are; a finished
+    in-process checkpoint is used by a run on a cluster, and chunks begun on a cluster are
+    finished by a run in this process.
+
     Args:
         data_dir: The dataset folder (``site_day.parquet``, ``sites.parquet``).
         out_dir: The results folder.
@@ -418,6 +423,10 @@ def run_site_calibration(
         Name -> path of the files written (``table``, ``gpp_calib``, ``convergence``).
     """
     settings = settings or CalibrationSettings()
+    kept = _kept_result(data_dir, out_dir, settings, sites=sites, years=years)
+    if kept is not None:
+        log(f"kept the finished calibration in {out_dir} (same settings, data and sites)")
+        return kept
     common = dict(sites=sites, years=years, checkpoint_every=checkpoint_every,
                   progress=progress, log=log)
     ckpt = Path(out_dir) / "checkpoint"
@@ -478,6 +487,42 @@ def _run_in_process(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
     paths = _write_step(dataset, data_dir, out_dir, result, sites=sites, years=years)
     paths["convergence"] = recorder.write()
     _report(result, log)
+    return paths
+
+
+def _kept_result(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
+                 settings: CalibrationSettings, *, sites: Sequence[str] | None,
+                 years: Sequence[int] | None) -> dict[str, Path] | None:
+    """The step's files in ``out_dir`` when they hold a finished calibration of these
+    settings, sites, years and data files (whichever way it was run), else None.
+
+    Keeping them as they are, rather than writing them again from a checkpoint or chunks,
+    keeps their checksums, on which the later steps' finished units depend. The device is not
+    compared: a result is one of these settings wherever it was computed.
+    """
+    out_dir, data_dir = Path(out_dir), Path(data_dir)
+    paths = {"table": out_dir / "calibration.parquet", "gpp_calib": out_dir / "gpp_calib.parquet",
+             "convergence": out_dir / "convergence.parquet"}
+    if not all(p.is_file() for p in paths.values()):
+        return None
+    try:
+        prov = store.read_provenance(paths["table"])
+        gpp_prov = store.read_provenance(paths["gpp_calib"])
+    except (FileNotFoundError, json.JSONDecodeError):
+        return None
+    done = prov.get("settings", {})
+    want = {k: v for k, v in settings.to_dict().items() if k != "device"}
+    want["sites"] = None if sites is None else [str(x) for x in sites]
+    want["years"] = None if years is None else [int(y) for y in years]
+    if any(done.get(k) != v for k, v in want.items()):
+        return None
+    if gpp_prov.get("created") != prov.get("created") or gpp_prov.get("settings") != done:
+        return None  # the GPP table of another write (an interrupted one)
+    for name in ("site_day", "sites"):
+        path = data_dir / f"{name}.parquet"
+        if not path.is_file() or \
+                prov.get("inputs", {}).get(name, {}).get("sha256") != store.sha256_file(path):
+            return None
     return paths
 
 
