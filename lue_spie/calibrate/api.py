@@ -36,7 +36,7 @@ from lue_spie.calibrate.engine import (
     run_units,
 )
 from lue_spie.calibrate.settings import CalibrationSettings
-from lue_spie.data.io import ForcingBatch, as_forcing_batch
+from lue_spie.data.io import SITE_DAY_FILE, SITES_FILE, ForcingBatch, as_forcing_batch
 from lue_spie.execution import ExecutionSettings
 from lue_spie.model import FORCING_KEYS
 from lue_spie.params import PARAMETERS, from_scaled
@@ -518,12 +518,16 @@ def _kept_result(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
         return None
     if gpp_prov.get("created") != prov.get("created") or gpp_prov.get("settings") != done:
         return None  # the GPP table of another write (an interrupted one)
-    for name in ("site_day", "sites"):
-        path = data_dir / f"{name}.parquet"
+    for name, path in _inputs(data_dir).items():
         if not path.is_file() or \
                 prov.get("inputs", {}).get(name, {}).get("sha256") != store.sha256_file(path):
             return None
     return paths
+
+
+def _inputs(data_dir: Path) -> dict[str, Path]:
+    """The data files a calibration reads, by the names its provenance records them under."""
+    return {"site_day": data_dir / SITE_DAY_FILE, "sites": data_dir / SITES_FILE}
 
 
 def _finished_checkpoint(ckpt: Path) -> bool:
@@ -560,7 +564,7 @@ def _write_step(dataset: Any, data_dir: Path, out_dir: Path, result: Calibration
     from lue_spie.evaluate import simulate_calibrated
 
     gpp = simulate_calibrated(dataset, result.table, years=years)
-    inputs = {"site_day": data_dir / "site_day.parquet", "sites": data_dir / "sites.parquet"}
+    inputs = _inputs(data_dir)
     extra: dict[str, Any] = {"sites": sites, "years": years}
     if execution is not None:
         extra["execution"] = execution
