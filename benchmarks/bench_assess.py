@@ -40,10 +40,10 @@ import pandas as pd
 import scipy
 from scipy import stats
 
-from lue_spie.assess import assess_gpp
+from lue_spie.assess.gpp import assess_gpp
+from lue_spie.assess.likelihood import PAPER_COMBOS, model_likelihood, site_year_scores
 from lue_spie.data.schema import QC_COLUMNS
-from lue_spie.data.synthetic import make_tables
-from lue_spie.likelihood import PAPER_COMBOS, model_likelihood, site_year_scores
+from lue_spie.data.virtual import make_tables
 from lue_spie.metrics import HIGHER_IS_BETTER
 from lue_spie.timescales import all_scales, gpp_grid
 

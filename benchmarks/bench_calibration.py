@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
 
     tmp = None
     if args.data is None:
-        from lue_spie.data.synthetic import generate
+        from lue_spie.data.virtual import generate
 
         tmp = tempfile.TemporaryDirectory(prefix="bench_cal_")
         t0 = time.perf_counter()

@@ -23,7 +23,7 @@ import torch
 
 from lue_spie.data.io import load_dataset, to_forcing
 from lue_spie.data.schema import validate_site_day
-from lue_spie.data.synthetic import generate
+from lue_spie.data.virtual import generate
 
 
 def best_of(fn: Callable[[], object], repeats: int) -> float:

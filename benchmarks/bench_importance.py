@@ -8,12 +8,12 @@
    virtual FLUXNET (``--sites`` x ``--years``, seed 0) with SPIE trained for ``--epochs``
    epochs on the ten-fold split (the analysis' cost depends on the number of sites and the
    architecture, not on how well the networks are trained) in a temporary folder.
-2. The whole step as ``lue-spie importance`` runs it (:func:`lue_spie.importance.
+2. The whole step as ``lue-spie importance`` runs it (:func:`lue_spie.importance.step.
    run_importance`: read the networks and the dataset, SHAP, LRP and PD for every fold,
    tables, figures), with the seconds of each phase.
 3. Reference, same process: shap's plain ``DeepExplainer`` on fold 0's network, site by site
    (its own loop over the sites and outputs), on ``--reference-sites`` of its training sites
-   (0: all of them), against the batched call of :func:`lue_spie.importance.
+   (0: all of them), against the batched call of :func:`lue_spie.importance.step.
    shap_attributions` on the same sites; the ratio and the largest difference of the values.
 """
 
@@ -33,7 +33,7 @@ import torch
 
 
 def _prepare(args: argparse.Namespace, tmp: Path) -> Path:
-    from lue_spie.data.synthetic import generate
+    from lue_spie.data.virtual import generate
     from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
 
     results = tmp / "results"

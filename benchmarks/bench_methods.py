@@ -7,7 +7,7 @@ in at most 20 minutes in total.
 What runs, in this process and in this order:
 
 1. **setup** (timed, not part of the total): the virtual FLUXNET is generated with the
-   project's generator (:func:`lue_spie.data.synthetic.generate`) unless ``--data`` names a
+   project's generator (:func:`lue_spie.data.virtual.generate`) unless ``--data`` names a
    dataset; the site calibration the baselines learn from is run with
    :func:`lue_spie.calibrate.calibrate_sites` (CMA-ES settings of the profile) unless
    ``--calib`` names a calibration folder (``calibration.parquet``); a given dataset whose
@@ -22,7 +22,7 @@ What runs, in this process and in this order:
 3. **skill**: from each call's summary (held-out site, daily NSE), the median held-out daily
    NSE and the share of sites with a positive daily NSE.
 
-Method settings are those of a book profile (:data:`lue_spie.book.PROFILES`, ``--profile``,
+Method settings are those of a book profile (:data:`lue_spie.book.pipeline.PROFILES`, ``--profile``,
 default ``paper``): ``opt_max_generations`` and ``opt_restarts`` for OPT-All and OPT-PFT,
 ``rf_trees`` for sRF and mRF, ``pmodel_window_days`` for the P-model, ``cmaes_*`` for the
 site calibration, passed to the methods exactly as the book's chapters pass them. The machine
@@ -56,10 +56,10 @@ import pandas as pd
 import torch
 
 from lue_spie import store
-from lue_spie.book import PROFILES, Profile
+from lue_spie.book.pipeline import PROFILES, Profile
 from lue_spie.calibrate import CalibrationSettings, calibrate_sites, write_results
 from lue_spie.data import load_dataset
-from lue_spie.data.synthetic import GENERATOR_VERSION, generate
+from lue_spie.data.virtual import GENERATOR_VERSION, generate
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
 from lue_spie.methods.base import PAPER_ORDER, method_class
 

@@ -52,7 +52,7 @@ import torch
 
 from lue_spie.calibrate import CalibrationSettings, ConvergenceRecorder, calibrate_sites
 from lue_spie.calibrate.chunks import CHUNK_SITES, calibrate_in_chunks
-from lue_spie.data import load_dataset, synthetic
+from lue_spie.data import load_dataset, virtual
 from lue_spie.execution import ExecutionSettings, Executor
 from lue_spie.params import PARAMETERS
 
@@ -132,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = CalibrationSettings(seed=args.seed, max_gen=args.max_gen, device="cpu")
 
     tmp = tempfile.TemporaryDirectory(prefix="bench_scaleout_")
-    data_dir = Path(args.data) if args.data else synthetic.generate(
+    data_dir = Path(args.data) if args.data else virtual.generate(
         n_sites=args.n_sites, n_years=args.n_years, seed=args.seed, out=Path(tmp.name) / "vf")
     dataset = load_dataset(data_dir)
     n_sites, n_days = len(dataset.sites), int(dataset.site_day["date"].nunique())

@@ -5,7 +5,8 @@
         [--dtype float32] [--out results.json]
 
 1. Data: virtual FLUXNET (``--sites`` x ``--years``, seed 0, into a temporary folder) or the
-   dataset folder ``--data``; the ten-fold split of :func:`lue_spie.cv.make_folds` (seed 0).
+   dataset folder ``--data``; the ten-fold split of
+   :func:`lue_spie.extrapolate.cv.make_folds` (seed 0).
 2. Speed-up, in one process on the same data: ``--ratio-epochs`` epochs of all folds stacked
    in one model (SPIE's normal path) against the same epochs fold after fold (each fold's
    network trained alone by the same code), both with the paper's settings; time per epoch
@@ -38,8 +39,8 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lue_spie.cv import make_folds
-from lue_spie.data.synthetic import generate
+from lue_spie.data.virtual import generate
+from lue_spie.extrapolate.cv import make_folds
 from lue_spie.methods.base import SiteData
 from lue_spie.methods.spie import SPIE, StackedMLP, build_training_data
 from lue_spie.model import resolve_device, simulate

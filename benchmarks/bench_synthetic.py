@@ -3,9 +3,9 @@
     .venv/bin/python benchmarks/bench_synthetic.py [--sites 196] [--years 10] [--seed 0]
                                                    [--repeats 1] [--structural-error]
 
-Times :func:`lue_spie.data.synthetic.generate` end to end (forcing, features, truth, LUE
+Times :func:`lue_spie.data.virtual.generate` end to end (forcing, features, truth, LUE
 model, QC, schema validation and the atomic parquet/JSON writes) into a temporary folder,
-plus :func:`~lue_spie.data.synthetic.make_tables` alone (in memory), and prints seconds and
+plus :func:`~lue_spie.data.virtual.make_tables` alone (in memory), and prints seconds and
 site-days per second (best of ``--repeats``). torch is limited to one thread, as on the
 shared reference machine.
 """
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import torch
 
-from lue_spie.data.synthetic import generate, make_tables
+from lue_spie.data.virtual import generate, make_tables
 
 
 def main() -> None:

@@ -7,9 +7,9 @@ function (it adds a parser and sets ``func``), so the CLI grows with the package
     lue-spie data synth|fluxnet ...    tidy tables (lue_spie.data.cli)
     lue-spie calibrate ...             site calibration (lue_spie.calibrate)
     lue-spie extrapolate ...           the methods under cross-validation (lue_spie.extrapolate)
-    lue-spie importance --results ...  feature importance of SPIE (lue_spie.importance)
-    lue-spie book --profile ...        papermill + Jupyter Book (lue_spie.book)
-    lue-spie course --profile ... --out DIR   student and teacher copies (lue_spie.course)
+    lue-spie importance --results ...  feature importance of SPIE (lue_spie.importance.step)
+    lue-spie book --profile ...        papermill + Jupyter Book (lue_spie.book.pipeline)
+    lue-spie course --profile ... --out DIR   student and teacher copies (lue_spie.teaching.course)
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ import sys
 
 # Modules that contribute sub-commands, in the order they appear in --help.
 _COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate", "lue_spie.extrapolate.cli",
-                    "lue_spie.assess_cli", "lue_spie.importance_cli", "lue_spie.book",
-                    "lue_spie.course")
+                    "lue_spie.assess.cli", "lue_spie.importance.cli", "lue_spie.book.pipeline",
+                    "lue_spie.teaching.course")
 
 
 def _info(args: argparse.Namespace) -> int:

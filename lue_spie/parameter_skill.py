@@ -2,7 +2,7 @@
 
 Paper section 2.3.4 compares predicted with calibrated parameters one parameter at a time;
 on the virtual FLUXNET the true parameters are known as well. This module holds those
-comparisons (GPP skill lives in :mod:`lue_spie.assess`):
+comparisons (GPP skill lives in :mod:`lue_spie.assess.gpp`):
 
 - :func:`edge_share`: share of sites whose value of each parameter lies on a bound;
 - :func:`recovery_scores`: per parameter, NSE, R2 and NRMSE of estimated against reference

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import r2_score
 
-from lue_spie.assess import assess_gpp, by_site_type, score_summary, site_scores, spatial_scores
+from lue_spie.assess.gpp import assess_gpp, by_site_type, score_summary, site_scores, spatial_scores
 from lue_spie.data.schema import QC_COLUMNS
 from lue_spie.metrics import nrmse, nse, r2
 from lue_spie.timescales import GPPGrid, all_scales

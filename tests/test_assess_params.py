@@ -1,4 +1,5 @@
-"""Parameters and equifinality on constructed cases with known answers (lue_spie.assess_params)."""
+"""Parameters and equifinality on constructed cases with known answers
+(lue_spie.assess.parameters)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lue_spie.assess_params import (
+from lue_spie.assess.parameters import (
     edge_flags,
     edge_shares,
     equifinality,
@@ -178,7 +179,7 @@ def test_parameter_spread_by_hand():
 def test_ranking_agreement_on_constructed_worlds():
     from types import SimpleNamespace
 
-    from lue_spie.twin import compare_worlds, ranking_agreement
+    from lue_spie.assess.twin import compare_worlds, ranking_agreement
 
     def world(nse, dist):
         methods = ("site-calib", "A", "B", "C", "D")
@@ -206,7 +207,7 @@ def test_ranking_agreement_on_constructed_worlds():
 
 
 def test_twin_methods_refuses_a_string(tmp_path):
-    from lue_spie.twin import twin_methods
+    from lue_spie.assess.twin import twin_methods
 
     with pytest.raises(ValueError, match="expected a list of method names.*-y"):
         twin_methods(tmp_path, "[mRF, SPIE]")

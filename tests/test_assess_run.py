@@ -15,7 +15,8 @@ import pytest
 import torch
 
 from lue_spie import store
-from lue_spie.assess_run import (
+from lue_spie.assess.inputs import SITE_CALIB, find_methods, load_results, method_order
+from lue_spie.assess.step import (
     ASSESSMENT_FILE,
     AssessSettings,
     assess_results,
@@ -24,10 +25,9 @@ from lue_spie.assess_run import (
 )
 from lue_spie.calibrate import CalibrationSettings, run_site_calibration
 from lue_spie.cli import main
-from lue_spie.data import synthetic
+from lue_spie.data import virtual
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
 from lue_spie.params import PARAMETERS
-from lue_spie.results import SITE_CALIB, find_methods, load_results, method_order
 from lue_spie.timescales import gpp_grid
 
 pytestmark = pytest.mark.integration
@@ -39,7 +39,7 @@ FAST = ("PFTmean", "mRF", "P-model")
 def results(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("assess")
-    synthetic.generate(14, 2, 5, root / "data")
+    virtual.generate(14, 2, 5, root / "data")
     run_site_calibration(root / "data", root / "calibration",
                          CalibrationSettings(max_gen=30, device="cpu"), log=lambda *_: None)
     run_extrapolation(root / "data", root / "calibration", root / "extrapolation",
@@ -92,7 +92,7 @@ def test_incomplete_or_stale_results_are_named(results, tmp_path):
     (copy / "extrapolation" / "PFTmean" / "gpp.parquet").unlink()
     assert list(find_methods(copy / "extrapolation")) == ["mRF", "P-model"]
     # Results of other data are refused, naming the method and the fix.
-    synthetic.generate(14, 2, 6, copy / "data")
+    virtual.generate(14, 2, 6, copy / "data")
     with pytest.raises(ValueError, match="site calibration was computed from other data"):
         load_results(copy)
     shutil.rmtree(copy / "calibration")
@@ -199,8 +199,8 @@ def test_cli_reports_bad_input_in_one_line(results, tmp_path, capsys):
 
 
 def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, tmp_path):
+    from lue_spie.assess.twin import has_twin, run_twin
     from lue_spie.data.io import load_dataset
-    from lue_spie.twin import has_twin, run_twin
 
     main = tmp_path / "main"
     shutil.copytree(results, main)
@@ -249,7 +249,7 @@ def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, 
 def test_the_twin_runs_its_units_where_the_chapter_says(results, tmp_path, monkeypatch):
     # `lue-spie book --workers N` reaches the twin: its calibration and methods get the
     # chapter's execution settings (the twin is the paper profile's longest stage).
-    from lue_spie import twin as twin_module
+    from lue_spie.assess import twin as twin_module
     from lue_spie.execution import ExecutionSettings
 
     main = tmp_path / "main"
@@ -265,7 +265,7 @@ def test_the_twin_runs_its_units_where_the_chapter_says(results, tmp_path, monke
 
 
 def test_the_twin_needs_the_generator(results, tmp_path):
-    from lue_spie.twin import run_twin
+    from lue_spie.assess.twin import run_twin
 
     copy = tmp_path / "real"
     shutil.copytree(results, copy)

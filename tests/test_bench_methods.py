@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lue_spie.book import PROFILES
+from lue_spie.book.pipeline import PROFILES
 from lue_spie.methods.base import PAPER_ORDER
 
 _PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_methods.py"

@@ -322,7 +322,7 @@ def test_cli_reports_a_failing_notebook_in_one_message(tmp_path, capsys):
 def test_chapter_helpers_on_a_small_table():
     import pandas as pd
 
-    from lue_spie.notebook import pick_sites
+    from lue_spie.book.notebook import pick_sites
     from lue_spie.parameter_skill import edge_share
     from lue_spie.params import PARAMETERS
 

@@ -23,7 +23,7 @@ from lue_spie.calibrate import (
     run_site_calibration,
     write_results,
 )
-from lue_spie.data import synthetic
+from lue_spie.data import virtual
 from lue_spie.evaluate import evaluate_params, simulate_calibrated
 from lue_spie.model import simulate
 from lue_spie.params import PARAMETERS, apply_lag_mask, index, lag_mask, to_scaled
@@ -276,7 +276,7 @@ def test_float32_runs_and_is_close():
 def test_cli_end_to_end(tmp_path):
     from lue_spie.cli import main
 
-    synthetic.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
+    virtual.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
     out = tmp_path / "cal"
     rc = main(["calibrate", "--data", str(tmp_path / "vf"), "--out", str(out),
                "--max-gen", "5", "--device", "cpu", "--no-progress"])
@@ -335,7 +335,7 @@ def test_callback_progress_and_convergence_record(tmp_path):
 def test_one_calibration_step_for_cli_and_book(tmp_path):
     # run_site_calibration is the step both `lue-spie calibrate` and chapter 3 run: same files,
     # resumable, and a checkpoint of other settings is refused unless asked to start afresh.
-    data_dir = synthetic.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
+    data_dir = virtual.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
     out = tmp_path / "cal"
     settings = CalibrationSettings(device="cpu", max_gen=4)
     paths = run_site_calibration(data_dir, out, settings, log=lambda *_: None)

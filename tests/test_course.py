@@ -1,4 +1,4 @@
-"""Course copies of the chapters (lue_spie.course, ``lue-spie course``).
+"""Course copies of the chapters (lue_spie.teaching.course, ``lue-spie course``).
 
 Unit tests build small notebooks in memory: the convention checks, the two copies, the
 nbgrader metadata and the rewriting of paths. The integration tests run ``lue-spie course``
@@ -17,8 +17,8 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lue_spie import course
-from lue_spie.book import find_source_root
+from lue_spie.book.pipeline import find_source_root
+from lue_spie.teaching import course
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -61,8 +61,8 @@ def _good_exercises() -> list:
                               "answer = (20 - 6 * math.acosh(2), 20 + 6 * math.acosh(2))\n"
                               "### END SOLUTION\nprint('done')", id="e1s"),
                 "solution", "hide-cell"),
-        _tagged(new_code_cell('from lue_spie import exercises\n\nexercises.check("01.1", answer)',
-                              id="e1c"), "check"),
+        _tagged(new_code_cell('from lue_spie.teaching import exercises\n\n'
+                              'exercises.check("01.1", answer)', id="e1c"), "check"),
         _tagged(new_markdown_cell(":::{admonition} Solution\n:class: dropdown\nBecause cosh z "
                                   "equals two there, a distinctive sentence.\n:::", id="e1t"),
                 "solution"),

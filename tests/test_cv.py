@@ -1,4 +1,4 @@
-"""Ten-fold site split with PFT and climate coverage (lue_spie.cv)."""
+"""Ten-fold site split with PFT and climate coverage (lue_spie.extrapolate.cv)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lue_spie import cv
-from lue_spie.data import synthetic
+from lue_spie.data import virtual
+from lue_spie.extrapolate import cv
 
 
 def _sites(n: int, seed: int = 0) -> pd.DataFrame:
-    return synthetic.make_tables(n, 1, seed).sites[["site", "PFT", "koeppen"]]
+    return virtual.make_tables(n, 1, seed).sites[["site", "PFT", "koeppen"]]
 
 
 @pytest.mark.parametrize("n_sites, n_folds", [(12, 10), (24, 10), (196, 10), (40, 5)])

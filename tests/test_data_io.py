@@ -239,9 +239,9 @@ def test_qc_columns_may_not_be_missing():
 # --------------------------------------------------------------------------------------------
 
 def test_forcing_batch_carries_types_and_selects_sites(tmp_path):
-    from lue_spie.data import synthetic
+    from lue_spie.data import virtual
 
-    ds = io.load_dataset(synthetic.generate(6, 1, 0, tmp_path / "vf"))
+    ds = io.load_dataset(virtual.generate(6, 1, 0, tmp_path / "vf"))
     fb = ds.forcing_batch()
     info = ds.sites.set_index("site")
     assert fb.pft == info.loc[fb.sites, "PFT"].tolist()

@@ -33,7 +33,7 @@ from lue_spie.calibrate import api as api_module
 from lue_spie.calibrate import chunks as chunks_module
 from lue_spie.calibrate.chunks import ChunkTask, calibrate_in_chunks, run_chunk
 from lue_spie.cli import main
-from lue_spie.data import load_dataset, synthetic
+from lue_spie.data import load_dataset, virtual
 from lue_spie.execution import (
     ExecutionSettings,
     Executor,
@@ -58,7 +58,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 def world(tmp_path_factory):
     """6 virtual sites x 1 year and their in-process calibration (the reference)."""
     root = tmp_path_factory.mktemp("exec")
-    data = synthetic.generate(n_sites=6, n_years=1, seed=0, out=root / "vf")
+    data = virtual.generate(n_sites=6, n_years=1, seed=0, out=root / "vf")
     ref = run_site_calibration(data, root / "ref", SETTINGS, **QUIET)
     return data, ref
 
@@ -337,7 +337,7 @@ def test_calibration_on_a_cluster_is_bit_identical(world, scheduler, tmp_path, c
 @pytest.mark.slow
 def test_baselines_on_a_cluster_are_bit_identical(world, scheduler, tmp_path):
     root = tmp_path
-    data = synthetic.generate(14, 1, 2, root / "data")
+    data = virtual.generate(14, 1, 2, root / "data")
     run_site_calibration(data, root / "calibration", CalibrationSettings(max_gen=20,
                                                                          device="cpu"), **QUIET)
     methods = ("PFTmean", "Climmed", "Sitesim", "mRF", "P-model", "OPT-All")

@@ -1,4 +1,4 @@
-"""The self-checking exercises (lue_spie.exercises).
+"""The self-checking exercises (lue_spie.teaching.exercises).
 
 Unit tests run every checker on a small virtual FLUXNET written here: the right answer,
 computed in the test the way the chapter's solution computes it, passes; wrong answers fail,
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from lue_spie import course, exercises
-from lue_spie.data import QC_COLUMNS, load_dataset, synthetic
+from lue_spie.data import QC_COLUMNS, load_dataset, virtual
+from lue_spie.teaching import course, exercises
 
 SEED = 42
 
@@ -369,8 +369,8 @@ def test_missing_or_unknown_context_is_a_mistake_of_the_check_cell():
 def small_results(tmp_path_factory) -> Path:
     """A results folder as the chapters write it: data, the example site, a calibration."""
     results = tmp_path_factory.mktemp("results")
-    synthetic.generate(24, 1, SEED, results / "data")
-    synthetic.generate(14, 2, SEED, results / "model" / "example", start_year=2005)
+    virtual.generate(24, 1, SEED, results / "data")
+    virtual.generate(14, 2, SEED, results / "model" / "example", start_year=2005)
     sites = load_dataset(results / "data").sites["site"]
     rng = np.random.default_rng(SEED)
     table = pd.DataFrame({"site": sites, "status": "ok",
@@ -541,7 +541,7 @@ def method_results(tmp_path_factory) -> Path:
 
     torch.set_num_threads(1)
     results = tmp_path_factory.mktemp("methods")
-    data = synthetic.generate(16, 1, SEED, results / "data")
+    data = virtual.generate(16, 1, SEED, results / "data")
     run_site_calibration(data, results / "calibration",
                          CalibrationSettings(max_gen=15, device="cpu"), log=lambda *_: None)
     cmaes = {"settings": {"max_gen": 4, "device": "cpu"}}
@@ -614,8 +614,8 @@ def test_05_1_pooled_vector_count(method_results):
 
 @pytest.mark.slow
 def test_05_2_farthest_pft(method_results):
-    from lue_spie.cv import read_folds
     from lue_spie.extrapolate import views
+    from lue_spie.extrapolate.cv import read_folds
     from lue_spie.params import PARAMETERS
 
     p = _predictions(method_results, ["OPT-All", "OPT-PFT"])

@@ -9,7 +9,7 @@ import torch
 from lue_spie import store
 from lue_spie.calibrate import CalibrationSettings, run_site_calibration
 from lue_spie.cli import main
-from lue_spie.data import synthetic
+from lue_spie.data import virtual
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
 from lue_spie.extrapolate.cli import parse_method_params
 from lue_spie.params import PARAMETERS
@@ -21,7 +21,7 @@ FAST = ("PFTmean", "Climmed", "Sitesim", "mRF", "P-model")
 def small(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("extrap")
-    data = synthetic.generate(14, 1, 2, root / "data")
+    data = virtual.generate(14, 1, 2, root / "data")
     run_site_calibration(data, root / "calibration", CalibrationSettings(max_gen=30,
                                                                          device="cpu"),
                          log=lambda *_: None)

@@ -208,7 +208,7 @@ def test_vegetation_index_features_constructed():
 
 
 def test_site_features_from_generated_data_match_sites_table():
-    from lue_spie.data.synthetic import make_tables
+    from lue_spie.data.virtual import make_tables
 
     site_day, sites, _, _ = make_tables(14, 1, seed=3)
     recomputed = F.site_features_from_site_day(site_day)

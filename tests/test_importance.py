@@ -1,4 +1,4 @@
-"""Feature importance of the SPIE networks (lue_spie.importance, lue-spie importance).
+"""Feature importance of the SPIE networks (lue_spie.importance.step, lue-spie importance).
 
 Unit tests on small hand-made networks with known answers (additivity, analytic PD, ignored
 inputs); an integration test on a constructed results folder: a virtual FLUXNET (24 sites x 2
@@ -18,9 +18,9 @@ import torch
 from torch import nn
 
 from lue_spie import importance as imp
-from lue_spie.cv import make_folds
-from lue_spie.data import load_dataset, synthetic
+from lue_spie.data import load_dataset, virtual
 from lue_spie.data.features import FEATURE_CLASSES, FEATURE_NAMES, PFT_ONEHOT, feature_matrix
+from lue_spie.extrapolate.cv import make_folds
 from lue_spie.methods.spie import FoldNetwork, load_networks, make_mapping
 from lue_spie.methods.spie.network import sequential_from_layers
 from lue_spie.params import PARAMETERS
@@ -193,7 +193,7 @@ def test_settings_are_checked():
 
 # ------------------------------------------------------------------------------ the truth
 def test_true_drivers_read_truth_json_and_drop_a_pft_that_changes_nothing():
-    meta = synthetic._truth_meta(0, 24, 2, 2005, False)
+    meta = virtual._truth_meta(0, 24, 2, 2005, False)
     d = imp.true_drivers(meta)
     assert d["Topt"].variables == ("PFT", "BIO1", "BIO5")
     assert d["Ca0"].variables == ("BIO1",) and d["Ca0"].listed == ("PFT", "BIO1")
@@ -268,7 +268,7 @@ def truth_results(tmp_path_factory):
     """RESULTS/data (24 sites x 2 years) and RESULTS/extrapolation/SPIE with networks that
     use each parameter's true drivers and nothing else."""
     results = tmp_path_factory.mktemp("results")
-    synthetic.generate(24, 2, 5, results / "data")
+    virtual.generate(24, 2, 5, results / "data")
     ds = load_dataset(results / "data")
     _save_networks(ds, results / "extrapolation" / "SPIE", drivers=_driver_features(
         ds.truth_meta))

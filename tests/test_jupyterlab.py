@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from lue_spie.book import chapter_notebooks, find_source_root
+from lue_spie.book.pipeline import chapter_notebooks, find_source_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

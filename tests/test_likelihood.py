@@ -8,14 +8,14 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from lue_spie.data.schema import QC_COLUMNS
-from lue_spie.likelihood import (
+from lue_spie.assess.likelihood import (
     PAPER_COMBOS,
     _beaten_by,
     _scores,
     model_likelihood,
     site_year_scores,
 )
+from lue_spie.data.schema import QC_COLUMNS
 from lue_spie.metrics import HIGHER_IS_BETTER, nrmse, nse, r2
 from lue_spie.timescales import GPPGrid, all_scales
 

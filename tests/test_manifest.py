@@ -53,12 +53,12 @@ def test_real_manifest_loads_and_readers_exist():
 
 
 def test_virtual_fluxnet_entry_matches_the_generator():
-    from lue_spie.data import synthetic
+    from lue_spie.data import virtual
 
     gen = manifest.load()["virtual_fluxnet"].generator
-    assert gen["module"] == "lue_spie.data.synthetic"
-    assert gen["version"] == synthetic.GENERATOR_VERSION
-    defaults = inspect.signature(synthetic.generate).parameters
+    assert gen["module"] == "lue_spie.data.virtual"
+    assert gen["version"] == virtual.GENERATOR_VERSION
+    defaults = inspect.signature(virtual.generate).parameters
     assert gen["default_seed"] == defaults["seed"].default
     assert (gen["n_sites"], gen["n_years"]) == (196, 10)
     assert defaults["n_sites"].default == 196 and defaults["n_years"].default == 10

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -10,7 +11,7 @@ import pytest
 import torch
 
 from lue_spie.calibrate import CalibrationSettings
-from lue_spie.data import synthetic
+from lue_spie.data import virtual
 from lue_spie.data.io import Dataset
 from lue_spie.methods import PAPER_ORDER, SiteData, get_method, registered_methods
 from lue_spie.methods.similarity import similarity
@@ -23,8 +24,8 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 
 @pytest.fixture(scope="module")
 def world() -> Dataset:
-    vf = synthetic.make_tables(40, 1, 3)
-    return Dataset(synthetic.Path("(memory)"), vf.site_day, vf.sites, vf.truth, vf.truth_meta)
+    vf = virtual.make_tables(40, 1, 3)
+    return Dataset(Path("(memory)"), vf.site_day, vf.sites, vf.truth, vf.truth_meta)
 
 
 def _calibration(ds: Dataset, values: np.ndarray) -> pd.DataFrame:
@@ -104,12 +105,12 @@ def test_sitesim_picks_an_identical_twin(world):
 
 
 def _shared_truth_world(n_sites: int = 4) -> tuple[Dataset, np.ndarray]:
-    vf = synthetic.make_tables(20, 1, 5)
+    vf = virtual.make_tables(20, 1, 5)
     keep = vf.sites[vf.sites["koeppen"].str[0] == "C"]["site"].tolist()[:n_sites]
     sites = vf.sites[vf.sites["site"].isin(keep)].reset_index(drop=True)
     sd = vf.site_day[vf.site_day["site"].isin(keep)].reset_index(drop=True)
     shared = vf.truth.set_index("site").loc[keep[0], list(PARAMETERS)].to_numpy(float)
-    ds = Dataset(vf.truth.pipe(lambda _: synthetic.Path("(memory)")), sd, sites)
+    ds = Dataset(vf.truth.pipe(lambda _: Path("(memory)")), sd, sites)
     batch = ds.forcing_batch()
     gpp = simulate(batch.forcing, torch.as_tensor(np.tile(shared, (len(keep), 1))))["GPP"]
     obs = pd.DataFrame({"site": np.repeat(batch.sites, batch.n_days),
@@ -152,8 +153,8 @@ def test_opt_folds_at_once_equal_fold_after_fold():
 def test_regressions_learn_a_known_map():
     # Calibrated vectors that are a smooth function of two features: every regression must
     # predict held-out sites far better than their mean would.
-    vf = synthetic.make_tables(120, 1, 4)
-    world = Dataset(synthetic.Path("(memory)"), vf.site_day, vf.sites)
+    vf = virtual.make_tables(120, 1, 4)
+    world = Dataset(Path("(memory)"), vf.site_day, vf.sites)
     s = world.sites
     z1 = ((s["BIO1"] - s["BIO1"].mean()) / s["BIO1"].std()).to_numpy()
     z2 = ((s["AI1"] - s["AI1"].mean()) / s["AI1"].std()).to_numpy()

@@ -8,8 +8,8 @@ import torch
 from _forcing import random_forcing, random_params
 
 from lue_spie import model
+from lue_spie.model.reference import simulate_reference
 from lue_spie.params import BOUNDS, PARAMETERS, index
-from lue_spie.reference import simulate_reference
 
 KEYS = ("GPP", "fT", "fVPD", "fVPD_VPD", "fVPD_CO2", "fW", "fL", "fCI", "Tf", "Wf", "APAR")
 

@@ -11,10 +11,10 @@ import pytest
 from matplotlib.figure import Figure
 
 from lue_spie import plots
-from lue_spie.assess import assess_gpp
-from lue_spie.assess_params import edge_shares, equifinality, parameter_skill
+from lue_spie.assess.gpp import assess_gpp
+from lue_spie.assess.likelihood import model_likelihood
+from lue_spie.assess.parameters import edge_shares, equifinality, parameter_skill
 from lue_spie.data.schema import QC_COLUMNS
-from lue_spie.likelihood import model_likelihood
 from lue_spie.params import LOWER, PARAMETERS, UPPER, index
 from lue_spie.plots.assessment import _reflected_kde
 from lue_spie.timescales import GPPGrid

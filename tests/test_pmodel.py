@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from lue_spie.data import to_forcing
-from lue_spie.data.synthetic import make_tables
+from lue_spie.data.virtual import make_tables
 from lue_spie.methods.pmodel import (
     KPA_TO_PA,
     OUTPUT_KEYS,

@@ -118,7 +118,7 @@ def test_bad_reference_file(tmp_path):
 
 def test_compare_command_on_a_small_virtual_dataset(tmp_path, capsys):
     from lue_spie.cli import main
-    from lue_spie.data.synthetic import generate
+    from lue_spie.data.virtual import generate
 
     ds = generate(30, 2, seed=1, out=tmp_path / "vf")
     assert main(["data", "compare", str(ds), "--out", str(tmp_path / "cmp")]) == 0
@@ -142,7 +142,7 @@ def test_figure_function():
     import matplotlib
 
     matplotlib.use("Agg")
-    from lue_spie.data.synthetic import make_tables
+    from lue_spie.data.virtual import make_tables
     from lue_spie.plots import realism_cycles
 
     vf = make_tables(30, 2, seed=1)
@@ -179,7 +179,7 @@ def test_reference_recomputed_from_the_real_files():
 @pytest.fixture(scope="module")
 def default_world():
     """Realism statistics of the default virtual FLUXNET (196 sites x 10 years, seed 0)."""
-    from lue_spie.data.synthetic import make_tables
+    from lue_spie.data.virtual import make_tables
 
     vf = make_tables(196, 10, 0)
     return realism.site_statistics(vf.site_day, vf.sites)
@@ -236,7 +236,7 @@ def test_structural_error_changes_site_calibration():
 
     from lue_spie.calibrate import CalibrationSettings, calibrate_sites
     from lue_spie.data.io import Dataset
-    from lue_spie.data.synthetic import make_tables
+    from lue_spie.data.virtual import make_tables
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)

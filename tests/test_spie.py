@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from lue_spie import store
-from lue_spie.cv import make_folds
-from lue_spie.data import synthetic
+from lue_spie.data import virtual
+from lue_spie.extrapolate.cv import make_folds
 from lue_spie.methods.base import SiteData, get_method, registered_methods
 from lue_spie.methods.spie import (
     SPIE,
@@ -38,7 +38,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory) -> SiteData:
     """14 sites (every PFT and Koeppen type) x 1 year."""
-    return SiteData(synthetic.generate(14, 1, 3, tmp_path_factory.mktemp("tiny")))
+    return SiteData(virtual.generate(14, 1, 3, tmp_path_factory.mktemp("tiny")))
 
 
 @pytest.fixture(scope="module")
@@ -447,7 +447,7 @@ def test_spie_beats_pftmean_and_tracks_the_truth(tmp_path_factory):
     from lue_spie.calibrate import CalibrationSettings, calibrate_sites
     from lue_spie.evaluate import evaluate_params
 
-    folder = synthetic.generate(48, 2, 1, tmp_path_factory.mktemp("skill"))
+    folder = virtual.generate(48, 2, 1, tmp_path_factory.mktemp("skill"))
     data0 = SiteData(folder)
     cal = calibrate_sites(data0.dataset, CalibrationSettings(max_gen=150, device="cpu",
                                                              seed=0)).table

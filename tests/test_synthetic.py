@@ -1,4 +1,4 @@
-"""Virtual FLUXNET (lue_spie.data.synthetic): determinism, schema, realism and the known truth."""
+"""Virtual FLUXNET (lue_spie.data.virtual): determinism, schema, realism and the known truth."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 
 from lue_spie.data import schema
 from lue_spie.data.features import DAYS_IN_MONTH, monthly_climate
-from lue_spie.data.synthetic import (
+from lue_spie.data.virtual import (
     COVERAGE,
     KOEPPEN_BY_PFT,
     NOISE,
@@ -173,7 +173,7 @@ def test_ranges_of_forcing(vf):
 
 def test_vpd_from_the_temperature_cycle_and_a_dew_point_below_tmin(vf):
     # VPD = mean es over the day's TMIN-TMAX cycle - ea, with the dew point at or below TMIN.
-    from lue_spie.data.synthetic import _es_daily_cycle
+    from lue_spie.data.virtual import _es_daily_cycle
 
     sd = vf.site_day
     ea = _es_daily_cycle(sd["T"].to_numpy(), (sd["TMAX"] - sd["TMIN"]).to_numpy()) \
@@ -406,7 +406,7 @@ def test_output_path_that_is_a_file_fails_early(tmp_path, capsys, monkeypatch):
     a_file = tmp_path / "afile"
     a_file.write_text("x")
     calls = []
-    import lue_spie.data.synthetic as synthetic
+    import lue_spie.data.virtual.generator as synthetic
 
     monkeypatch.setattr(synthetic, "make_tables", lambda *a, **k: calls.append(1))
     with pytest.raises(ValueError, match="afile: exists and is a file"):

@@ -9,7 +9,7 @@ import pytest
 
 from lue_spie.data.io import good_days
 from lue_spie.data.schema import QC_COLUMNS
-from lue_spie.data.synthetic import make_tables
+from lue_spie.data.virtual import make_tables
 from lue_spie.timescales import (
     DAILY_QC_MIN,
     PERIOD_QC_MIN,

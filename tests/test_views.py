@@ -13,9 +13,9 @@ import torch
 
 from lue_spie import store
 from lue_spie.calibrate import CalibrationSettings, run_site_calibration
-from lue_spie.cv import read_folds
-from lue_spie.data import load_dataset, synthetic
+from lue_spie.data import load_dataset, virtual
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, views
+from lue_spie.extrapolate.cv import read_folds
 from lue_spie.methods.similarity import seasonal_vectors
 from lue_spie.params import LOWER, PARAMETERS, UPPER, index, to_scaled
 
@@ -179,7 +179,7 @@ FAST = ("PFTmean", "Climmean", "Sitesim", "mRF", "P-model")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("views")
-    data = synthetic.generate(14, 1, 3, root / "data")
+    data = virtual.generate(14, 1, 3, root / "data")
     run_site_calibration(data, root / "calibration",
                          CalibrationSettings(max_gen=20, device="cpu"), log=lambda *_: None)
     run_extrapolation(data, root / "calibration", root / "ex",

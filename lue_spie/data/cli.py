@@ -19,7 +19,7 @@ from lue_spie.data.io import years_argument
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from lue_spie.data.synthetic import generate
+    from lue_spie.data.virtual import generate
 
     kwargs = {"structural_error": args.structural_error, "progress": True}
     if args.start_year is not None:

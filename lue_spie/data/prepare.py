@@ -32,7 +32,7 @@ def prepare_dataset(
         data_source: ``"virtual"``, or a folder with FLUXNET2015 FULLSET daily files.
         out: The dataset folder to write.
         n_sites, n_years, seed, start_year, structural_error: The virtual FLUXNET
-            (:func:`lue_spie.data.synthetic.generate`); unused for real data.
+            (:func:`lue_spie.data.virtual.generate`); unused for real data.
         sites, years: Real data only: read just these sites and years (virtual data are
             generated whole; later chapters select with their own ``sites``/``years``).
         sites_file: Real data: site table (default ``DATA_SOURCE/sites.csv``).
@@ -49,9 +49,9 @@ def prepare_dataset(
     """
     out = Path(out)
     if data_source == "virtual":
-        from lue_spie.data import synthetic
+        from lue_spie.data import virtual
 
-        return synthetic.generate(int(n_sites), int(n_years), int(seed), out,
+        return virtual.generate(int(n_sites), int(n_years), int(seed), out,
                                   structural_error=bool(structural_error),
                                   start_year=int(start_year))
     from lue_spie.data.fluxnet import build_fluxnet_dataset

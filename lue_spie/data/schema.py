@@ -1,7 +1,7 @@
 """Schema of the tidy data contract: the ``site_day`` and ``sites`` tables.
 
 Both the real FLUXNET reader (:mod:`lue_spie.data.fluxnet`) and the virtual FLUXNET generator
-(:mod:`lue_spie.data.synthetic`) write tables that must pass :func:`validate_site_day` and
+(:mod:`lue_spie.data.virtual`) write tables that must pass :func:`validate_site_day` and
 :func:`validate_sites`; :func:`lue_spie.data.io.load_dataset` checks them again on reading, so a
 later step can rely on names, dtypes, units and ranges.
 

@@ -8,9 +8,9 @@ from typing import Any
 
 import yaml
 
-from lue_spie.cv import TooFewSites
 from lue_spie.data.io import years_argument
 from lue_spie.execution import add_execution_arguments, execution_from_args
+from lue_spie.extrapolate.cv import TooFewSites
 from lue_spie.extrapolate.runner import ExtrapolationSettings, run_extrapolation
 from lue_spie.methods.base import PAPER_ORDER
 

@@ -1,7 +1,8 @@
 """The cross-validated comparison: every method on every fold, resumable, in one call.
 
 :func:`run_extrapolation` reads a dataset folder and a site-calibration folder, makes (or
-reads) the ten-fold split (:mod:`lue_spie.cv`), plans the units of work (one per method; a
+reads) the ten-fold split (:mod:`lue_spie.extrapolate.cv`), plans the units of work (one per
+method; a
 method that batches folds runs them together, others fold after fold; see
 :mod:`lue_spie.extrapolate.units`), skips the (method, fold) pairs whose files already carry
 the same key, runs the rest with a progress bar (in this process, or on a Dask cluster through
@@ -37,9 +38,9 @@ from typing import Any
 import pandas as pd
 
 from lue_spie import store
-from lue_spie.cv import FOLDS_FILE, FoldSplit, make_folds, read_folds, write_folds
 from lue_spie.data.io import SITE_DAY_FILE, SITES_FILE, load_dataset
 from lue_spie.execution import ExecutionSettings, Executor
+from lue_spie.extrapolate.cv import FOLDS_FILE, FoldSplit, make_folds, read_folds, write_folds
 from lue_spie.extrapolate.units import (
     UnitSpec,
     execute_unit,

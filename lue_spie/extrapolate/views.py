@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from lue_spie.cv import FoldSplit
 from lue_spie.data.io import Dataset
 from lue_spie.evaluate import obs_and_sim
+from lue_spie.extrapolate.cv import FoldSplit
 from lue_spie.extrapolate.runner import read_method_results
 from lue_spie.extrapolate.units import method_dir
 from lue_spie.methods.base import PAPER_ORDER, registered_methods
@@ -96,7 +96,7 @@ def _order(names: Sequence[str]) -> list[str]:
 def _split_checksum(out: str | Path) -> str | None:
     """Checksum of the split in ``OUT/folds.parquet`` (None when there is none)."""
     from lue_spie import store
-    from lue_spie.cv import FOLDS_FILE
+    from lue_spie.extrapolate.cv import FOLDS_FILE
 
     path = Path(out) / FOLDS_FILE
     if not path.is_file():

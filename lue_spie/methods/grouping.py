@@ -13,8 +13,8 @@ Decisions (written down because the paper is silent on them):
   own lag mask is applied last (:func:`~lue_spie.methods.base.finish_params`). A group with no
   site where a lag is free gives that lag 0.
 - **Fallback.** When no training site shares the target's group (a PFT or main group with a
-  single site in the dataset, see :mod:`lue_spie.cv`), the statistic over all training sites is
-  used and the prediction's ``note`` says so; the runner counts such sites.
+  single site in the dataset, see :mod:`lue_spie.extrapolate.cv`), the statistic over all
+  training sites is used and the prediction's ``note`` says so; the runner counts such sites.
 - Sites of the training folds without a calibrated vector (skipped by calibration) do not
   count.
 """

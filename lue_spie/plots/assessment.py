@@ -1,7 +1,7 @@
 """Figures of the assessment and parameter chapters (9 and 10): the paper's Figures 2-7.
 
-One function per paper figure, each taking the tables of :mod:`lue_spie.assess`,
-:mod:`lue_spie.likelihood` and :mod:`lue_spie.assess_params` and returning a Figure:
+One function per paper figure, each taking the tables of :mod:`lue_spie.assess.gpp`,
+:mod:`lue_spie.assess.likelihood` and :mod:`lue_spie.assess.parameters` and returning a Figure:
 
 - :func:`nse_heatmap` (Figure 2): NSE of every method at every site, four time scales;
 - :func:`spatial_skill` (Figure 3): NSE, R2, NRMSE of site-mean GPP across sites;
@@ -102,7 +102,7 @@ def nse_heatmap(site_scores: pd.DataFrame, *, metric: str = "NSE",
     the paper; the count of sites with positive NSE of each method is written at the right.
 
     Args:
-        site_scores: The table of :func:`lue_spie.assess.site_scores`.
+        site_scores: The table of :func:`lue_spie.assess.gpp.site_scores`.
         metric: ``NSE`` (paper), or ``R2`` / ``NRMSE`` (then no white cut-off).
         scales: Time scales, one panel each.
         methods: Methods (rows) to show, in this order (default: all, in table order).
@@ -176,7 +176,7 @@ def spatial_skill(metrics: pd.DataFrame) -> Figure:
     """NSE, R2 and NRMSE between site-mean GPP_obs and GPP_sim across sites (Figure 3).
 
     Args:
-        metrics: :attr:`lue_spie.assess.SpatialScores.metrics` (``method``, ``n_sites``,
+        metrics: :attr:`lue_spie.assess.gpp.SpatialScores.metrics` (``method``, ``n_sites``,
             ``NSE``, ``R2``, ``NRMSE``). Bars are sorted by NSE, as in the paper.
     """
     t = metrics.sort_values("NSE", ascending=False, na_position="last").reset_index(drop=True)
@@ -221,7 +221,7 @@ def spatial_scatter(site_means: pd.DataFrame, methods: Sequence[str], *,
     """Site-mean GPP_sim against GPP_obs, one panel per method (the points of Figure 3).
 
     Args:
-        site_means: :attr:`lue_spie.assess.SpatialScores.site_means`.
+        site_means: :attr:`lue_spie.assess.gpp.SpatialScores.site_means`.
         methods: Methods to show, one panel each.
         ncols: Panels per row.
     """
@@ -258,7 +258,7 @@ def nse_by_type(values: pd.DataFrame, *, metric: str = "NSE", floor: float = -3.
     across all sites.
 
     Args:
-        values: :attr:`lue_spie.assess.TypeDistributions.values` (``method``, ``site``,
+        values: :attr:`lue_spie.assess.gpp.TypeDistributions.values` (``method``, ``site``,
             ``PFT``, ``koeppen_main`` and the metric).
         metric: The metric column.
         floor: Lowest value shown (paper: -3 for NSE).
@@ -313,8 +313,8 @@ def likelihood(P: pd.DataFrame, average: pd.DataFrame) -> Figure:
     """Average model likelihood P per method, and P per metric and time scale (Figure 5).
 
     Args:
-        P: :attr:`lue_spie.likelihood.Likelihood.P` (``metric, scale, method, P``).
-        average: :attr:`lue_spie.likelihood.Likelihood.average` (``method, P, rank``).
+        P: :attr:`lue_spie.assess.likelihood.Likelihood.P` (``metric, scale, method, P``).
+        average: :attr:`lue_spie.assess.likelihood.Likelihood.average` (``method, P, rank``).
     """
     avg = average.sort_values("P", ascending=False).reset_index(drop=True)
     methods = avg["method"].tolist()
@@ -378,9 +378,9 @@ def parameter_densities(params: pd.DataFrame, koeppen: pd.Series,
         params: ``method, site`` + the 13 parameters.
         koeppen: Koeppen type by site.
         methods: Methods to overlay (paper: site-calib and SPIE).
-        edges: :func:`lue_spie.assess_params.edge_shares` (computed when None).
+        edges: :func:`lue_spie.assess.parameters.edge_shares` (computed when None).
     """
-    from lue_spie.assess_params import edge_shares, free_mask
+    from lue_spie.assess.parameters import edge_shares, free_mask
 
     methods = [m for m in methods if m in set(params["method"])]
     if not methods:
@@ -438,7 +438,7 @@ def nse_vs_param_diff(eq) -> Figure:
     """Site NSE loss against relative parameter difference, with its fit (paper Figure 7).
 
     Args:
-        eq: An :class:`lue_spie.assess_params.Equifinality`.
+        eq: An :class:`lue_spie.assess.parameters.Equifinality`.
     """
     fig, ax = _fig(size=(5.6, 4.2))
     t = eq.sites
@@ -466,7 +466,7 @@ def parameter_skill_heatmap(skill: pd.DataFrame, *, value: str = "NSE",
     """Per-parameter skill of each method against a reference (methods x parameters).
 
     Args:
-        skill: :func:`lue_spie.assess_params.parameter_skill`.
+        skill: :func:`lue_spie.assess.parameters.parameter_skill`.
         value: ``NSE`` or ``R2`` (diverging / sequential map), or
             ``median |error| / range`` (sequential, smaller is better).
         title: Panel title.

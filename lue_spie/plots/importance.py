@@ -1,6 +1,6 @@
 """Figures of the feature-importance chapter (11): Figure 8 and the per-feature views.
 
-The tables come from :mod:`lue_spie.importance` (``importance``, ``importance_by_class``,
+The tables come from :mod:`lue_spie.importance.step` (``importance``, ``importance_by_class``,
 ``pd_curves``); nothing is computed here beyond selecting and sorting.
 """
 
@@ -36,7 +36,7 @@ def _check(table: pd.DataFrame, columns: Sequence[str], what: str) -> None:
     missing = [c for c in columns if c not in table.columns]
     if missing:
         raise ValueError(f"{what}: the table lacks column(s) {missing}; pass the table that "
-                         "lue_spie.importance writes")
+                         "lue_spie.importance.step writes")
 
 
 def _cell_text(ax, values: np.ndarray, im) -> None:
@@ -59,7 +59,7 @@ def importance_by_class(by_class: pd.DataFrame, *, stat: str = "mean") -> Figure
     statistic per parameter as a heat map (columns: the 13 parameters, then all).
 
     Args:
-        by_class: :func:`lue_spie.importance.class_importance` (the table
+        by_class: :func:`lue_spie.importance.step.class_importance` (the table
             ``importance_by_class``).
         stat: ``"mean"`` (the figure of the book), ``"sum"`` or ``"max"`` over the class's
             features.
@@ -108,7 +108,7 @@ def importance_features(importance: pd.DataFrame, *, parameter: str = "all",
     (with its standard deviation across folds), markers = each method, colour = class.
 
     Args:
-        importance: The table ``importance`` of :mod:`lue_spie.importance`.
+        importance: The table ``importance`` of :mod:`lue_spie.importance.step`.
         parameter: A parameter name or ``"all"``.
         top: How many features to show.
         mark: Features to mark with a star (e.g. the true drivers of the parameter; a
@@ -155,7 +155,7 @@ def importance_heatmap(importance: pd.DataFrame, *, top: int = 20,
     (columns): the detailed view behind Figure 8 (the paper's Figure S8).
 
     Args:
-        importance: The table ``importance`` of :mod:`lue_spie.importance`.
+        importance: The table ``importance`` of :mod:`lue_spie.importance.step`.
         top: How many features.
         method: ``"combined"``, ``"SHAP"``, ``"LRP"`` or ``"PD"``.
     """
@@ -187,7 +187,7 @@ def partial_dependence_curves(pd_curves: pd.DataFrame, parameter: str,
     against the feature in its own units.
 
     Args:
-        pd_curves: The table ``pd_curves`` of :mod:`lue_spie.importance`.
+        pd_curves: The table ``pd_curves`` of :mod:`lue_spie.importance.step`.
         parameter: The parameter.
         features: The features (one panel each).
     """

@@ -1,14 +1,14 @@
 """The assessment step: a results folder in, every table and figure of paper section 3 out.
 
-:func:`assess_results` reads a results folder (:func:`lue_spie.results.load_results`) and
+:func:`assess_results` reads a results folder (:func:`lue_spie.assess.inputs.load_results`) and
 computes, for every method found (site-calib first):
 
 - GPP skill at four time scales, its summary, the spatial assessment and the per-PFT and
-  per-climate distributions (:func:`lue_spie.assess.assess_gpp`; Figures 2-4);
-- the model likelihood P (:func:`lue_spie.likelihood.model_likelihood`; Figure 5) of the
+  per-climate distributions (:func:`lue_spie.assess.gpp.assess_gpp`; Figures 2-4);
+- the model likelihood P (:func:`lue_spie.assess.likelihood.model_likelihood`; Figure 5) of the
   extrapolation methods (site-calib competes only with ``p_with_calib``: fitted to each
   site, it would win nearly every group, and the paper's Figure 5 ranks the others);
-- the parameter comparisons (:mod:`lue_spie.assess_params`): bound hits, per-parameter
+- the parameter comparisons (:mod:`lue_spie.assess.parameters`): bound hits, per-parameter
   skill against the calibrated vectors and (virtual FLUXNET) against the truth, and the NSE
   loss against the parameter difference (Figures 6-7);
 - a headline table, one row per method.
@@ -16,7 +16,7 @@ computes, for every method found (site-calib first):
 :func:`write_assessment` writes each table as parquet (with a provenance record) and CSV,
 each figure as PNG and SVG, and ``assessment.json`` (settings, inputs and their checksums,
 every file written with its checksum, timings). :func:`run_assessment` does both; it is what
-``lue-spie assess`` runs (:mod:`lue_spie.assess_cli`). No path of the machine is recorded:
+``lue-spie assess`` runs (:mod:`lue_spie.assess.cli`). No path of the machine is recorded:
 inputs are named relative to the results folder.
 
 The *focus* method of Figures 6 and 7 is SPIE when its results are there; otherwise (SPIE
@@ -37,8 +37,10 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
-from lue_spie.assess import GPPAssessment, assess_gpp
-from lue_spie.assess_params import (
+from lue_spie.assess.gpp import GPPAssessment, assess_gpp
+from lue_spie.assess.inputs import SITE_CALIB, AssessmentInputs, load_results, provenance_files
+from lue_spie.assess.likelihood import Likelihood, model_likelihood
+from lue_spie.assess.parameters import (
     Equifinality,
     edge_shares,
     equifinality,
@@ -46,11 +48,9 @@ from lue_spie.assess_params import (
     mean_distance,
     parameter_skill,
 )
-from lue_spie.likelihood import Likelihood, model_likelihood
+from lue_spie.assess.twin import assess_worlds, has_twin
 from lue_spie.metrics import MIN_POINTS
-from lue_spie.results import SITE_CALIB, AssessmentInputs, load_results, provenance_files
 from lue_spie.timescales import SCALES, gpp_grid
-from lue_spie.twin import assess_worlds, has_twin
 
 __all__ = [
     "AssessSettings",
@@ -77,7 +77,7 @@ class AssessSettings:
         sites_per_group: Sites per group (paper: 100; fewer when fewer sites exist).
         years_per_site: Random years per site in a group (paper: 2).
         alpha: Significance level of the KS test and the t-test.
-        ttest: ``"welch"`` or ``"paired"`` (see :mod:`lue_spie.likelihood`).
+        ttest: ``"welch"`` or ``"paired"`` (see :mod:`lue_spie.assess.likelihood`).
         seed: Seed of the group draws.
         scales: Time scales of the GPP assessment.
         min_points: Fewest good points of a site at a scale.
@@ -90,7 +90,7 @@ class AssessSettings:
             fitted to each site's own data would win nearly every group and leave P near 0
             for every other method.
         twin: Also compare with the structural-error twin when ``RESULTS/twin`` holds one
-            (:mod:`lue_spie.twin`; tables ``twin_worlds`` and ``twin_agreement``).
+            (:mod:`lue_spie.assess.twin`; tables ``twin_worlds`` and ``twin_agreement``).
     """
 
     n_groups: int = 200
@@ -130,9 +130,9 @@ class Assessment:
         equifinality_all: Figure 7's numbers for every method.
         headline: One row per method (:func:`headline_table`).
         worlds: The main run and its structural-error twin side by side
-            (:func:`lue_spie.twin.compare_worlds`), or None without a twin.
+            (:func:`lue_spie.assess.twin.compare_worlds`), or None without a twin.
         agreement: Per world, GPP ranking against distance to the truth
-            (:func:`lue_spie.twin.ranking_agreement`), or None.
+            (:func:`lue_spie.assess.twin.ranking_agreement`), or None.
         timings: Seconds per part.
     """
 

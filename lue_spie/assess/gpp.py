@@ -16,7 +16,7 @@ on one grid) this module computes
 
 All outputs are tidy pandas tables (one row per observation, named columns), ready for plots,
 the book and parquet files. The model likelihood P (section 2.3.3) is in
-:mod:`lue_spie.likelihood`.
+:mod:`lue_spie.assess.likelihood`.
 
 Decisions:
 

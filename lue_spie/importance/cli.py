@@ -10,7 +10,7 @@ __all__ = ["register_cli"]
 def _cli(args: argparse.Namespace) -> int:
     import torch
 
-    from lue_spie.importance import (
+    from lue_spie.importance.step import (
         ALL,
         COMBINED,
         IMPORTANCE_DIR,

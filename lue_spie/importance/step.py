@@ -57,7 +57,7 @@ Decisions (the paper leaves them open; the book's methods-decisions page repeats
   importance would outrank three strong NPdep ones merely by count; the mean says how much a
   feature of the class matters. The table also gives the sum and the maximum (does the class
   hold one strong feature?).
-* **Truth (virtual FLUXNET).** :mod:`lue_spie.importance_truth` compares the rankings with
+* **Truth (virtual FLUXNET).** :mod:`lue_spie.importance.truth` compares the rankings with
   the generator's drivers (its functions are re-exported here); see there.
 
 Public API: :class:`ImportanceSettings`, :func:`shap_attributions`,
@@ -88,7 +88,7 @@ from torch import nn
 
 from lue_spie import store
 from lue_spie.data.features import FEATURE_CLASSES, feature_class_of
-from lue_spie.importance_truth import (
+from lue_spie.importance.truth import (
     ONE_HOT_GROUPS,
     DriverSet,
     driver_ranks,

@@ -984,7 +984,7 @@ def _truth_meta(seed: int, n_sites: int, n_years: int, start_year: int,
     params["alpha_T"]["lag_mask"] = "free (nonzero) only where the Koeppen main group is D or E"
     params["alpha_W"]["lag_mask"] = "free (nonzero) only where the Koeppen main group is B"
     return {
-        "generator": "lue_spie.data.synthetic",
+        "generator": "lue_spie.data.virtual",
         "generator_version": GENERATOR_VERSION,
         "seed": seed, "n_sites": n_sites, "n_years": n_years, "start_year": start_year,
         "parameters": params,

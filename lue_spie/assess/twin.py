@@ -3,7 +3,7 @@
 The paper could not know the true parameters; on the virtual FLUXNET we do, so the book can
 ask whether the methods that simulate GPP best are also the ones closest to the truth, and
 whether that changes when the LUE model is structurally wrong. The virtual FLUXNET generator
-(:mod:`lue_spie.data.synthetic`) draws the sites, the forcing and the true parameters from
+(:mod:`lue_spie.data.virtual`) draws the sites, the forcing and the true parameters from
 random streams of their own, so flipping ``structural_error`` changes GPP_obs and nothing
 else (tested): the *twin* of a results folder is the same dataset with the switch the other
 way, calibrated and extrapolated with the same settings. Comparing the two isolates the
@@ -15,7 +15,7 @@ calibration settings (from the provenance of ``calibration.parquet``), its fold 
 seed, and each method's hyperparameters (from the provenance of the method's fold files).
 Every step is resumable, so a rerun of the chapter costs nothing. Its cost is one more site
 calibration plus the chosen methods (the book's profiles choose which: see
-:class:`lue_spie.book.Profile`).
+:class:`lue_spie.book.pipeline.Profile`).
 
 :func:`compare_worlds` puts the two assessments side by side, one row per world and method:
 GPP skill (share of sites with positive daily NSE, median daily NSE) and the distance of the
@@ -37,12 +37,12 @@ import pandas as pd
 from scipy import stats
 
 from lue_spie import store
+from lue_spie.assess.inputs import CALIBRATION_DIR, DATA_DIR, EXTRAPOLATION_DIR, find_methods
 from lue_spie.calibrate import CalibrationSettings, run_site_calibration
-from lue_spie.cv import read_folds
 from lue_spie.data.io import TRUTH_META_FILE, load_dataset
 from lue_spie.execution import ExecutionSettings
 from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
-from lue_spie.results import CALIBRATION_DIR, DATA_DIR, EXTRAPOLATION_DIR, find_methods
+from lue_spie.extrapolate.cv import read_folds
 
 __all__ = ["TWIN_DIR", "WORLDS", "twin_methods", "run_twin", "has_twin", "compare_worlds",
            "ranking_agreement", "assess_worlds"]
@@ -56,9 +56,9 @@ WORLDS = {False: "without structural error", True: "with structural error"}
 def _generator_meta(results: Path) -> dict[str, Any]:
     data = load_dataset(results / DATA_DIR)
     meta = data.truth_meta
-    if data.truth is None or not meta or meta.get("generator") != "lue_spie.data.synthetic":
+    if data.truth is None or not meta or meta.get("generator") != "lue_spie.data.virtual":
         raise ValueError(f"{results / DATA_DIR}: not a virtual FLUXNET (no {TRUTH_META_FILE} of "
-                         "lue_spie.data.synthetic); the structural-error twin needs the "
+                         "lue_spie.data.virtual); the structural-error twin needs the "
                          "generator")
     return meta
 
@@ -122,7 +122,7 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
     out = Path(out) if out is not None else results / TWIN_DIR
     meta = _generator_meta(results)
     flipped = not bool(meta["structural_error"]["enabled"])
-    from lue_spie.data import synthetic
+    from lue_spie.data import virtual
 
     data_dir = out / DATA_DIR
     target = {"seed": meta["seed"], "n_sites": meta["n_sites"], "n_years": meta["n_years"],
@@ -135,7 +135,7 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
             or have.get("generator_version") != meta.get("generator_version"):
         log(f"twin: generating the virtual FLUXNET {WORLDS[flipped]} ({meta['n_sites']} sites x "
             f"{meta['n_years']} years, seed {meta['seed']})")
-        synthetic.generate(int(meta["n_sites"]), int(meta["n_years"]), int(meta["seed"]),
+        virtual.generate(int(meta["n_sites"]), int(meta["n_years"]), int(meta["seed"]),
                            data_dir, structural_error=flipped,
                            start_year=int(meta["start_year"]))
     cal_settings, selection = _calibration_settings(results)
@@ -178,8 +178,8 @@ def assess_worlds(results: str | Path, *, twin: str | Path | None = None,
     Returns:
         ``(worlds, agreement)``: :func:`compare_worlds` and :func:`ranking_agreement`.
     """
-    from lue_spie.assess_run import AssessSettings, assess_results
-    from lue_spie.results import SITE_CALIB, load_results
+    from lue_spie.assess.inputs import SITE_CALIB, load_results
+    from lue_spie.assess.step import AssessSettings, assess_results
 
     results = Path(results)
     twin = Path(twin) if twin is not None else results / TWIN_DIR
@@ -197,7 +197,7 @@ def compare_worlds(assessments: dict[bool, Any], methods: Sequence[str] | None =
     """One row per world and method: GPP skill and distance to the true parameters.
 
     Args:
-        assessments: Structural-error switch -> :class:`lue_spie.assess_run.Assessment` of
+        assessments: Structural-error switch -> :class:`lue_spie.assess.step.Assessment` of
             that world.
         methods: Methods to compare (default: those assessed in every world).
 

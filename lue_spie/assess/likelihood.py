@@ -173,7 +173,7 @@ def _check_combos(combos: Sequence[tuple[str, str]]) -> tuple[tuple[str, str], .
                              f"{METRICS}, scales {SCALES}")
         if scale == "yearly" and metric != "NRMSE":
             raise ValueError(f"{metric} is undefined for a single yearly value per site-year; "
-                             "only NRMSE is (decision 1 of lue_spie.likelihood)")
+                             "only NRMSE is (decision 1 of lue_spie.assess.likelihood)")
     if len(set(combos)) != len(combos):
         raise ValueError("duplicate (metric, scale) pairs")
     return combos

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import time
 
-from lue_spie.assess_run import ASSESSMENT_FILE, AssessSettings, run_assessment
+from lue_spie.assess.step import ASSESSMENT_FILE, AssessSettings, run_assessment
 from lue_spie.data.io import years_argument
 
 __all__ = ["register_cli"]

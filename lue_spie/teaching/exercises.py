@@ -2,7 +2,7 @@
 
 A student writes the answer of an exercise into a variable and calls
 
-    from lue_spie import exercises
+    from lue_spie.teaching import exercises
     exercises.check("03.1", answer, results=results)
 
 ``"03.1"`` is exercise 1 of chapter 3 (chapter = the two-digit prefix of the notebook's file
@@ -665,7 +665,7 @@ class _MethodExercise(Exercise):
 
     def split_sites(self, results: Any) -> Any:
         """The sites table of the split (``site, PFT, koeppen, main_group, fold, ...``)."""
-        from lue_spie.cv import read_folds
+        from lue_spie.extrapolate.cv import read_folds
 
         return read_folds(self.out(results)).table
 
@@ -1243,7 +1243,7 @@ class BoundParameter(Exercise, exercise_id="10.1"):
     tolerance: ClassVar[float] = 1e-9  # shares are ratios of counts: ties are exact
 
     def judge(self, answer: Any, *, results: Any) -> Feedback:
-        from lue_spie.assess_params import edge_shares
+        from lue_spie.assess.parameters import edge_shares
         from lue_spie.params import PARAMETERS
         from lue_spie.store import read_parquet
 
@@ -1275,7 +1275,7 @@ class _ImportanceExercise(Exercise):
     context = ("results",)
 
     def table(self, results: Any, name: str) -> Any:
-        from lue_spie.importance import IMPORTANCE_DIR
+        from lue_spie.importance.step import IMPORTANCE_DIR
         from lue_spie.store import read_parquet
 
         path = _results(results) / IMPORTANCE_DIR / f"{name}.parquet"

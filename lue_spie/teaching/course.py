@@ -36,12 +36,12 @@ for each exercise N, in this order:
    comment saying what to compute) stay in the student copy.
 3. **Check** (only after a code solution): a code cell tagged ``check``::
 
-       from lue_spie import exercises
+       from lue_spie.teaching import exercises
 
        exercises.check("03.1", answer, results=results)
 
    with the exercise id ``"CC.N"`` (CC = the notebook's two-digit prefix) and the context
-   its checker in :mod:`lue_spie.exercises` needs. The book build executes solution and
+   its checker in :mod:`lue_spie.teaching.exercises` needs. The book build executes solution and
    check, so every build tests every checker on the teacher's solution (a wrong solution or
    a broken checker fails the build).
 4. **Text solution** (optional; the only solution of a question without a checkable
@@ -320,7 +320,7 @@ def read_chapter(nb: Mapping[str, Any], notebook: str,
     Raises:
         ConventionError: listing every problem found.
     """
-    from lue_spie import exercises
+    from lue_spie.teaching import exercises
 
     problems: list[str] = []
     try:
@@ -464,7 +464,7 @@ def read_chapter(nb: Mapping[str, Any], notebook: str,
                                     f"exercise {current['id']}")
                 elif given not in exercises.REGISTRY:
                     problems.append(f"cell {i}: no checker for exercise {given!r} in "
-                                    "lue_spie.exercises; add one (see its docstring)")
+                                    "lue_spie.teaching.exercises; add one (see its docstring)")
                 else:
                     need = set(exercises.REGISTRY[given].context)
                     passed = {k.arg for k in call.keywords if k.arg}
@@ -515,7 +515,7 @@ def lint_chapter(path: str | os.PathLike) -> list[str]:
 
 def lint_sources(root: str | os.PathLike | None = None) -> list[str]:
     """Problems of every chapter listed in ``ROOT/_toc.yml`` (default: the repository)."""
-    from lue_spie.book import chapter_notebooks, find_source_root
+    from lue_spie.book.pipeline import chapter_notebooks, find_source_root
 
     root = find_source_root(root)
     out: list[str] = []
@@ -811,7 +811,7 @@ def relocate_results(nb: Any, new: str = RESULTS_NAME, *,
 
 def _absolute_path_parameters(nb: Any) -> dict[str, str]:
     """Path-like parameters of the kernel's parameter cell that are absolute."""
-    from lue_spie.book import PATH_PARAMETERS
+    from lue_spie.book.pipeline import PATH_PARAMETERS
 
     cell = _parameter_cell(nb)
     out = {}
@@ -968,7 +968,7 @@ def _place_results(results: Path, dest: Path, *, link: bool,
 
 
 def _build_chapters(build: Path, source_root: str | os.PathLike | None) -> tuple[str, ...]:
-    from lue_spie.book import chapter_notebooks, find_source_root
+    from lue_spie.book.pipeline import chapter_notebooks, find_source_root
 
     if (build / "src" / "_toc.yml").is_file():
         return chapter_notebooks(build / "src")
@@ -1008,7 +1008,7 @@ def make_course(
     """
     import nbformat
 
-    from lue_spie.book import find_source_root, get_profile
+    from lue_spie.book.pipeline import find_source_root, get_profile
     from lue_spie.store import atomic_write_json, atomic_write_text, git_commit
 
     prof = get_profile(profile)
@@ -1144,7 +1144,7 @@ def _cli(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``course`` sub-command to the ``lue-spie`` command line."""
-    from lue_spie.book import PROFILES
+    from lue_spie.book.pipeline import PROFILES
 
     p = subparsers.add_parser(
         "course", help="student and teacher copies of the chapters, and a course page",

@@ -1,9 +1,9 @@
 """The importance analysis against the truth of the virtual FLUXNET (chapter 11).
 
-The generator of the virtual FLUXNET (:mod:`lue_spie.data.synthetic`) makes every parameter
+The generator of the virtual FLUXNET (:mod:`lue_spie.data.virtual`) makes every parameter
 a function of a few named features plus a PFT effect and records these drivers in
 ``truth.json``. This module compares them with the importance ranking of
-:mod:`lue_spie.importance`:
+:mod:`lue_spie.importance.step`:
 
 * :func:`true_drivers`: each parameter's driver variables. A categorical variable (PFT, the
   Koeppen type) counts as one variable whose importance is that of its most important
@@ -36,7 +36,7 @@ __all__ = ["DriverSet", "ONE_HOT_GROUPS", "true_drivers", "driver_recovery", "dr
 
 #: One-hot groups of the design matrix: one categorical variable each.
 ONE_HOT_GROUPS: tuple[str, ...] = ("PFT", "Clim")
-#: The importance columns compared, in order (those of :mod:`lue_spie.importance`).
+#: The importance columns compared, in order (those of :mod:`lue_spie.importance.step`).
 METHOD_COLUMNS: tuple[str, ...] = ("SHAP", "LRP", "PD", "combined")
 _GROUP_OF: dict[str, str] = {c: g for g in ONE_HOT_GROUPS for c in FEATURE_CLASSES[g]}
 

@@ -8,7 +8,7 @@ against calibration is unrelated to how far its parameters are from the calibrat
 this module also measures every method's distance to the truth.
 
 All inputs are long tables of parameter vectors (``method, site`` + the 13 parameters, as
-:attr:`lue_spie.results.AssessmentInputs.params`) and the Koeppen type of each site (the
+:attr:`lue_spie.assess.inputs.AssessmentInputs.params`) and the Koeppen type of each site (the
 lag mask: ``alpha_T`` is free only at D/E sites, ``alpha_W`` only at B sites; a fixed
 parameter is left out of every comparison at that site).
 
@@ -23,7 +23,7 @@ Definitions (the book's parameter chapter repeats them):
   lags) from dominating and puts every parameter on the same footing as the search space of
   calibration (CMA-ES works in the range-scaled space).
 * **NSE difference** of a site: ``NSE_ref - NSE_method``, both the site's daily NSE on good
-  days from :func:`lue_spie.assess.site_scores` (so the same days for both).
+  days from :func:`lue_spie.assess.gpp.site_scores` (so the same days for both).
 * **Correlation** of the two across sites: Pearson's r (scipy.stats.pearsonr, with its
   two-sided p-value), Spearman's rank correlation, and the least-squares line.
 """
@@ -253,7 +253,7 @@ def equifinality(site_scores: pd.DataFrame, params: pd.DataFrame, koeppen: pd.Se
     """Site NSE difference (reference - method) against the relative parameter difference.
 
     Args:
-        site_scores: The table of :func:`lue_spie.assess.site_scores`.
+        site_scores: The table of :func:`lue_spie.assess.gpp.site_scores`.
         params: ``method, site`` + the 13 parameters (both methods).
         koeppen: Koeppen type by site.
         method: The method (e.g. ``"SPIE"``).

@@ -11,7 +11,7 @@ there yet), checks that each was computed from the dataset (and calibration) now
 folder, and returns one :class:`AssessmentInputs`: the dataset, the methods in the paper's
 order with ``site-calib`` first, one long predictions table (``method, site, date,
 GPP_sim``) for :func:`lue_spie.timescales.gpp_grid`, and one long table of parameter vectors
-(``method, site``, the 13 parameters) for :mod:`lue_spie.assess_params`.
+(``method, site``, the 13 parameters) for :mod:`lue_spie.assess.parameters`.
 
 Decisions:
 
