@@ -8,13 +8,14 @@
    virtual FLUXNET (``--sites`` x ``--years``, seed 0) with SPIE trained for ``--epochs``
    epochs on the ten-fold split (the analysis' cost depends on the number of sites and the
    architecture, not on how well the networks are trained) in a temporary folder.
-2. The whole step as ``lue-spie importance`` runs it (:func:`lue_spie.importance.step.
-   run_importance`: read the networks and the dataset, SHAP, LRP and PD for every fold,
-   tables, figures), with the seconds of each phase.
+2. The whole step as ``lue-spie importance`` runs it
+   (:func:`lue_spie.importance.step.run_importance`: read the networks and the dataset, SHAP,
+   LRP and PD for every fold, tables, figures), with the seconds of each phase.
 3. Reference, same process: shap's plain ``DeepExplainer`` on fold 0's network, site by site
    (its own loop over the sites and outputs), on ``--reference-sites`` of its training sites
-   (0: all of them), against the batched call of :func:`lue_spie.importance.step.
-   shap_attributions` on the same sites; the ratio and the largest difference of the values.
+   (0: all of them), against the batched call of
+   :func:`lue_spie.importance.attribution.shap_attributions` on the same sites; the ratio and
+   the largest difference of the values.
 """
 
 from __future__ import annotations
@@ -33,8 +34,10 @@ import torch
 
 
 def _prepare(args: argparse.Namespace, tmp: Path) -> Path:
+    from lue_spie import extrapolate
     from lue_spie.data.virtual import generate
-    from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+    from lue_spie.extrapolate import ExtrapolationSettings
+    from lue_spie.layout import Layout
 
     results = tmp / "results"
     t0 = time.perf_counter()
@@ -46,8 +49,7 @@ def _prepare(args: argparse.Namespace, tmp: Path) -> Path:
                                      method_params={"SPIE": {"epochs": args.epochs,
                                                              "device": "cpu",
                                                              "eval_every": args.epochs}})
-    run_extrapolation(results / "data", None, results / "extrapolation", settings,
-                      progress=False, log=lambda *_: None)
+    extrapolate.run(Layout(results), settings, progress=False, log=lambda *_: None)
     print(f"SPIE, {args.folds} folds x {args.epochs} epochs: {time.perf_counter() - t0:.1f} s")
     return results
 

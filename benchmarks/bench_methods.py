@@ -55,16 +55,17 @@ import numpy as np
 import pandas as pd
 import torch
 
-from lue_spie import store
+from lue_spie import extrapolate, store
 from lue_spie.book.pipeline import PROFILES, Profile
 from lue_spie.calibrate import CalibrationSettings, calibrate_sites, write_results
 from lue_spie.data import load_dataset
 from lue_spie.data.virtual import GENERATOR_VERSION, generate
-from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
-from lue_spie.methods.base import PAPER_ORDER, method_class
+from lue_spie.extrapolate import ExtrapolationSettings
+from lue_spie.layout import Layout
+from lue_spie.methods.base import method_class, paper_order
 
 #: The eleven baselines: every method of the paper but SPIE, in the paper's order.
-BASELINES: tuple[str, ...] = tuple(m for m in PAPER_ORDER if m != "SPIE")
+BASELINES: tuple[str, ...] = tuple(m for m in paper_order() if m != "SPIE")
 #: The paper's headline (share of sites with daily NSE > 0, real FLUXNET, 196 sites).
 PAPER_SHARE_SPIE = 0.74
 PAPER_SHARE_BASELINES_BELOW = 0.41
@@ -164,9 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    unknown = sorted(set(args.methods) - set(PAPER_ORDER))
+    unknown = sorted(set(args.methods) - set(paper_order()))
     if unknown:
-        print(f"bench_methods: unknown method(s) {unknown}; known: {list(PAPER_ORDER)}",
+        print(f"bench_methods: unknown method(s) {unknown}; known: {list(paper_order())}",
               file=sys.stderr)
         return 2
     if args.calib and not args.data:
@@ -214,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
     n_sites = len(dataset.sites)
     n_days = int(dataset.site_day.groupby("site").size().max())
 
-    needs_cal = [m for m in args.methods if method_class(m).uses_calibration]
+    needs_cal = [m for m in args.methods if method_class(m).learns_from == "calibration"]
     calib_dir: Path | None = None
     if not needs_cal:
         setup["calibration"] = None
@@ -258,8 +259,8 @@ def main(argv: list[str] | None = None) -> int:
             methods=(name,), n_folds=args.folds, seed=args.seed,
             method_params={name: params[name]} if name in params else {})
         t0, c0 = time.perf_counter(), time.process_time()
-        result = run_extrapolation(data_dir, calib_dir, out, settings, progress=False,
-                                   log=lambda *_: None)
+        layout = Layout(data_dir=data_dir, calibration_dir=calib_dir, extrapolation_dir=out)
+        result = extrapolate.run(layout, settings, progress=False, log=lambda *_: None)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         if result.skipped:
             raise RuntimeError(f"{name}: {len(result.skipped)} unit(s) reused from {out}")

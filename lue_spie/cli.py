@@ -19,9 +19,9 @@ import importlib
 import sys
 
 # Modules that contribute sub-commands, in the order they appear in --help.
-_COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate", "lue_spie.extrapolate.cli",
+_COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate.cli", "lue_spie.extrapolate.cli",
                     "lue_spie.assess.cli", "lue_spie.importance.cli", "lue_spie.book.pipeline",
-                    "lue_spie.teaching.course")
+                    "lue_spie.teaching.cli")
 
 
 def _info(args: argparse.Namespace) -> int:

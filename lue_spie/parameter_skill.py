@@ -4,7 +4,12 @@ Paper section 2.3.4 compares predicted with calibrated parameters one parameter 
 on the virtual FLUXNET the true parameters are known as well. This module holds those
 comparisons (GPP skill lives in :mod:`lue_spie.assess.gpp`):
 
-- :func:`edge_share`: share of sites whose value of each parameter lies on a bound;
+- :data:`EDGE_TOLERANCE`, :func:`edge_flags_scaled`, :func:`edge_flags`: a value within 1 %
+  of the parameter's range from a bound is "edge-hitting" (the calibration table's
+  ``edge_*`` flags, the assessment's bound shares and Figure 6 use the same rule);
+- :func:`free_mask`: where each parameter is free (the lag mask of each site's climate);
+- :func:`edge_share`: share of sites whose calibrated value of each parameter lies on a
+  bound; :func:`edge_shares`: the same for every method of a long table;
 - :func:`recovery_scores`: per parameter, NSE, R2 and NRMSE of estimated against reference
   values across sites, and the median absolute error as a share of the range, over the sites
   where the parameter is free (the lag mask fixes ``alpha_T``/``alpha_W`` elsewhere).
@@ -12,13 +17,91 @@ comparisons (GPP skill lives in :mod:`lue_spie.assess.gpp`):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
 
 from lue_spie.metrics import nrmse, nse, r2
-from lue_spie.params import BOUNDS, PARAMETERS, lag_mask
+from lue_spie.params import BOUNDS, LOWER, PARAMETERS, lag_mask
 
-__all__ = ["edge_share", "recovery_scores"]
+__all__ = ["EDGE_TOLERANCE", "edge_flags_scaled", "edge_flags", "free_mask", "edge_share",
+           "edge_shares", "check_params", "recovery_scores"]
+
+#: A value within this fraction of the range from a bound is "edge-hitting".
+EDGE_TOLERANCE = 0.01
+
+_WIDTH = BOUNDS[:, 1] - BOUNDS[:, 0]
+
+
+def check_params(table: pd.DataFrame, what: str, *, long: bool = False) -> None:
+    """Raise a one-line error when ``table`` lacks ``site`` (``method`` when ``long``) or a
+    parameter column."""
+    need = (["method"] if long else []) + ["site", *PARAMETERS]
+    missing = [c for c in need if c not in table.columns]
+    if missing:
+        raise ValueError(f"{what}: missing column(s) {missing}; expected {need}")
+
+
+def edge_flags_scaled(scaled: np.ndarray, free: np.ndarray,
+                      tolerance: float = EDGE_TOLERANCE) -> np.ndarray:
+    """True where a free parameter lies within ``tolerance`` of a bound, in the ``[0, 1]``
+    scaled space of the search."""
+    near = (scaled <= tolerance) | (scaled >= 1.0 - tolerance)
+    return near & free
+
+
+def edge_flags(values: np.ndarray, free: np.ndarray,
+               tolerance: float = EDGE_TOLERANCE) -> np.ndarray:
+    """``(sites, 13)`` True where a free parameter lies within ``tolerance`` x range of a bound."""
+    v = np.asarray(values, dtype=np.float64)
+    return edge_flags_scaled((v - LOWER) / _WIDTH, free, tolerance)
+
+
+def free_mask(sites: Sequence[str], koeppen: pd.Series) -> np.ndarray:
+    """``(sites, 13)`` True where the parameter is free at the site (the lag mask).
+
+    Raises:
+        ValueError: naming sites without a Koeppen type.
+    """
+    codes = pd.Series(koeppen).reindex([str(s) for s in sites])
+    if codes.isna().any():
+        raise ValueError(f"no Koeppen type for site(s) {list(codes[codes.isna()].index[:10])}")
+    if len(codes) == 0:
+        return np.zeros((0, len(PARAMETERS)), dtype=bool)
+    return lag_mask(list(codes.astype(str)))
+
+
+def edge_shares(params: pd.DataFrame, koeppen: pd.Series, *,
+                tolerance: float = EDGE_TOLERANCE) -> pd.DataFrame:
+    """Share of sites at a bound, per method and parameter (free sites only).
+
+    Args:
+        params: ``method, site`` + the 13 parameters.
+        koeppen: Koeppen type by site.
+        tolerance: Fraction of the range counted as "on a bound".
+
+    Returns:
+        One row per method and parameter: ``method``, ``parameter``, ``n_free``, ``n_edge``,
+        ``n_lower``, ``n_upper``, ``share`` (NaN where the parameter is free nowhere).
+    """
+    check_params(params, "edge_shares", long=True)
+    rows = []
+    for method, t in params.groupby("method", sort=False):
+        v = t[list(PARAMETERS)].to_numpy(np.float64)
+        free = free_mask(t["site"], koeppen)
+        scaled = (v - LOWER) / _WIDTH
+        lower = (scaled <= tolerance) & free
+        upper = (scaled >= 1.0 - tolerance) & free
+        n_free = free.sum(axis=0)
+        for j, p in enumerate(PARAMETERS):
+            n_edge = int(lower[:, j].sum() + upper[:, j].sum())
+            rows.append({"method": str(method), "parameter": p, "n_free": int(n_free[j]),
+                         "n_edge": n_edge, "n_lower": int(lower[:, j].sum()),
+                         "n_upper": int(upper[:, j].sum()),
+                         "share": n_edge / n_free[j] if n_free[j] else np.nan})
+    return pd.DataFrame(rows, columns=["method", "parameter", "n_free", "n_edge", "n_lower",
+                                       "n_upper", "share"])
 
 
 def edge_share(table: pd.DataFrame) -> pd.Series:

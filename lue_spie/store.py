@@ -24,6 +24,8 @@ from typing import Any
 
 import pandas as pd
 
+from lue_spie.layout import TablesFolder, provenance_of
+
 __all__ = [
     "sha256_file",
     "atomic_write_bytes",
@@ -94,9 +96,9 @@ def atomic_write_json(path: str | os.PathLike, obj: Any) -> Path:
 
 
 def provenance_path(table: str | os.PathLike) -> Path:
-    """The provenance record that belongs to a table: ``X.parquet`` -> ``X.provenance.json``."""
-    table = Path(table)
-    return table.with_name(table.name.removesuffix(".parquet") + ".provenance.json")
+    """The provenance record that belongs to a table: ``X.parquet`` -> ``X.provenance.json``
+    (:func:`lue_spie.layout.provenance_of`)."""
+    return provenance_of(Path(table))
 
 
 def write_parquet(
@@ -123,10 +125,10 @@ def write_table(df: pd.DataFrame, folder: str | os.PathLike, name: str,
                 provenance: Mapping[str, Any] | None = None) -> list[Path]:
     """``FOLDER/NAME.parquet`` (with its provenance record, :func:`write_parquet`) and the same
     table as ``FOLDER/NAME.csv`` for spreadsheets; both atomic. Returns the two paths."""
-    folder = Path(folder)
+    files = TablesFolder(Path(folder))
     df = df.reset_index(drop=True)
-    return [write_parquet(df, folder / f"{name}.parquet", provenance),
-            atomic_write_text(folder / f"{name}.csv", df.to_csv(index=False))]
+    return [write_parquet(df, files.table(name), provenance),
+            atomic_write_text(files.csv(name), df.to_csv(index=False))]
 
 
 def read_parquet(path: str | os.PathLike, columns: list[str] | None = None) -> pd.DataFrame:

@@ -8,16 +8,14 @@ import pandas as pd
 import pytest
 
 from lue_spie.assess.parameters import (
-    edge_flags,
-    edge_shares,
     equifinality,
     equifinality_summary,
-    free_mask,
     mean_distance,
     parameter_skill,
     parameter_spread,
     relative_parameter_difference,
 )
+from lue_spie.parameter_skill import edge_flags, edge_shares, free_mask
 from lue_spie.params import BOUNDS, LOWER, PARAMETERS, UPPER, index
 
 MID = (LOWER + UPPER) / 2

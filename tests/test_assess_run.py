@@ -14,23 +14,26 @@ import pandas as pd
 import pytest
 import torch
 
-from lue_spie import store
+from lue_spie import calibrate, extrapolate, store
+from lue_spie.assess import step as assess_step
+from lue_spie.assess.assessment import assess_results, focus_method
 from lue_spie.assess.inputs import SITE_CALIB, find_methods, load_results, method_order
-from lue_spie.assess.step import (
-    ASSESSMENT_FILE,
-    AssessSettings,
-    assess_results,
-    focus_method,
-    run_assessment,
-)
-from lue_spie.calibrate import CalibrationSettings, run_site_calibration
+from lue_spie.assess.settings import AssessSettings
+from lue_spie.calibrate import CalibrationSettings
 from lue_spie.cli import main
 from lue_spie.data import virtual
-from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+from lue_spie.extrapolate import ExtrapolationSettings
+from lue_spie.layout import AssessmentFiles, Layout
 from lue_spie.params import PARAMETERS
 from lue_spie.timescales import gpp_grid
 
 pytestmark = pytest.mark.integration
+
+ASSESSMENT_FILE = AssessmentFiles.RECORD
+
+
+def run_assessment(results, out, settings, *, figures):
+    return assess_step.run(Layout(results, assessment_dir=out), settings, with_figures=figures)
 
 FAST = ("PFTmean", "mRF", "P-model")
 
@@ -40,11 +43,10 @@ def results(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("assess")
     virtual.generate(14, 2, 5, root / "data")
-    run_site_calibration(root / "data", root / "calibration",
-                         CalibrationSettings(max_gen=30, device="cpu"), log=lambda *_: None)
-    run_extrapolation(root / "data", root / "calibration", root / "extrapolation",
-                      ExtrapolationSettings(methods=FAST, n_folds=5, seed=1), progress=False,
-                      log=lambda *_: None)
+    calibrate.run(Layout(root), CalibrationSettings(max_gen=30, device="cpu"),
+                  log=lambda *_: None)
+    extrapolate.run(Layout(root), ExtrapolationSettings(methods=FAST, n_folds=5, seed=1),
+                    progress=False, log=lambda *_: None)
     return root
 
 
@@ -142,7 +144,7 @@ def test_assessment_tables_are_consistent(results):
 
 def test_cli_writes_every_table_and_figure_with_provenance(results, tmp_path, capsys):
     out = tmp_path / "assessment"
-    rc = main(["assess", "--results", str(results), "--out", str(out), "--groups", "20",
+    rc = main(["assess", "--results", str(results), "--out", str(out), "--n-groups", "20",
                "--quiet"])
     printed = capsys.readouterr().out
     assert rc == 0, printed
@@ -192,7 +194,7 @@ def test_cli_reports_bad_input_in_one_line(results, tmp_path, capsys):
         (["--results", str(results), "--focus", "P-model"], "no parameter vectors"),
     ):
         rc = main(["assess", "--out", str(tmp_path / "o"), "--no-figures", "--quiet",
-                   "--groups", "5", *argv])
+                   "--n-groups", "5", *argv])
         err = capsys.readouterr().err
         assert rc == 2 and message in err and "Traceback" not in err, (argv, err)
         assert len(err.strip().splitlines()) == 1
@@ -240,10 +242,12 @@ def test_structural_twin_flips_only_the_switch_and_reuses_the_settings(results, 
     assert list(agree["n_methods"]) == [1, 1] and agree["spearman"].isna().all()
     assert list(agree["best_gpp"]) == ["mRF", "mRF"]
     assert "twin_agreement" in written and "twin_worlds" in written
-    figs = a.figures()
+    figs = assess_step.figures(a)
     assert "twin_worlds" in figs
-    off = assess_results(main, AssessSettings(n_groups=10, twin=False))
+    off, off_written = run_assessment(main, tmp_path / "off",
+                                      AssessSettings(n_groups=10, twin=False), figures=False)
     assert off.worlds is None and "twin_worlds" not in off.tables()
+    assert "twin_worlds" not in off_written
 
 
 def test_the_twin_runs_its_units_where_the_chapter_says(results, tmp_path, monkeypatch):
@@ -255,10 +259,10 @@ def test_the_twin_runs_its_units_where_the_chapter_says(results, tmp_path, monke
     main = tmp_path / "main"
     shutil.copytree(results, main)
     seen = {}
-    monkeypatch.setattr(twin_module, "run_site_calibration",
-                        lambda *a, **k: seen.setdefault("calibration", k.get("execution")))
-    monkeypatch.setattr(twin_module, "run_extrapolation",
-                        lambda *a, **k: seen.setdefault("methods", k.get("execution")))
+    monkeypatch.setattr(twin_module.calibrate, "run", lambda layout, settings, execution, **k:
+                        seen.setdefault("calibration", execution))
+    monkeypatch.setattr(twin_module.extrapolate, "run", lambda layout, settings, execution, **k:
+                        seen.setdefault("methods", execution))
     cluster = ExecutionSettings(workers=2)
     twin_module.run_twin(main, methods=["mRF"], log=lambda *_: None, execution=cluster)
     assert seen == {"calibration": cluster, "methods": cluster}

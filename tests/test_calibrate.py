@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 import torch
 
-from lue_spie import store
+from lue_spie import calibrate, store
 from lue_spie.calibrate import (
     CalibrationInterrupted,
     CalibrationSettings,
@@ -19,13 +19,13 @@ from lue_spie.calibrate import (
     ConvergenceRecorder,
     calibrate_pooled,
     calibrate_sites,
-    edge_flags,
-    run_site_calibration,
     write_results,
 )
 from lue_spie.data import virtual
 from lue_spie.evaluate import evaluate_params, simulate_calibrated
+from lue_spie.layout import Layout
 from lue_spie.model import simulate
+from lue_spie.parameter_skill import edge_flags_scaled as edge_flags
 from lue_spie.params import PARAMETERS, apply_lag_mask, index, lag_mask, to_scaled
 
 SHARED_FLUXNET = Path(__file__).resolve().parents[2] / "shared" / "fluxnet"
@@ -333,22 +333,21 @@ def test_callback_progress_and_convergence_record(tmp_path):
 
 
 def test_one_calibration_step_for_cli_and_book(tmp_path):
-    # run_site_calibration is the step both `lue-spie calibrate` and chapter 3 run: same files,
+    # calibrate.run is the step both `lue-spie calibrate` and chapter 3 run: same files,
     # resumable, and a checkpoint of other settings is refused unless asked to start afresh.
     data_dir = virtual.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
     out = tmp_path / "cal"
     settings = CalibrationSettings(device="cpu", max_gen=4)
-    paths = run_site_calibration(data_dir, out, settings, log=lambda *_: None)
+    layout = Layout(data_dir=data_dir, calibration_dir=out)
+    paths = calibrate.run(layout, settings, log=lambda *_: None)
     assert set(paths) == {"table", "gpp_calib", "convergence"}
     first = store.read_parquet(paths["table"])
-    again = store.read_parquet(run_site_calibration(data_dir, out, settings,
-                                                    log=lambda *_: None)["table"])
+    again = store.read_parquet(calibrate.run(layout, settings, log=lambda *_: None)["table"])
     pd.testing.assert_frame_equal(first, again)
     with pytest.raises(CheckpointMismatch):
-        run_site_calibration(data_dir, out, settings.replace(seed=3), log=lambda *_: None)
+        calibrate.run(layout, settings.replace(seed=3), log=lambda *_: None)
     notes = []
-    run_site_calibration(data_dir, out, settings.replace(seed=3), restart_on_mismatch=True,
-                         log=notes.append)
+    calibrate.run(layout, settings.replace(seed=3), restart_on_mismatch=True, log=notes.append)
     assert any("starting afresh" in n for n in notes)
     conv = store.read_parquet(paths["convergence"])
     assert set(conv["site"]) == set(first["site"])

@@ -1,4 +1,5 @@
-"""Course copies of the chapters (lue_spie.teaching.course, ``lue-spie course``).
+"""Course copies of the chapters: the exercise convention, the two copies and the course
+(lue_spie.teaching.convention, .copies and .course; ``lue-spie course``).
 
 Unit tests build small notebooks in memory: the convention checks, the two copies, the
 nbgrader metadata and the rewriting of paths. The integration tests run ``lue-spie course``
@@ -18,7 +19,7 @@ import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from lue_spie.book.pipeline import find_source_root
-from lue_spie.teaching import course
+from lue_spie.teaching import convention, copies, course
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -74,20 +75,20 @@ def _good_exercises() -> list:
 
 def _problems(nb, name="01_small.ipynb") -> list[str]:
     try:
-        course.read_chapter(nb, name)
-    except course.ConventionError as err:
+        convention.read_chapter(nb, name)
+    except convention.ConventionError as err:
         return err.problems
     return []
 
 
 # --------------------------------------------------------------------------- convention
 def test_the_book_chapters_follow_the_convention():
-    assert course.lint_sources(ROOT) == []
+    assert convention.lint_sources(ROOT) == []
 
 
 def test_reading_a_chapter():
-    chapter = course.read_chapter(_chapter(), "01_small.ipynb",
-                                  titles={"01_lue_model": "The LUE model"})
+    chapter = convention.read_chapter(_chapter(), "01_small.ipynb",
+                                      titles={"01_lue_model": "The LUE model"})
     assert chapter.title == "A small chapter" and chapter.number == 1
     assert chapter.goals == ("The first thing, told over two lines.",
                              "The second thing, see chapter 1, The LUE model.")
@@ -152,20 +153,20 @@ def test_missing_overview_time_and_exercises_are_named():
 def test_lint_names_unreadable_notebooks(tmp_path):
     bad = tmp_path / "01_bad.ipynb"
     bad.write_text("{not json")
-    assert course.lint_chapter(bad)[0].startswith("01_bad.ipynb: cannot be read")
+    assert convention.lint_chapter(bad)[0].startswith("01_bad.ipynb: cannot be read")
 
 
 # ---------------------------------------------------------------------------- the copies
 def test_strip_solution_like_nbgrader():
     src = "# keep\n### BEGIN SOLUTION\nx = 1\n### END SOLUTION\ny = x\n"
-    assert course.strip_solution(src) == "# keep\n" + course.CODE_STUB + "\ny = x"
+    assert copies.strip_solution(src) == "# keep\n" + copies.CODE_STUB + "\ny = x"
     indented = ("def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION\n"
                 "### BEGIN SOLUTION\nz = 2\n### END SOLUTION")
-    assert course.strip_solution(indented) == (
+    assert copies.strip_solution(indented) == (
         "def f():\n    # YOUR CODE HERE\n    raise NotImplementedError()\n"
         "# YOUR CODE HERE\nraise NotImplementedError()")
-    assert course.strip_solution("answer = 42") == course.CODE_STUB
-    assert course.strip_solution("text", course.TEXT_STUB) == "YOUR ANSWER HERE"
+    assert copies.strip_solution("answer = 42") == copies.CODE_STUB
+    assert copies.strip_solution("text", copies.TEXT_STUB) == "YOUR ANSWER HERE"
 
 
 def test_student_and_teacher_copies():
@@ -175,22 +176,22 @@ def test_student_and_teacher_copies():
     solution.execution_count = 7
     check = next(c for c in nb.cells if c.id == "e1c")
     check.outputs = [nbformat.v4.new_output("stream", text="Right (exercise 01.1): yes\n")]
-    chapter = course.read_chapter(nb, name)
-    teacher = course.teacher_copy(nb, chapter)
-    student = course.student_copy(nb, chapter)
+    chapter = convention.read_chapter(nb, name)
+    teacher = copies.teacher_copy(nb, chapter)
+    student = copies.student_copy(nb, chapter)
     for copy in (teacher, student):
         nbformat.validate(copy)
-        assert course.nbgrader_problems(copy) == []
+        assert copies.nbgrader_problems(copy) == []
         assert [c.id for c in copy.cells] == [c.id for c in nb.cells]  # ids kept
     t = {c.id: c for c in teacher.cells}
     s = {c.id: c for c in student.cells}
     assert t["e1s"].source == solution.source and t["e1s"].outputs
-    assert s["e1s"].source == "# the pair (low, high)\n" + course.CODE_STUB + "\nprint('done')"
+    assert s["e1s"].source == "# the pair (low, high)\n" + copies.CODE_STUB + "\nprint('done')"
     assert s["e1s"].outputs == [] and s["e1s"].execution_count is None
     assert s["e1s"].metadata["tags"] == ["answer"] and "mystnb" not in s["e1s"].metadata
     assert s["e1c"].source == check.source and s["e1c"].outputs == []
     assert s["e1c"].metadata["editable"] is False
-    assert s["e1t"].source == course.TEXT_STUB and s["e2t"].source == course.TEXT_STUB
+    assert s["e1t"].source == copies.TEXT_STUB and s["e2t"].source == copies.TEXT_STUB
     assert "distinctive" not in nbformat.writes(student)
     assert "distinctive" in nbformat.writes(teacher)
     assert "distinctive" in nbformat.writes(nb)  # the source notebook is left alone
@@ -214,16 +215,16 @@ def test_nbgrader_metadata_problems_are_found():
 
     good = {"grade": True, "grade_id": "a", "locked": True, "points": 1,
             "schema_version": 3, "solution": False}
-    assert course.nbgrader_problems(nb_with(good)) == []
-    assert course.nbgrader_problems(nb_with({**good, "points": None}))
-    assert course.nbgrader_problems(nb_with({k: v for k, v in good.items() if k != "points"}))
-    assert course.nbgrader_problems(nb_with({**good, "grade_id": "a b"}))
-    assert course.nbgrader_problems(nb_with({**good, "extra": 1}))
-    assert course.nbgrader_problems(nb_with({**good, "schema_version": 2}))
-    assert course.nbgrader_problems(nb_with({**good, "grade_id": ""}))
-    assert course.nbgrader_problems(nb_with(good, "markdown"))  # graded, not a solution
+    assert copies.nbgrader_problems(nb_with(good)) == []
+    assert copies.nbgrader_problems(nb_with({**good, "points": None}))
+    assert copies.nbgrader_problems(nb_with({k: v for k, v in good.items() if k != "points"}))
+    assert copies.nbgrader_problems(nb_with({**good, "grade_id": "a b"}))
+    assert copies.nbgrader_problems(nb_with({**good, "extra": 1}))
+    assert copies.nbgrader_problems(nb_with({**good, "schema_version": 2}))
+    assert copies.nbgrader_problems(nb_with({**good, "grade_id": ""}))
+    assert copies.nbgrader_problems(nb_with(good, "markdown"))  # graded, not a solution
     two = {"cells": nb_with(good)["cells"] * 2}
-    assert any("duplicate" in p for p in course.nbgrader_problems(two))
+    assert any("duplicate" in p for p in copies.nbgrader_problems(two))
 
 
 def test_relocate_results_rewrites_parameters_and_outputs():
@@ -238,7 +239,7 @@ def test_relocate_results_rewrites_parameters_and_outputs():
     nb.metadata["papermill"] = {"parameters": {"results": "/abs/build/results"},
                                 "input_path": "/abs/src/notebooks/05.ipynb",
                                 "output_path": "/abs/build/src/notebooks/05.ipynb"}
-    old = course.relocate_results(nb, "results", also={"/abs/build/src/notebooks": "."})
+    old = copies.relocate_results(nb, "results", also={"/abs/build/src/notebooks": "."})
     assert old == "/abs/build/results"
     # A relative folder (as the book's kernels saw it) is rewritten as a whole path only.
     rel = _chapter(injected="results/ci")
@@ -248,12 +249,12 @@ def test_relocate_results_rewrites_parameters_and_outputs():
         nbformat.v4.new_output("display_data", data={  # a table cuts long paths short
             "text/html": "<td>/abs/build/res...</td>", "text/plain": "/abs/build/results/d..."})]
     rel.cells.insert(5, out)
-    assert course.relocate_results(rel, "results") == "results/ci"
+    assert copies.relocate_results(rel, "results") == "results/ci"
     assert rel.cells[5].outputs[0]["text"] == (
         "results/data: 24 sites; results/cities and my_results/ci stay\n")
     cut = _chapter(injected="/abs/build/results")
     cut.cells.insert(5, out)
-    course.relocate_results(cut, "results")
+    copies.relocate_results(cut, "results")
     assert cut.cells[5].outputs[1]["data"] == {"text/html": "<td>results/...</td>",
                                                "text/plain": "results/d..."}
     injected = next(c for c in nb.cells
@@ -267,7 +268,7 @@ def test_relocate_results_rewrites_parameters_and_outputs():
 
 
 def test_course_page_lists_goals_time_and_exercises():
-    chapter = course.read_chapter(_chapter(), "01_small.ipynb")
+    chapter = convention.read_chapter(_chapter(), "01_small.ipynb")
     page = course.course_page([chapter], profile="ci")
     for text in ("## 1. A small chapter", "25 minutes", "The first thing, told over two lines.",
                  "1. Half a bell (01.1; checks itself", "2. Why (01.2; answer in words",
@@ -330,15 +331,15 @@ def test_student_copies_hold_no_solution_and_teacher_copies_do(ci_course):
     for teacher_path in sorted((out / "teacher").glob("*.ipynb")):
         teacher = nbformat.read(teacher_path, as_version=4)
         student = nbformat.read(out / "student" / teacher_path.name, as_version=4)
-        chapter = course.read_chapter(teacher, teacher_path.name)
+        chapter = convention.read_chapter(teacher, teacher_path.name)
         student_text = nbformat.writes(student)
         s_cells = {c.id: c for c in student.cells}
         for ex in chapter.exercises:
             for i in ex.code_solutions:
                 t = teacher.cells[i]
-                assert course.BEGIN_SOLUTION in t.source
-                region = t.source.split(course.BEGIN_SOLUTION, 1)[1].split(
-                    course.END_SOLUTION, 1)[0]
+                assert convention.BEGIN_SOLUTION in t.source
+                region = t.source.split(convention.BEGIN_SOLUTION, 1)[1].split(
+                    convention.END_SOLUTION, 1)[0]
                 s = s_cells[t.id]
                 assert "raise NotImplementedError()" in s.source and s.outputs == []
                 student_lines = {ln.strip() for ln in s.source.splitlines()}
@@ -351,7 +352,7 @@ def test_student_copies_hold_no_solution_and_teacher_copies_do(ci_course):
                 assert s_cells[t.id].outputs == [] and s_cells[t.id].source == t.source
             for i in ex.text_solutions:
                 t = teacher.cells[i]
-                assert s_cells[t.id].source == course.TEXT_STUB
+                assert s_cells[t.id].source == copies.TEXT_STUB
                 body = [ln for ln in t.source.splitlines()
                         if len(ln) > 40 and not ln.startswith((":::", ":class:", "```", "."))]
                 for line in body:
@@ -365,16 +366,16 @@ def test_copies_are_valid_with_nbgrader_metadata_and_relative_results(ci_course)
             (out / "teacher").glob("*.ipynb")):
         nb = nbformat.read(path, as_version=4)
         nbformat.validate(nb)
-        assert course.nbgrader_problems(nb) == [], path
-        chapter = course.read_chapter(nb, path.name) if "teacher" in path.parts else None
+        assert copies.nbgrader_problems(nb) == [], path
+        chapter = convention.read_chapter(nb, path.name) if "teacher" in path.parts else None
         graded = [c for c in nb.cells if "nbgrader" in c.metadata]
         assert graded and all(c.metadata["nbgrader"]["schema_version"] == 3 for c in graded)
         if chapter is not None:
             n_cells = sum(1 + len(e.code_solutions) + len(e.checks) + len(e.text_solutions)
                           for e in chapter.exercises)
             assert len(graded) == n_cells
-        params = course._parameter_cell(nb)
-        assert course._assigned_string(params.source, "results")[1] == "results"
+        params = copies._parameter_cell(nb)
+        assert copies._assigned_string(params.source, "results")[1] == "results"
         assert nb.metadata["papermill"]["parameters"]["results"] == "results"
         text = path.read_text()
         as_built = os.path.relpath(book_.results, ROOT)  # how the book's kernels saw it
@@ -389,9 +390,9 @@ def test_course_page_comes_from_the_chapters(ci_course):
     html = (out / "course.html").read_text()
     notebooks = {p.name: nbformat.read(p, as_version=4)
                  for p in sorted((out / "teacher").glob("*.ipynb"))}
-    titles = course.chapter_titles(notebooks)
+    titles = convention.chapter_titles(notebooks)
     for name, nb in notebooks.items():
-        chapter = course.read_chapter(nb, name, titles)
+        chapter = convention.read_chapter(nb, name, titles)
         assert chapter.time and chapter.time in page
         assert chapter.goals and all(g in page for g in chapter.goals)
         for e in chapter.exercises:

@@ -21,16 +21,15 @@ import pandas as pd
 import pytest
 import torch
 
-from lue_spie import execution, store
+from lue_spie import calibrate, execution, extrapolate, store
 from lue_spie.calibrate import (
     CalibrationInterrupted,
     CalibrationSettings,
     CheckpointMismatch,
     calibrate_sites,
-    run_site_calibration,
 )
-from lue_spie.calibrate import api as api_module
 from lue_spie.calibrate import chunks as chunks_module
+from lue_spie.calibrate import step as api_module
 from lue_spie.calibrate.chunks import ChunkTask, calibrate_in_chunks, run_chunk
 from lue_spie.cli import main
 from lue_spie.data import load_dataset, virtual
@@ -41,7 +40,8 @@ from lue_spie.execution import (
     add_execution_arguments,
     execution_from_args,
 )
-from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+from lue_spie.extrapolate import ExtrapolationSettings
+from lue_spie.layout import Layout
 from lue_spie.params import PARAMETERS
 
 # The helpers below run on Dask workers: ship them by value (workers need not import tests/).
@@ -59,7 +59,7 @@ def world(tmp_path_factory):
     """6 virtual sites x 1 year and their in-process calibration (the reference)."""
     root = tmp_path_factory.mktemp("exec")
     data = virtual.generate(n_sites=6, n_years=1, seed=0, out=root / "vf")
-    ref = run_site_calibration(data, root / "ref", SETTINGS, **QUIET)
+    ref = calibrate.run(Layout(data_dir=data, calibration_dir=root / "ref"), SETTINGS, **QUIET)
     return data, ref
 
 
@@ -140,8 +140,8 @@ def test_chunks_combine_to_the_one_batch_run(world, tmp_path):
     data, ref = world
     for size in (1, 4):
         out = tmp_path / f"c{size}"
-        run = run_site_calibration(data, out, SETTINGS, chunk_sites=size, **QUIET,
-                                   execution=ExecutionSettings(workers=0))
+        run = calibrate.run(Layout(data_dir=data, calibration_dir=out), SETTINGS,
+                            chunk_sites=size, **QUIET, execution=ExecutionSettings(workers=0))
         assert not (out / "chunks").exists()  # workers=0: the in-process step itself
         with Executor() as ex:
             result, conv = calibrate_in_chunks(load_dataset(data), out / "chunks", SETTINGS, ex,
@@ -235,29 +235,33 @@ def test_a_rerun_the_other_way_keeps_the_finished_work(world, tmp_path, monkeypa
     monkeypatch.setattr(api_module, "calibrate_sites", lambda *a, **k: calls.append(k))
     # Its files are kept as they are (their checksums are what later steps' units depend on)
     notes = []
-    kept = run_site_calibration(data, out, SETTINGS, log=notes.append,
+    kept = calibrate.run(Layout(data_dir=data, calibration_dir=out), SETTINGS, log=notes.append,
                                 execution=ExecutionSettings(workers=2))
     assert not calls and any("kept the finished calibration" in n for n in notes)
     for k in FILES:
         assert store.sha256_file(kept[k]) == store.sha256_file(ref[k])
     # ... not when the data files changed, nor for other sites
-    assert api_module._kept_result(data, out, SETTINGS, sites=["x"], years=None) is None
+    files = Layout(data_dir=data, calibration_dir=out)
+    assert api_module._kept_result(files.data, files.calibration, SETTINGS, sites=["x"],
+                                   years=None) is None
     moved = tmp_path / "vf2"
     shutil.copytree(data, moved)
     (moved / "sites.parquet").write_bytes((moved / "sites.parquet").read_bytes() + b"\0")
-    assert api_module._kept_result(moved, out, SETTINGS, sites=None, years=None) is None
+    files = Layout(data_dir=moved, calibration_dir=out)
+    assert api_module._kept_result(files.data, files.calibration, SETTINGS, sites=None,
+                                   years=None) is None
     # Without the files, its finished checkpoint is resumed in-process, not sent to a cluster
     monkeypatch.undo()
     monkeypatch.setattr(api_module, "_run_chunked", lambda *a, **k: calls.append(k) or {})
     for k in FILES:
         Path(kept[k]).unlink()
     notes = []
-    again = run_site_calibration(data, out, SETTINGS, log=notes.append,
+    again = calibrate.run(Layout(data_dir=data, calibration_dir=out), SETTINGS, log=notes.append,
                                  execution=ExecutionSettings(workers=2))
     assert not calls and any("kept the finished in-process calibration" in n for n in notes)
     _same_search(store.read_parquet(again["table"]), store.read_parquet(ref["table"]))
     # ... but not a finished checkpoint of other settings: those go to the cluster
-    run_site_calibration(data, out, SETTINGS.replace(seed=9), **QUIET,
+    calibrate.run(Layout(data_dir=data, calibration_dir=out), SETTINGS.replace(seed=9), **QUIET,
                          execution=ExecutionSettings(workers=2))
     assert len(calls) == 1
     monkeypatch.undo()
@@ -271,12 +275,13 @@ def test_a_rerun_the_other_way_keeps_the_finished_work(world, tmp_path, monkeypa
     ran = []
     monkeypatch.setattr(chunks_module, "run_chunk", lambda task, batch: ran.append(task))
     notes = []
-    paths = run_site_calibration(data, out, SETTINGS, log=notes.append)
+    paths = calibrate.run(Layout(data_dir=data, calibration_dir=out), SETTINGS, log=notes.append)
     assert not ran and not (out / "checkpoint").exists()
     assert any("resuming the chunked calibration" in n for n in notes)
     _same_search(store.read_parquet(paths["table"]), store.read_parquet(ref["table"]))
     # chunks of other settings are left alone: a plain in-process run
-    other = run_site_calibration(data, out, SETTINGS.replace(seed=9), **QUIET)
+    other = calibrate.run(Layout(data_dir=data, calibration_dir=out), SETTINGS.replace(seed=9),
+                          **QUIET)
     assert (out / "checkpoint" / "checkpoint.pkl").is_file() and not ran
     assert store.read_provenance(other["table"])["settings"]["seed"] == 9
 
@@ -312,8 +317,8 @@ def _die_once(item, marker):
 def test_calibration_on_a_cluster_is_bit_identical(world, scheduler, tmp_path, capsys):
     data, ref = world
     # An embedded LocalCluster started by the step itself ...
-    local = run_site_calibration(data, tmp_path / "local", SETTINGS, chunk_sites=2, **QUIET,
-                                 execution=ExecutionSettings(workers=2))
+    local = calibrate.run(Layout(data_dir=data, calibration_dir=tmp_path / "local"), SETTINGS,
+                          chunk_sites=2, **QUIET, execution=ExecutionSettings(workers=2))
     _same_files(ref, local)
     prov = store.read_provenance(local["table"])["settings"]
     assert prov["execution"] == "local Dask cluster of 2 worker process(es)"
@@ -338,18 +343,19 @@ def test_calibration_on_a_cluster_is_bit_identical(world, scheduler, tmp_path, c
 def test_baselines_on_a_cluster_are_bit_identical(world, scheduler, tmp_path):
     root = tmp_path
     data = virtual.generate(14, 1, 2, root / "data")
-    run_site_calibration(data, root / "calibration", CalibrationSettings(max_gen=20,
-                                                                         device="cpu"), **QUIET)
+    calibrate.run(Layout(data_dir=data, calibration_dir=root / "calibration"),
+                  CalibrationSettings(max_gen=20, device="cpu"), **QUIET)
     methods = ("PFTmean", "Climmed", "Sitesim", "mRF", "P-model", "OPT-All")
     settings = ExtrapolationSettings(methods=methods, n_folds=5, seed=1, method_params={
         "OPT-All": {"settings": {"max_gen": 6}}})
-    inproc = run_extrapolation(data, root / "calibration", root / "a", settings,
-                               progress=False, **QUIET)
+    def layout(out):
+        return Layout(data_dir=data, calibration_dir=root / "calibration", extrapolation_dir=out)
+
+    inproc = extrapolate.run(layout(root / "a"), settings, progress=False, **QUIET)
     assert "OPT-All fold 0,1,2,3,4" in inproc.ran  # in this process: one batched unit
     lines = []
-    dask = run_extrapolation(data, root / "calibration", root / "b", settings,
-                             progress=False, log=lines.append,
-                             execution=ExecutionSettings(scheduler=scheduler))
+    dask = extrapolate.run(layout(root / "b"), settings, progress=False, log=lines.append,
+                           execution=ExecutionSettings(scheduler=scheduler))
     assert len(dask.ran) == len(methods) * 5  # on the cluster: one unit per (method, fold)
     pd.testing.assert_frame_equal(inproc.summary, dask.summary, check_exact=True)
     for m in methods:
@@ -360,9 +366,8 @@ def test_baselines_on_a_cluster_are_bit_identical(world, scheduler, tmp_path):
             assert store.sha256_file(a) == store.sha256_file(b)
     assert not any((root / "b" / m / "work").exists() for m in methods)
     # A rerun on the cluster skips every finished (method, fold).
-    again = run_extrapolation(data, root / "calibration", root / "b", settings,
-                              progress=False, execution=ExecutionSettings(scheduler=scheduler),
-                              **QUIET)
+    again = extrapolate.run(layout(root / "b"), settings, progress=False,
+                            execution=ExecutionSettings(scheduler=scheduler), **QUIET)
     assert again.ran == {} and len(again.skipped) == len(methods) * 5
 
 

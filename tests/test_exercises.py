@@ -23,7 +23,9 @@ import pandas as pd
 import pytest
 
 from lue_spie.data import QC_COLUMNS, load_dataset, virtual
-from lue_spie.teaching import course, exercises
+from lue_spie.layout import Layout
+from lue_spie.teaching import convention, copies, course, exercises
+from lue_spie.teaching.exercises import answers
 
 SEED = 42
 
@@ -331,7 +333,7 @@ def test_a_new_checker_registers_itself_and_check_reports():
         expects = "a number"
 
         def judge(self, answer):
-            if exercises._number(answer, self.expects) == 42:
+            if answers._number(answer, self.expects) == 42:
                 return self.right("that is the answer.")
             raise exercises.Hint("think bigger.")
 
@@ -536,20 +538,20 @@ def method_results(tmp_path_factory) -> Path:
     """A results folder with data, a short site calibration and the methods of chapters 4-7."""
     import torch
 
-    from lue_spie.calibrate import CalibrationSettings, run_site_calibration
-    from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+    from lue_spie import calibrate, extrapolate
+    from lue_spie.calibrate import CalibrationSettings
+    from lue_spie.extrapolate import ExtrapolationSettings
 
     torch.set_num_threads(1)
     results = tmp_path_factory.mktemp("methods")
-    data = virtual.generate(16, 1, SEED, results / "data")
-    run_site_calibration(data, results / "calibration",
-                         CalibrationSettings(max_gen=15, device="cpu"), log=lambda *_: None)
+    virtual.generate(16, 1, SEED, results / "data")
+    calibrate.run(Layout(results), CalibrationSettings(max_gen=15, device="cpu"),
+                  log=lambda *_: None)
     cmaes = {"settings": {"max_gen": 4, "device": "cpu"}}
     settings = ExtrapolationSettings(
         methods=METHODS_4_7, n_folds=4, seed=SEED,
         method_params={"OPT-All": cmaes, "OPT-PFT": cmaes, "sRF": {"n_estimators": 20}})
-    run_extrapolation(results / "data", results / "calibration", results / "extrapolation",
-                      settings, progress=False, log=lambda *_: None)
+    extrapolate.run(Layout(results), settings, progress=False, log=lambda *_: None)
     return results
 
 
@@ -709,7 +711,8 @@ def spie_results(method_results, tmp_path_factory) -> Path:
 
     import torch
 
-    from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+    from lue_spie import extrapolate
+    from lue_spie.extrapolate import ExtrapolationSettings
 
     torch.set_num_threads(1)
     results = tmp_path_factory.mktemp("spie") / "results"
@@ -717,8 +720,7 @@ def spie_results(method_results, tmp_path_factory) -> Path:
     settings = ExtrapolationSettings(
         methods=("SPIE",), n_folds=4, seed=SEED,
         method_params={"SPIE": {"epochs": 30, "device": "cpu", "checkpoint_every": 0}})
-    run_extrapolation(results / "data", results / "calibration", results / "extrapolation",
-                      settings, progress=False, log=lambda *_: None)
+    extrapolate.run(Layout(results), settings, progress=False, log=lambda *_: None)
     return results
 
 
@@ -844,7 +846,7 @@ def test_a_missing_results_folder_is_named(tmp_path):
 # ------------------------------------------------ the teacher's solutions, in the chapters
 def _context_code(check_source: str) -> tuple[str, str, str]:
     """(exercise id, answer expression, context dict expression) of a check cell."""
-    call, problem = course._check_call(check_source)
+    call, problem = convention._check_call(check_source)
     assert call is not None, problem
     pairs = ", ".join(f"{k.arg!r}: {ast.unparse(k.value)}" for k in call.keywords)
     return call.args[0].value, ast.unparse(call.args[1]), "{" + pairs + "}"
@@ -869,10 +871,10 @@ def test_teacher_solutions_pass_and_wrong_answers_fail(ci_book, tmp_path):
         teacher = {c.id: c for c in nbformat.read(teacher_path, as_version=4).cells}
         cells = []
         for cell in student.cells:
-            if course.TAG_ANSWER in cell.metadata.get("tags", []) and cell.cell_type == "code":
+            if copies.TAG_ANSWER in cell.metadata.get("tags", []) and cell.cell_type == "code":
                 cell.source = teacher[cell.id].source  # the student writes the teacher's answer
             cells.append(cell)
-            if course.TAG_CHECK in cell.metadata.get("tags", []):
+            if convention.TAG_CHECK in cell.metadata.get("tags", []):
                 ex_id, answer_expr, ctx_expr = _context_code(cell.source)
                 target = record_dir / f"{ex_id}.pkl"
                 cells.append(nbformat.v4.new_code_cell(
@@ -885,7 +887,7 @@ def test_teacher_solutions_pass_and_wrong_answers_fail(ci_book, tmp_path):
         student.cells = cells
         NotebookClient(student, timeout=600, kernel_name="python3",
                        resources={"metadata": {"path": str(student_path.parent)}}).execute()
-        checks = [c for c in student.cells if course.TAG_CHECK in c.metadata.get("tags", [])]
+        checks = [c for c in student.cells if convention.TAG_CHECK in c.metadata.get("tags", [])]
         assert len(checks) == sum(e.checkable for e in chapter.exercises)
         for c in checks:
             text = "".join(o.get("text", "") for o in c.outputs)

@@ -6,12 +6,13 @@ import pandas as pd
 import pytest
 import torch
 
-from lue_spie import store
-from lue_spie.calibrate import CalibrationSettings, run_site_calibration
+from lue_spie import calibrate, extrapolate, store
+from lue_spie.calibrate import CalibrationSettings
 from lue_spie.cli import main
 from lue_spie.data import virtual
-from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
+from lue_spie.extrapolate import ExtrapolationSettings, unit_paths
 from lue_spie.extrapolate.cli import parse_method_params
+from lue_spie.layout import Layout
 from lue_spie.params import PARAMETERS
 
 FAST = ("PFTmean", "Climmed", "Sitesim", "mRF", "P-model")
@@ -22,16 +23,15 @@ def small(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("extrap")
     data = virtual.generate(14, 1, 2, root / "data")
-    run_site_calibration(data, root / "calibration", CalibrationSettings(max_gen=30,
-                                                                         device="cpu"),
-                         log=lambda *_: None)
+    calibrate.run(Layout(data_dir=data, calibration_dir=root / "calibration"),
+                  CalibrationSettings(max_gen=30, device="cpu"), log=lambda *_: None)
     return root
 
 
 def _run(small, out, **kw):
     settings = ExtrapolationSettings(**{"methods": FAST, "n_folds": 5, "seed": 1, **kw})
-    return run_extrapolation(small / "data", small / "calibration", out, settings,
-                             progress=False, log=lambda *_: None)
+    return extrapolate.run(Layout(small, extrapolation_dir=out), settings, progress=False,
+                           log=lambda *_: None)
 
 
 def test_every_held_out_site_gets_a_prediction_from_every_method(small, tmp_path):
@@ -106,9 +106,8 @@ def test_a_calibration_of_other_sites_is_refused(small, tmp_path):
     other = tmp_path / "cal"
     store.write_parquet(cal.assign(site="X-" + cal["site"]), other / "calibration.parquet")
     with pytest.raises(ValueError, match="not in the dataset"):
-        run_extrapolation(small / "data", other, tmp_path / "ex",
-                          ExtrapolationSettings(methods=("PFTmean",), n_folds=5),
-                          progress=False)
+        extrapolate.run(Layout(small, calibration_dir=other, extrapolation_dir=tmp_path / "ex"),
+                        ExtrapolationSettings(methods=("PFTmean",), n_folds=5), progress=False)
 
 
 def test_method_params_parse_nested_settings():
@@ -126,8 +125,8 @@ def test_summary_holds_every_method_of_the_split_and_sites_select(small, tmp_pat
     second = _run(small, out, methods=("Climmed",))
     assert list(dict.fromkeys(second.summary["method"])) == ["Climmed", "PFTmean"][::-1]
     sub = sorted(second.split.sites)[:10]
-    picked = run_extrapolation(small / "data", small / "calibration", tmp_path / "sub",
-                               ExtrapolationSettings(methods=("PFTmean",), n_folds=5,
-                                                     sites=tuple(sub)),
-                               progress=False, log=lambda *_: None)
+    picked = extrapolate.run(Layout(small, extrapolation_dir=tmp_path / "sub"),
+                             ExtrapolationSettings(methods=("PFTmean",), n_folds=5,
+                                                   sites=tuple(sub)),
+                             progress=False, log=lambda *_: None)
     assert sorted(picked.split.sites) == sub and sorted(picked.summary["site"]) == sub

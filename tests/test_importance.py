@@ -1,4 +1,4 @@
-"""Feature importance of the SPIE networks (lue_spie.importance.step, lue-spie importance).
+"""Feature importance of the SPIE networks (lue_spie.importance, lue-spie importance).
 
 Unit tests on small hand-made networks with known answers (additivity, analytic PD, ignored
 inputs); an integration test on a constructed results folder: a virtual FLUXNET (24 sites x 2
@@ -21,6 +21,7 @@ from lue_spie import importance as imp
 from lue_spie.data import load_dataset, virtual
 from lue_spie.data.features import FEATURE_CLASSES, FEATURE_NAMES, PFT_ONEHOT, feature_matrix
 from lue_spie.extrapolate.cv import make_folds
+from lue_spie.layout import ImportanceFiles
 from lue_spie.methods.spie import FoldNetwork, load_networks, make_mapping
 from lue_spie.methods.spie.network import sequential_from_layers
 from lue_spie.params import PARAMETERS
@@ -193,7 +194,9 @@ def test_settings_are_checked():
 
 # ------------------------------------------------------------------------------ the truth
 def test_true_drivers_read_truth_json_and_drop_a_pft_that_changes_nothing():
-    meta = virtual._truth_meta(0, 24, 2, 2005, False)
+    from lue_spie.data.virtual.generator import _truth_meta
+
+    meta = _truth_meta(0, 24, 2, 2005, False)
     d = imp.true_drivers(meta)
     assert d["Topt"].variables == ("PFT", "BIO1", "BIO5")
     assert d["Ca0"].variables == ("BIO1",) and d["Ca0"].listed == ("PFT", "BIO1")
@@ -320,7 +323,7 @@ def test_all_three_methods_rank_the_true_drivers_on_top(truth_results, tmp_path)
         assert [p.suffix for p in paths] == [".parquet", ".csv"], stem
         prov = json.loads(paths[0].with_name(f"{stem}.provenance.json").read_text())
         assert prov["settings"]["pd_grid"] == 8 and "fold0.network.pt" in prov["inputs"]
-    record = json.loads((tmp_path / "imp" / imp.RECORD_FILE).read_text())
+    record = json.loads(ImportanceFiles(tmp_path / "imp").record.read_text())
     assert "importance.parquet" in record["files"] and record["timings_s"]["total"] > 0
 
 

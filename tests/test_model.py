@@ -8,6 +8,8 @@ import torch
 from _forcing import random_forcing, random_params
 
 from lue_spie import model
+from lue_spie.model import scratch
+from lue_spie.model.lag import _scan
 from lue_spie.model.reference import simulate_reference
 from lue_spie.params import BOUNDS, PARAMETERS, index
 
@@ -295,7 +297,7 @@ def test_resolve_device():
 
 # ------------------------------------------------------------------ fused model and blocked scan
 def _loop_recurrence(b, a, y0=None, reverse=False, scale=None):
-    """Reference for model._scan: the recursion one day at a time (float64)."""
+    """Reference for lag._scan: the recursion one day at a time (float64)."""
     b = b * (1.0 if scale is None else scale)
     y = torch.empty_like(b)
     prev = torch.zeros(b.shape[0], dtype=b.dtype) if y0 is None else y0[:, 0]
@@ -316,11 +318,11 @@ def test_blocked_scan_equals_recursion(days, reverse):
     scale = 1.0 - a + 0.1
     for kwargs in ({}, {"y0": y0}, {"scale": scale}, {"y0": y0, "scale": scale}):
         ref = _loop_recurrence(b, a, reverse=reverse, **kwargs)
-        got = model._scan(b, a, reverse=reverse, **kwargs)
+        got = _scan(b, a, reverse=reverse, **kwargs)
         torch.testing.assert_close(got, ref, rtol=1e-12, atol=1e-12)
         # The differentiable (out-of-place) variant gives the same numbers.
         bg = b.clone().requires_grad_(True)
-        torch.testing.assert_close(model._scan(bg, a, reverse=reverse, **kwargs).detach(), ref,
+        torch.testing.assert_close(_scan(bg, a, reverse=reverse, **kwargs).detach(), ref,
                                    rtol=1e-12, atol=1e-12)
 
 
@@ -359,7 +361,7 @@ CASES = {
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_equals_composable_values_and_gradients(case, monkeypatch):
     # Small blocks, so that the block-by-block passes over the leading axis are exercised.
-    monkeypatch.setattr(model, "BLOCK_BYTES", 3 * 200 * 8)
+    monkeypatch.setattr(scratch, "BLOCK_BYTES", 3 * 200 * 8)
     f = random_forcing(4, 200, seed=30)
 
     def P(n, seed):  # mixed lags: some rows 0 (not filtered), others free

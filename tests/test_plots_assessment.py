@@ -13,8 +13,9 @@ from matplotlib.figure import Figure
 from lue_spie import plots
 from lue_spie.assess.gpp import assess_gpp
 from lue_spie.assess.likelihood import model_likelihood
-from lue_spie.assess.parameters import edge_shares, equifinality, parameter_skill
+from lue_spie.assess.parameters import equifinality, parameter_skill
 from lue_spie.data.schema import QC_COLUMNS
+from lue_spie.parameter_skill import edge_shares
 from lue_spie.params import LOWER, PARAMETERS, UPPER, index
 from lue_spie.plots.assessment import _reflected_kde
 from lue_spie.timescales import GPPGrid

@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from lue_spie import plots
-from lue_spie.methods.base import PAPER_ORDER
+from lue_spie.methods.base import paper_order
 from lue_spie.params import PARAMETERS
 from lue_spie.plots.methods import METHOD_COLORS
 
@@ -26,7 +26,7 @@ def _comparison() -> pd.DataFrame:
 
 
 def test_every_method_has_its_own_colour_and_the_reference_is_grey():
-    assert set(PAPER_ORDER) <= set(METHOD_COLORS)
+    assert set(paper_order()) <= set(METHOD_COLORS)
     assert len(set(METHOD_COLORS.values())) == len(METHOD_COLORS)
     assert (0.5, 0.5, 0.5) not in [tuple(round(x, 1) for x in c) for c in
                                    METHOD_COLORS.values()]

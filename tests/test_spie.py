@@ -330,7 +330,8 @@ def test_lag_mask_in_training_and_predictions(tiny, tiny_folds):
 def test_registered_with_paper_defaults():
     assert "SPIE" in registered_methods()
     m = get_method("SPIE")
-    assert isinstance(m, SPIE) and m.family == "spie" and m.uses_forcing
+    assert isinstance(m, SPIE) and m.family == "spie" and m.learns_from == "observations"
+    assert m.folds == "stacked" and m.order == 11
     p = m.get_params()
     assert p["hidden"] == [16, 16] and p["learning_rate"] == 1e-3 and p["l2"] == 1e-4
     assert p["batch_size"] == 32 and p["epochs"] == 2000 and p["cost_tol"] == 1e-2
@@ -405,13 +406,15 @@ def test_feature_errors_are_clear(tiny, tiny_folds, tmp_path):
 
 
 def test_extrapolate_runner_writes_and_keeps_the_extras(tiny, tmp_path):
-    from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation
+    from lue_spie import extrapolate
+    from lue_spie.extrapolate import ExtrapolationSettings
+    from lue_spie.layout import Layout
 
     settings = ExtrapolationSettings(methods=("SPIE",), n_folds=2, seed=0, method_params={
         "SPIE": {"epochs": 2, "batch_size": 4, "eval_every": 1, "device": "cpu"}})
     out = tmp_path / "ex"
-    res = run_extrapolation(tiny.dataset.path, None, out, settings, progress=False,
-                            log=lambda s: None)
+    layout = Layout(data_dir=tiny.dataset.path, extrapolation_dir=out)
+    res = extrapolate.run(layout, settings, progress=False, log=lambda s: None)
     d = out / "SPIE"
     for k in (0, 1):
         for name in (f"fold{k}.params.parquet", f"fold{k}.gpp.parquet",
@@ -421,8 +424,7 @@ def test_extrapolate_runner_writes_and_keeps_the_extras(tiny, tmp_path):
     assert not (d / "work").exists()  # checkpoints removed after success
     assert len(res.summary) == 14 and res.summary["nse"].notna().all()
     stamp = (d / "fold0.network.pt").stat().st_mtime_ns
-    again = run_extrapolation(tiny.dataset.path, None, out, settings, progress=False,
-                              log=lambda s: None)
+    again = extrapolate.run(layout, settings, progress=False, log=lambda s: None)
     assert len(again.skipped) == 2 and not again.ran
     assert (d / "fold0.network.pt").stat().st_mtime_ns == stamp
     assert load_networks(d).folds == [0, 1]
@@ -430,9 +432,9 @@ def test_extrapolate_runner_writes_and_keeps_the_extras(tiny, tmp_path):
     out2 = tmp_path / "ex2"
     import dataclasses
 
-    run_extrapolation(tiny.dataset.path, None, out2,
-                      dataclasses.replace(settings, batch_folds=False), progress=False,
-                      log=lambda s: None)
+    extrapolate.run(Layout(data_dir=tiny.dataset.path, extrapolation_dir=out2),
+                    dataclasses.replace(settings, batch_folds=False), progress=False,
+                    log=lambda s: None)
     a = store.read_parquet(d / "params.parquet")
     b = store.read_parquet(out2 / "SPIE" / "params.parquet")
     np.testing.assert_allclose(a[list(PARAMETERS)].to_numpy(), b[list(PARAMETERS)].to_numpy(),

@@ -13,6 +13,7 @@ from lue_spie.data import schema
 from lue_spie.data.features import DAYS_IN_MONTH, monthly_climate
 from lue_spie.data.virtual import (
     COVERAGE,
+    GENERATOR_ID,
     KOEPPEN_BY_PFT,
     NOISE,
     TRUTH,
@@ -173,7 +174,7 @@ def test_ranges_of_forcing(vf):
 
 def test_vpd_from_the_temperature_cycle_and_a_dew_point_below_tmin(vf):
     # VPD = mean es over the day's TMIN-TMAX cycle - ea, with the dew point at or below TMIN.
-    from lue_spie.data.virtual import _es_daily_cycle
+    from lue_spie.data.virtual.weather import _es_daily_cycle
 
     sd = vf.site_day
     ea = _es_daily_cycle(sd["T"].to_numpy(), (sd["TMAX"] - sd["TMIN"]).to_numpy()) \
@@ -345,6 +346,9 @@ def test_truth_meta(vf):
     json.dumps(meta)
     assert meta["seed"] == 0 and meta["n_sites"] == 24 and meta["n_years"] == 2
     assert meta["generator_version"]
+    # The id by which the twin recognises a virtual FLUXNET keeps its first value, so folders
+    # written before the generator moved to lue_spie.data.virtual stay valid.
+    assert meta["generator"] == GENERATOR_ID == "lue_spie.data.synthetic"
     assert meta["structural_error"]["enabled"] is False
     assert meta["noise"]["a"] == NOISE["a"]
     for name in PARAMETERS:

@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 import torch
 
-from lue_spie import store
-from lue_spie.calibrate import CalibrationSettings, run_site_calibration
+from lue_spie import calibrate, extrapolate, store
+from lue_spie.calibrate import CalibrationSettings
 from lue_spie.data import load_dataset, virtual
-from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, views
+from lue_spie.extrapolate import ExtrapolationSettings, views
 from lue_spie.extrapolate.cv import read_folds
+from lue_spie.layout import Layout
 from lue_spie.methods.similarity import seasonal_vectors
 from lue_spie.params import LOWER, PARAMETERS, UPPER, index, to_scaled
 
@@ -179,12 +180,12 @@ FAST = ("PFTmean", "Climmean", "Sitesim", "mRF", "P-model")
 def run(tmp_path_factory):
     torch.set_num_threads(1)
     root = tmp_path_factory.mktemp("views")
-    data = virtual.generate(14, 1, 3, root / "data")
-    run_site_calibration(data, root / "calibration",
-                         CalibrationSettings(max_gen=20, device="cpu"), log=lambda *_: None)
-    run_extrapolation(data, root / "calibration", root / "ex",
-                      ExtrapolationSettings(methods=FAST, n_folds=5, seed=1), progress=False,
-                      log=lambda *_: None)
+    virtual.generate(14, 1, 3, root / "data")
+    calibrate.run(Layout(root), CalibrationSettings(max_gen=20, device="cpu"),
+                  log=lambda *_: None)
+    extrapolate.run(Layout(root, extrapolation_dir=root / "ex"),
+                    ExtrapolationSettings(methods=FAST, n_folds=5, seed=1), progress=False,
+                    log=lambda *_: None)
     return root
 
 
@@ -293,9 +294,9 @@ def test_results_of_an_older_split_are_left_out(run, tmp_path):
     out = tmp_path / "ex"
     shutil.copytree(run / "ex", out)
     # Another seed draws another split: only the method run again belongs to it.
-    run_extrapolation(run / "data", run / "calibration", out,
-                      ExtrapolationSettings(methods=("PFTmean",), n_folds=5, seed=7),
-                      progress=False, log=lambda *_: None)
+    extrapolate.run(Layout(run, extrapolation_dir=out),
+                    ExtrapolationSettings(methods=("PFTmean",), n_folds=5, seed=7),
+                    progress=False, log=lambda *_: None)
     assert views.available_methods(out) == ["PFTmean"]
     assert set(views.load_predictions(out)["method"]) == {"PFTmean"}
     with pytest.raises(ValueError, match="another split"):

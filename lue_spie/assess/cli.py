@@ -1,27 +1,35 @@
-"""``lue-spie assess``: every table and figure of the assessment from a results folder."""
+"""``lue-spie assess``: every table and figure of the assessment from a results folder.
+
+Its options are the fields of :class:`~lue_spie.assess.settings.AssessSettings` (``n_groups``
+is ``--n-groups``, ``twin`` is ``--twin`` / ``--no-twin``), plus the folders, the method and
+year selection and whether to draw the figures.
+"""
 
 from __future__ import annotations
 
 import argparse
 import time
 
-from lue_spie.assess.step import ASSESSMENT_FILE, AssessSettings, run_assessment
+from lue_spie import options
+from lue_spie.assess.settings import AssessSettings
+from lue_spie.assess.step import run
 from lue_spie.data.io import years_argument
+from lue_spie.layout import Layout
 
 __all__ = ["register_cli"]
+
+_SELECTION = ("years", "methods", "scales", "min_points")
 
 
 def _cli(args: argparse.Namespace) -> int:
     years = sorted({y for part in args.years for y in part}) if args.years else None
-    settings = AssessSettings(
-        n_groups=args.groups, sites_per_group=args.sites_per_group,
-        years_per_site=args.years_per_site, alpha=args.alpha, ttest=args.ttest,
-        seed=args.seed, focus=args.focus, years=tuple(years) if years else None,
-        methods=tuple(args.methods) if args.methods else None,
-        p_with_calib=args.p_with_calib, twin=not args.no_twin)
+    settings = options.from_args(AssessSettings, args, exclude=_SELECTION,
+                                 years=tuple(years) if years else None,
+                                 methods=tuple(args.methods) if args.methods else None)
+    layout = Layout(args.results, assessment_dir=args.out)
     t0 = time.perf_counter()
-    a, written = run_assessment(args.results, args.out, settings, figures=not args.no_figures,
-                                log=(lambda *_: None) if args.quiet else print)
+    a, written = run(layout, settings, with_figures=args.figures,
+                     log=(lambda *_: None) if args.quiet else print)
     seconds = time.perf_counter() - t0
     h = a.headline
     print(f"assessed {len(a.inputs.methods)} method(s) on {a.inputs.sites.shape[0]} sites, "
@@ -38,7 +46,7 @@ def _cli(args: argparse.Namespace) -> int:
         print(f"parameter figures for {a.focus}{note}")
     n_tables = sum(1 for name in written if not name.startswith("figures/"))
     print(f"{n_tables} tables and {len(written) - n_tables} figures in {args.out} "
-          f"({ASSESSMENT_FILE} lists them) in {seconds:.1f} s")
+          f"({layout.assessment.record.name} lists them) in {seconds:.1f} s")
     return 0
 
 
@@ -60,24 +68,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="methods to assess (default: all found; site-calib is the calibration)")
     p.add_argument("--years", nargs="+", type=years_argument, default=None,
                    help="years to assess (default: those every method predicts)")
-    p.add_argument("--focus", default=None,
-                   help="method of the parameter figures (default: SPIE, else the best)")
-    p.add_argument("--groups", type=int, default=200,
-                   help="site groups of the likelihood P (default 200, as the paper)")
-    p.add_argument("--sites-per-group", type=int, default=100,
-                   help="sites per group (default 100; fewer when fewer sites exist)")
-    p.add_argument("--years-per-site", type=int, default=2,
-                   help="random years per site in a group (default 2)")
-    p.add_argument("--alpha", type=float, default=0.05, help="significance level (0.05)")
-    p.add_argument("--ttest", choices=("welch", "paired"), default="welch",
-                   help="t-test of the likelihood (default welch)")
-    p.add_argument("--p-with-calib", action="store_true",
-                   help="let site-calib compete in P (default: extrapolation methods only, "
-                        "as the paper's Figure 5)")
-    p.add_argument("--no-twin", action="store_true",
-                   help="do not compare with the structural-error twin in RESULTS/twin "
-                        "(compared by default when it exists)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the group draws")
-    p.add_argument("--no-figures", action="store_true", help="tables only")
+    options.add_arguments(p, AssessSettings, exclude=_SELECTION)
+    p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw the figures (--no-figures: tables only)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cli)

@@ -37,8 +37,9 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
-from lue_spie.data.io import SITE_DAY_FILE, SITES_FILE, Dataset, load_dataset
-from lue_spie.methods.base import PAPER_ORDER
+from lue_spie.data.io import Dataset, load_dataset
+from lue_spie.layout import DataFiles, ExtrapolationFiles, Layout, MethodFiles
+from lue_spie.methods.base import paper_order
 from lue_spie.params import PARAMETERS
 
 __all__ = [
@@ -54,9 +55,6 @@ __all__ = [
 #: Name of the site-calibration reference row in every table and figure.
 SITE_CALIB = "site-calib"
 
-#: Sub-folders of a results folder.
-DATA_DIR, CALIBRATION_DIR, EXTRAPOLATION_DIR = "data", "calibration", "extrapolation"
-
 
 @dataclass(frozen=True)
 class AssessmentInputs:
@@ -66,7 +64,7 @@ class AssessmentInputs:
         results: The results folder.
         dataset: The dataset (``site_day`` restricted to :attr:`years`; ``sites``, ``truth``).
         methods: Methods found, ``site-calib`` first, then the paper's order
-            (:data:`~lue_spie.methods.base.PAPER_ORDER`), then any other by name.
+            (:func:`~lue_spie.methods.base.paper_order`), then any other by name.
         predictions: ``method, site, date, GPP_sim`` (``method`` and ``site`` categorical),
             daily, over :attr:`years`.
         params: ``method, site`` + the 13 parameters, one row per method and site it
@@ -87,6 +85,11 @@ class AssessmentInputs:
     folds: pd.Series | None
     years: tuple[int, ...]
     files: tuple[Path, ...]
+
+    @property
+    def layout(self) -> Layout:
+        """The results folder's layout."""
+        return Layout(self.results)
 
     @property
     def site_day(self) -> pd.DataFrame:
@@ -131,42 +134,39 @@ def method_order(names: Sequence[str]) -> list[str]:
     """``names`` in the book's order: site-calib, the paper's twelve, then others by name."""
     names = list(dict.fromkeys(str(n) for n in names))
     first = [SITE_CALIB] if SITE_CALIB in names else []
-    paper = [m for m in PAPER_ORDER if m in names]
+    paper = [m for m in paper_order() if m in names]
     rest = sorted(set(names) - set(first) - set(paper))
     return first + paper + rest
 
 
-def _method_name(folder: Path) -> str:
-    prov = store.read_provenance(folder / "params.parquet")
+def _method_name(files: MethodFiles) -> str:
+    prov = store.read_provenance(files.params)
     name = prov.get("settings", {}).get("method")
-    return str(name) if name else folder.name
+    return str(name) if name else Path(files.folder).name
 
 
-def find_methods(extrapolation: str | Path) -> dict[str, Path]:
-    """Method name -> folder, for every method with gathered results in ``extrapolation``.
+def find_methods(extrapolation: ExtrapolationFiles | str | Path) -> dict[str, MethodFiles]:
+    """Method name -> its files, for every method with gathered results in ``extrapolation``.
 
     Returns an empty dict when the folder does not exist.
     """
-    extrapolation = Path(extrapolation)
-    if not extrapolation.is_dir():
-        return {}
-    found = {}
-    for d in sorted(p for p in extrapolation.iterdir() if p.is_dir()):
-        if (d / "params.parquet").is_file() and (d / "gpp.parquet").is_file():
-            found[_method_name(d)] = d
+    if not isinstance(extrapolation, ExtrapolationFiles):
+        extrapolation = ExtrapolationFiles(Path(extrapolation))
+    found = {_method_name(m): m for m in extrapolation.method_folders()}
     return {m: found[m] for m in method_order(found)}
 
 
-def _checksums(data_dir: Path) -> dict[str, str]:
-    return {name: store.sha256_file(data_dir / name) for name in (SITE_DAY_FILE, SITES_FILE)}
+def _checksums(data: DataFiles) -> dict[str, str]:
+    return {p.name: store.sha256_file(p) for p in (data.site_day, data.sites)}
 
 
-def _check_fresh(method: str, folder: Path, data_sums: dict[str, str],
-                 cal_sum: str | None, results: Path) -> None:
+def _check_fresh(method: str, files: MethodFiles, data_sums: dict[str, str],
+                 cal_sum: str | None, layout: Layout) -> None:
     """Raise when the method's provenance names other data or another calibration."""
-    settings = store.read_provenance(folder / "params.parquet").get("settings", {})
+    folder = files.folder
+    settings = store.read_provenance(files.params).get("settings", {})
     fix = (f"rerun `lue-spie extrapolate --methods {method} --out "
-           f"{results / EXTRAPOLATION_DIR} ...` (it redoes what changed)")
+           f"{layout.extrapolation.folder} ...` (it redoes what changed)")
     recorded = settings.get("data")
     if isinstance(recorded, dict):
         stale = [n for n, s in data_sums.items() if recorded.get(n) not in (None, s)]
@@ -176,20 +176,21 @@ def _check_fresh(method: str, folder: Path, data_sums: dict[str, str],
     recorded_cal = settings.get("calibration")
     if recorded_cal is not None and cal_sum is not None and recorded_cal != cal_sum:
         raise ValueError(f"{folder}: the results of {method} were computed from another site "
-                         f"calibration than {results / CALIBRATION_DIR}; {fix}")
+                         f"calibration than {layout.calibration.folder}; {fix}")
 
 
 def _years_of(dates: pd.Series) -> set[int]:
     return set(pd.DatetimeIndex(dates).year.unique().tolist())
 
 
-def load_results(results: str | Path, *, years: Sequence[int] | None = None,
+def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = None,
                  methods: Sequence[str] | None = None,
                  with_calibration: bool = True) -> AssessmentInputs:
     """Read a results folder into the assessment's inputs (see the module docstring).
 
     Args:
-        results: The results folder (with ``data/``, ``calibration/``, ``extrapolation/``).
+        results: The results folder (with ``data/``, ``calibration/``, ``extrapolation/``),
+            or its :class:`~lue_spie.layout.Layout`.
         years: Calendar years to assess (default: those every method predicts).
         methods: Methods to keep (default: all found); ``site-calib`` is the calibration.
         with_calibration: Include site-calib (when ``calibration/`` has its files).
@@ -202,25 +203,29 @@ def load_results(results: str | Path, *, years: Sequence[int] | None = None,
         ValueError: for stale results, a requested method that is absent, or years no method
             predicts.
     """
-    results = Path(results)
-    data_dir = results / DATA_DIR
-    if not (data_dir / SITE_DAY_FILE).is_file():
-        raise FileNotFoundError(f"{data_dir}: no dataset ({SITE_DAY_FILE}); run the data step "
-                                "first (`lue-spie data synth --out RESULTS/data` or chapter 2)")
+    layout = results if isinstance(results, Layout) else Layout(Path(results))
+    results = Path(layout.root)
+    data = layout.data
+    data_dir = Path(data.folder)
+    if not data.site_day.is_file():
+        raise FileNotFoundError(f"{data_dir}: no dataset ({data.site_day.name}); run the data "
+                                "step first (`lue-spie data synth --out RESULTS/data` or "
+                                "chapter 2)")
     dataset = load_dataset(data_dir)
-    data_sums = _checksums(data_dir)
-    files: list[Path] = [data_dir / SITE_DAY_FILE, data_dir / SITES_FILE]
+    data_sums = _checksums(data)
+    files: list[Path] = [data.site_day, data.sites]
 
     gpp_tables: dict[str, pd.DataFrame] = {}
     param_tables: dict[str, pd.DataFrame] = {}
     calibration = None
-    cal_dir = results / CALIBRATION_DIR
-    cal_path, gpp_calib_path = cal_dir / "calibration.parquet", cal_dir / "gpp_calib.parquet"
+    cal = layout.calibration
+    cal_dir = cal.folder
+    cal_path, gpp_calib_path = cal.table, cal.gpp_calib
     cal_sum = store.sha256_file(cal_path) if cal_path.is_file() else None
     if cal_path.is_file() and gpp_calib_path.is_file():
         calibration = store.read_parquet(cal_path)
         used = store.read_provenance(cal_path).get("inputs", {}).get("site_day", {})
-        if used.get("sha256") not in (None, data_sums[SITE_DAY_FILE]):
+        if used.get("sha256") not in (None, data_sums[data.site_day.name]):
             raise ValueError(f"{cal_path}: the site calibration was computed from other data "
                              f"than {data_dir}; rerun `lue-spie calibrate --data {data_dir} "
                              f"--out {cal_dir}` (or chapter 3)")
@@ -231,18 +236,18 @@ def load_results(results: str | Path, *, years: Sequence[int] | None = None,
             param_tables[SITE_CALIB] = ok[["site", *PARAMETERS]]
             files += [cal_path, gpp_calib_path]
 
-    found = find_methods(results / EXTRAPOLATION_DIR)
-    for name, folder in found.items():
+    found = find_methods(layout.extrapolation)
+    for name, mfiles in found.items():
         if methods is not None and name not in methods:
             continue
-        _check_fresh(name, folder, data_sums, cal_sum, results)
-        params = store.read_parquet(folder / "params.parquet")
-        gpp_tables[name] = store.read_parquet(folder / "gpp.parquet", ["site", "date", "GPP_sim"])
+        _check_fresh(name, mfiles, data_sums, cal_sum, layout)
+        params = store.read_parquet(mfiles.params)
+        gpp_tables[name] = store.read_parquet(mfiles.gpp, ["site", "date", "GPP_sim"])
         values = params[list(PARAMETERS)].to_numpy(np.float64)
         if np.isfinite(values).all(axis=1).any():
             param_tables[name] = params.loc[np.isfinite(values).all(axis=1),
                                             ["site", *PARAMETERS]]
-        files += [folder / "params.parquet", folder / "gpp.parquet"]
+        files += [mfiles.params, mfiles.gpp]
 
     if methods is not None:
         absent = [m for m in methods if m not in gpp_tables]
@@ -251,7 +256,7 @@ def load_results(results: str | Path, *, years: Sequence[int] | None = None,
                              f"{method_order(gpp_tables)}")
     if not gpp_tables:
         raise FileNotFoundError(f"{results}: neither a site calibration ({cal_dir}) nor any "
-                                f"method ({results / EXTRAPOLATION_DIR}) to assess")
+                                f"method ({layout.extrapolation.folder}) to assess")
     order = method_order(gpp_tables)
 
     # Years: those every method predicts (decision 3), or the caller's.
@@ -290,7 +295,7 @@ def load_results(results: str | Path, *, years: Sequence[int] | None = None,
     params["method"] = params["method"].astype(str)
 
     folds = None
-    folds_path = results / EXTRAPOLATION_DIR / "folds.parquet"
+    folds_path = layout.extrapolation.folds
     if folds_path.is_file():
         folds = store.read_parquet(folds_path).set_index("site")["fold"]
         files.append(folds_path)

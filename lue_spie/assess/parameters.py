@@ -14,7 +14,7 @@ parameter is left out of every comparison at that site).
 
 Definitions (the book's parameter chapter repeats them):
 
-* **Edge-hitting**: a value within :data:`~lue_spie.calibrate.settings.EDGE_TOLERANCE` (1 %)
+* **Edge-hitting**: a value within :data:`~lue_spie.parameter_skill.EDGE_TOLERANCE` (1 %)
   of the parameter's range from a bound, as for the calibration table's ``edge_*`` flags.
 * **Relative parameter difference** of a site between vectors ``a`` and ``b``:
   ``D = mean_j |a_j - b_j| / (upper_j - lower_j)`` over the parameters ``j`` free at the
@@ -37,14 +37,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lue_spie.calibrate.settings import EDGE_TOLERANCE
-from lue_spie.parameter_skill import recovery_scores
-from lue_spie.params import BOUNDS, LOWER, PARAMETERS, lag_mask
+from lue_spie.parameter_skill import check_params, free_mask, recovery_scores
+from lue_spie.params import BOUNDS, PARAMETERS
 
 __all__ = [
-    "free_mask",
-    "edge_flags",
-    "edge_shares",
     "parameter_skill",
     "relative_parameter_difference",
     "Equifinality",
@@ -57,67 +53,6 @@ __all__ = [
 _WIDTH = BOUNDS[:, 1] - BOUNDS[:, 0]
 
 
-def _check_params(table: pd.DataFrame, what: str, *, long: bool = False) -> None:
-    need = (["method"] if long else []) + ["site", *PARAMETERS]
-    missing = [c for c in need if c not in table.columns]
-    if missing:
-        raise ValueError(f"{what}: missing column(s) {missing}; expected {need}")
-
-
-def free_mask(sites: Sequence[str], koeppen: pd.Series) -> np.ndarray:
-    """``(sites, 13)`` True where the parameter is free at the site (the lag mask).
-
-    Raises:
-        ValueError: naming sites without a Koeppen type.
-    """
-    codes = pd.Series(koeppen).reindex([str(s) for s in sites])
-    if codes.isna().any():
-        raise ValueError(f"no Koeppen type for site(s) {list(codes[codes.isna()].index[:10])}")
-    if len(codes) == 0:
-        return np.zeros((0, len(PARAMETERS)), dtype=bool)
-    return lag_mask(list(codes.astype(str)))
-
-
-def edge_flags(values: np.ndarray, free: np.ndarray,
-               tolerance: float = EDGE_TOLERANCE) -> np.ndarray:
-    """``(sites, 13)`` True where a free parameter lies within ``tolerance`` x range of a bound."""
-    v = np.asarray(values, dtype=np.float64)
-    scaled = (v - LOWER) / _WIDTH
-    return ((scaled <= tolerance) | (scaled >= 1.0 - tolerance)) & free
-
-
-def edge_shares(params: pd.DataFrame, koeppen: pd.Series, *,
-                tolerance: float = EDGE_TOLERANCE) -> pd.DataFrame:
-    """Share of sites at a bound, per method and parameter (free sites only).
-
-    Args:
-        params: ``method, site`` + the 13 parameters.
-        koeppen: Koeppen type by site.
-        tolerance: Fraction of the range counted as "on a bound".
-
-    Returns:
-        One row per method and parameter: ``method``, ``parameter``, ``n_free``, ``n_edge``,
-        ``n_lower``, ``n_upper``, ``share`` (NaN where the parameter is free nowhere).
-    """
-    _check_params(params, "edge_shares", long=True)
-    rows = []
-    for method, t in params.groupby("method", sort=False):
-        v = t[list(PARAMETERS)].to_numpy(np.float64)
-        free = free_mask(t["site"], koeppen)
-        scaled = (v - LOWER) / _WIDTH
-        lower = (scaled <= tolerance) & free
-        upper = (scaled >= 1.0 - tolerance) & free
-        n_free = free.sum(axis=0)
-        for j, p in enumerate(PARAMETERS):
-            n_edge = int(lower[:, j].sum() + upper[:, j].sum())
-            rows.append({"method": str(method), "parameter": p, "n_free": int(n_free[j]),
-                         "n_edge": n_edge, "n_lower": int(lower[:, j].sum()),
-                         "n_upper": int(upper[:, j].sum()),
-                         "share": n_edge / n_free[j] if n_free[j] else np.nan})
-    return pd.DataFrame(rows, columns=["method", "parameter", "n_free", "n_edge", "n_lower",
-                                       "n_upper", "share"])
-
-
 def parameter_spread(params: pd.DataFrame, koeppen: pd.Series) -> pd.DataFrame:
     """How widely each method's values of each parameter spread over sites (free sites only).
 
@@ -127,7 +62,7 @@ def parameter_spread(params: pd.DataFrame, koeppen: pd.Series) -> pd.DataFrame:
         ``iqr / range`` (interquartile range likewise); NaN where the parameter is free at
         fewer than two sites.
     """
-    _check_params(params, "parameter_spread", long=True)
+    check_params(params, "parameter_spread", long=True)
     rows = []
     for method, t in params.groupby("method", sort=False):
         v = t[list(PARAMETERS)].to_numpy(np.float64)
@@ -162,8 +97,8 @@ def parameter_skill(params: pd.DataFrame, reference: pd.DataFrame, koeppen: pd.S
         One row per method and parameter: ``method``, ``parameter``, ``sites``, ``NSE``,
         ``R2``, ``NRMSE``, ``median |error| / range``.
     """
-    _check_params(params, "parameter_skill: params", long=True)
-    _check_params(reference, "parameter_skill: reference")
+    check_params(params, "parameter_skill: params", long=True)
+    check_params(reference, "parameter_skill: reference")
     ref = reference[["site", *PARAMETERS]].astype({"site": str})
     names = list(methods) if methods is not None else list(pd.unique(params["method"]))
     frames = []
@@ -198,8 +133,8 @@ def relative_parameter_difference(a: pd.DataFrame, b: pd.DataFrame,
     Returns:
         A Series indexed by site (``a``'s order), named ``param_diff``.
     """
-    _check_params(a, "relative_parameter_difference: a")
-    _check_params(b, "relative_parameter_difference: b")
+    check_params(a, "relative_parameter_difference: a")
+    check_params(b, "relative_parameter_difference: b")
     m = a[["site", *PARAMETERS]].astype({"site": str}).merge(
         b[["site", *PARAMETERS]].astype({"site": str}), on="site", suffixes=("_a", "_b"))
     va = m[[f"{p}_a" for p in PARAMETERS]].to_numpy(np.float64)

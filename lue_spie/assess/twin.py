@@ -36,34 +36,41 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from lue_spie import store
-from lue_spie.assess.inputs import CALIBRATION_DIR, DATA_DIR, EXTRAPOLATION_DIR, find_methods
-from lue_spie.calibrate import CalibrationSettings, run_site_calibration
-from lue_spie.data.io import TRUTH_META_FILE, load_dataset
+from lue_spie import calibrate, extrapolate, store
+from lue_spie.assess.assessment import assess_results
+from lue_spie.assess.inputs import SITE_CALIB, find_methods, load_results
+from lue_spie.assess.settings import AssessSettings
+from lue_spie.calibrate import CalibrationSettings
+from lue_spie.data.io import load_dataset
+from lue_spie.data.virtual import GENERATOR_ID, generate
 from lue_spie.execution import ExecutionSettings
-from lue_spie.extrapolate import ExtrapolationSettings, run_extrapolation, unit_paths
+from lue_spie.extrapolate import ExtrapolationSettings
 from lue_spie.extrapolate.cv import read_folds
+from lue_spie.layout import Layout
 
-__all__ = ["TWIN_DIR", "WORLDS", "twin_methods", "run_twin", "has_twin", "compare_worlds",
+__all__ = ["WORLDS", "twin_methods", "run_twin", "has_twin", "compare_worlds",
            "ranking_agreement", "assess_worlds"]
 
-#: The twin's folder inside a results folder.
-TWIN_DIR = "twin"
 #: World labels, by the value of the structural-error switch.
 WORLDS = {False: "without structural error", True: "with structural error"}
 
 
-def _generator_meta(results: Path) -> dict[str, Any]:
-    data = load_dataset(results / DATA_DIR)
+def _layout(results: str | Path | Layout) -> Layout:
+    return results if isinstance(results, Layout) else Layout(Path(results))
+
+
+def _generator_meta(layout: Layout) -> dict[str, Any]:
+    data = load_dataset(layout.data.folder)
     meta = data.truth_meta
-    if data.truth is None or not meta or meta.get("generator") != "lue_spie.data.virtual":
-        raise ValueError(f"{results / DATA_DIR}: not a virtual FLUXNET (no {TRUTH_META_FILE} of "
-                         "lue_spie.data.virtual); the structural-error twin needs the "
-                         "generator")
+    if data.truth is None or not meta or meta.get("generator") != GENERATOR_ID:
+        raise ValueError(f"{layout.data.folder}: not a virtual FLUXNET (no "
+                         f"{layout.data.truth_meta.name} of its generator); the "
+                         "structural-error twin needs the generator")
     return meta
 
 
-def twin_methods(results: str | Path, wanted: Sequence[str] | None = None) -> list[str]:
+def twin_methods(results: str | Path | Layout,
+                 wanted: Sequence[str] | None = None) -> list[str]:
     """The methods the twin runs: those of ``wanted`` (default: all) that the main run has.
 
     Methods that predict GPP only (the P-model) take part too, but only in the GPP columns.
@@ -71,34 +78,33 @@ def twin_methods(results: str | Path, wanted: Sequence[str] | None = None) -> li
     if isinstance(wanted, str):
         raise ValueError(f"twin methods: expected a list of method names, got the string "
                          f"{wanted!r} (with papermill, pass lists with -y or `lue-spie book -p`)")
-    found = list(find_methods(Path(results) / EXTRAPOLATION_DIR))
+    found = list(find_methods(_layout(results).extrapolation))
     return found if wanted is None else [m for m in found if m in set(wanted)]
 
 
-def _method_params(results: Path, method: str) -> dict[str, Any]:
+def _method_params(layout: Layout, method: str) -> dict[str, Any]:
     """The hyperparameters the main run used for ``method`` (provenance of fold 0)."""
-    extrap = results / EXTRAPOLATION_DIR
-    prov = store.read_provenance(unit_paths(extrap, method, 0)["params"])
-    params = prov.get("settings", {}).get("params")
+    fold0 = layout.extrapolation.method(method).fold_params(0)
+    params = store.read_provenance(fold0).get("settings", {}).get("params")
     if params is None:
-        raise ValueError(f"{unit_paths(extrap, method, 0)['params']}: no hyperparameters in "
-                         f"its provenance; rerun `lue-spie extrapolate --methods {method}`")
+        raise ValueError(f"{fold0}: no hyperparameters in its provenance; rerun `lue-spie "
+                         f"extrapolate --methods {method}`")
     return dict(params)
 
 
-def _calibration_settings(results: Path) -> tuple[CalibrationSettings, dict[str, Any]]:
-    prov = store.read_provenance(results / CALIBRATION_DIR / "calibration.parquet")
-    recorded = prov.get("settings", {})
+def _calibration_settings(layout: Layout) -> tuple[CalibrationSettings, dict[str, Any]]:
+    table = layout.calibration.table
+    recorded = store.read_provenance(table).get("settings", {})
     if not recorded:
-        raise ValueError(f"{results / CALIBRATION_DIR / 'calibration.parquet'}: no calibration "
-                         "settings in its provenance; rerun the calibration")
+        raise ValueError(f"{table}: no calibration settings in its provenance; rerun the "
+                         "calibration")
     names = {f.name for f in dataclasses.fields(CalibrationSettings)}
     settings = CalibrationSettings(**{k: v for k, v in recorded.items() if k in names})
     return settings, {"sites": recorded.get("sites"), "years": recorded.get("years")}
 
 
-def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
-             out: str | Path | None = None, progress: bool = False,
+def run_twin(results: str | Path | Layout, *, methods: Sequence[str] | None = None,
+             out: str | Path | Layout | None = None, progress: bool = False,
              log: Callable[[str], Any] = print,
              execution: ExecutionSettings | None = None) -> Path:
     """Build the structural-error twin of a results folder (see the module docstring).
@@ -118,55 +124,48 @@ def run_twin(results: str | Path, *, methods: Sequence[str] | None = None,
     Raises:
         ValueError: on real data, or when the main run lacks what the twin copies.
     """
-    results = Path(results)
-    out = Path(out) if out is not None else results / TWIN_DIR
-    meta = _generator_meta(results)
+    main = _layout(results)
+    twin = main.twin if out is None else _layout(out)
+    meta = _generator_meta(main)
     flipped = not bool(meta["structural_error"]["enabled"])
-    from lue_spie.data import virtual
-
-    data_dir = out / DATA_DIR
+    data = twin.data
     target = {"seed": meta["seed"], "n_sites": meta["n_sites"], "n_years": meta["n_years"],
               "start_year": meta["start_year"]}
     have = {}
-    if (data_dir / TRUTH_META_FILE).is_file():
-        have = json.loads((data_dir / TRUTH_META_FILE).read_text())
+    if data.truth_meta.is_file():
+        have = json.loads(data.truth_meta.read_text())
     if {k: have.get(k) for k in target} != target \
             or have.get("structural_error", {}).get("enabled") != flipped \
             or have.get("generator_version") != meta.get("generator_version"):
         log(f"twin: generating the virtual FLUXNET {WORLDS[flipped]} ({meta['n_sites']} sites x "
             f"{meta['n_years']} years, seed {meta['seed']})")
-        virtual.generate(int(meta["n_sites"]), int(meta["n_years"]), int(meta["seed"]),
-                           data_dir, structural_error=flipped,
-                           start_year=int(meta["start_year"]))
-    cal_settings, selection = _calibration_settings(results)
+        generate(int(meta["n_sites"]), int(meta["n_years"]), int(meta["seed"]), data.folder,
+                 structural_error=flipped, start_year=int(meta["start_year"]))
+    cal_settings, selection = _calibration_settings(main)
     log("twin: site calibration with the main run's settings")
-    run_site_calibration(data_dir, out / CALIBRATION_DIR, cal_settings,
-                         sites=selection["sites"], years=selection["years"],
-                         progress=progress, restart_on_mismatch=True, log=log,
-                         execution=execution)
-    names = twin_methods(results, methods)
+    calibrate.run(twin, cal_settings, execution, sites=selection["sites"],
+                  years=selection["years"], progress=progress, restart_on_mismatch=True, log=log)
+    names = twin_methods(main, methods)
     if names:
-        split = read_folds(results / EXTRAPOLATION_DIR)
-        extrap_prov = store.read_provenance(results / EXTRAPOLATION_DIR / "summary.parquet")
+        split = read_folds(main.extrapolation)
+        extrap_prov = store.read_provenance(main.extrapolation.summary)
         years = extrap_prov.get("settings", {}).get("years")
         settings = ExtrapolationSettings(
             methods=tuple(names), n_folds=split.n_folds, seed=split.seed,
             years=tuple(years) if years else None,
-            method_params={m: _method_params(results, m) for m in names})
+            method_params={m: _method_params(main, m) for m in names})
         log(f"twin: {', '.join(names)} with the main run's hyperparameters")
-        run_extrapolation(data_dir, out / CALIBRATION_DIR, out / EXTRAPOLATION_DIR, settings,
-                          progress=progress, log=log, execution=execution)
-    return out
+        extrapolate.run(twin, settings, execution, progress=progress, log=log)
+    return Path(twin.root)
 
 
-def has_twin(results: str | Path) -> bool:
+def has_twin(results: str | Path | Layout) -> bool:
     """Whether ``RESULTS/twin`` holds a twin with a site calibration."""
-    twin = Path(results) / TWIN_DIR
-    return (twin / DATA_DIR / TRUTH_META_FILE).is_file() \
-        and (twin / CALIBRATION_DIR / "calibration.parquet").is_file()
+    twin = _layout(results).twin
+    return twin.data.truth_meta.is_file() and twin.calibration.table.is_file()
 
 
-def assess_worlds(results: str | Path, *, twin: str | Path | None = None,
+def assess_worlds(results: str | Path | Layout, *, twin: str | Path | Layout | None = None,
                   n_groups: int = 200, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Assess the main run and its twin on the methods both hold; compare the worlds.
 
@@ -178,11 +177,8 @@ def assess_worlds(results: str | Path, *, twin: str | Path | None = None,
     Returns:
         ``(worlds, agreement)``: :func:`compare_worlds` and :func:`ranking_agreement`.
     """
-    from lue_spie.assess.inputs import SITE_CALIB, load_results
-    from lue_spie.assess.step import AssessSettings, assess_results
-
-    results = Path(results)
-    twin = Path(twin) if twin is not None else results / TWIN_DIR
+    results = _layout(results)
+    twin = results.twin if twin is None else _layout(twin)
     main_in, twin_in = load_results(results), load_results(twin)
     compared = tuple(m for m in twin_in.methods if m in main_in.methods and m != SITE_CALIB)
     settings = AssessSettings(n_groups=n_groups, seed=seed, methods=compared, twin=False)
@@ -197,7 +193,7 @@ def compare_worlds(assessments: dict[bool, Any], methods: Sequence[str] | None =
     """One row per world and method: GPP skill and distance to the true parameters.
 
     Args:
-        assessments: Structural-error switch -> :class:`lue_spie.assess.step.Assessment` of
+        assessments: Structural-error switch -> :class:`lue_spie.assess.assessment.Assessment` of
             that world.
         methods: Methods to compare (default: those assessed in every world).
 

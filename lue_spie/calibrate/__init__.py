@@ -1,34 +1,33 @@
-"""Site calibration of the LUE model with CMA-ES, batched over sites and population.
-
-The package has three parts (paper section 2.1.1; SPEC section 2):
+"""Site calibration of the LUE model with CMA-ES, batched over sites and population
+(paper section 2.1.1; SPEC section 2).
 
 - :mod:`~lue_spie.calibrate.settings`: :class:`CalibrationSettings`, the one settings object;
 - :mod:`~lue_spie.calibrate.engine`: the batched ask / evaluate / tell loop with checkpoints;
-- :mod:`~lue_spie.calibrate.api`: :func:`calibrate_sites`, :func:`calibrate_pooled` (OPT-All,
-  OPT-PFT), the results files and :func:`run_site_calibration`, the step shared by the
-  command line (:mod:`~lue_spie.calibrate.cli`, ``lue-spie calibrate``) and the book.
+- :mod:`~lue_spie.calibrate.search`: :func:`calibrate_sites` (one search per site) and
+  :func:`calibrate_pooled` (one per group of sites: OPT-All, OPT-PFT);
+- :mod:`~lue_spie.calibrate.chunks`: chunks of sites as units on a Dask cluster;
+- :mod:`~lue_spie.calibrate.step`: :func:`run`, the step (a dataset folder in, a calibration
+  out) shared by ``lue-spie calibrate`` (:mod:`~lue_spie.calibrate.cli`), the book and the
+  structural-error twin.
 
 Evaluating given parameter vectors (any method's predictions) lives in
 :mod:`lue_spie.evaluate`.
 """
 
-from lue_spie.calibrate.api import (
-    CalibrationResult,
-    ConvergenceRecorder,
-    calibrate_pooled,
-    calibrate_sites,
-    run_site_calibration,
-    skip_reasons,
-    write_results,
-)
-from lue_spie.calibrate.cli import register_cli
 from lue_spie.calibrate.engine import (
     CalibrationInterrupted,
     CheckpointMismatch,
     Engine,
-    edge_flags,
 )
-from lue_spie.calibrate.settings import EDGE_TOLERANCE, CalibrationSettings
+from lue_spie.calibrate.search import (
+    CalibrationResult,
+    ConvergenceRecorder,
+    calibrate_pooled,
+    calibrate_sites,
+    skip_reasons,
+)
+from lue_spie.calibrate.settings import CalibrationSettings
+from lue_spie.calibrate.step import run, write_results
 
 __all__ = [
     "CalibrationSettings",
@@ -37,12 +36,9 @@ __all__ = [
     "CheckpointMismatch",
     "ConvergenceRecorder",
     "Engine",
-    "EDGE_TOLERANCE",
     "calibrate_sites",
     "calibrate_pooled",
-    "edge_flags",
-    "run_site_calibration",
+    "run",
     "skip_reasons",
     "write_results",
-    "register_cli",
 ]

@@ -1,6 +1,6 @@
 """Site calibration in chunks of sites, as independent units on a Dask cluster.
 
-The calibration step (:func:`lue_spie.calibrate.run_site_calibration`) runs in this process as
+The calibration step (:func:`lue_spie.calibrate.step.run`) runs in this process as
 one batched CMA-ES over all sites. On a cluster (:mod:`lue_spie.execution`) it is cut into
 chunks of sites instead, one unit each. Each site's searches draw from generators seeded from
 ``(seed, site)`` and the model evaluates every site independently of its batch companions, so a
@@ -39,11 +39,12 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
-from lue_spie.calibrate.api import CalibrationResult, ConvergenceRecorder, calibrate_sites
 from lue_spie.calibrate.engine import CheckpointMismatch, data_checksum
+from lue_spie.calibrate.search import CalibrationResult, ConvergenceRecorder, calibrate_sites
 from lue_spie.calibrate.settings import CalibrationSettings
 from lue_spie.data.io import Dataset, ForcingBatch, as_forcing_batch
 from lue_spie.execution import Executor
+from lue_spie.layout import CalibrationFiles
 
 __all__ = ["ChunkTask", "calibrate_in_chunks", "run_chunk", "CHUNK_SITES"]
 
@@ -52,7 +53,6 @@ __all__ = ["ChunkTask", "calibrate_in_chunks", "run_chunk", "CHUNK_SITES"]
 #: cost (a task, a file, a checkpoint) stays small next to its CMA-ES runs.
 CHUNK_SITES = 8
 _FORMAT = 1
-RUN_FILE = "run.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -80,13 +80,12 @@ class ChunkTask:
     @property
     def work(self) -> Path:
         """The running chunk's folder (checkpoint and partial convergence record)."""
-        return Path(self.folder) / self.chunk_id
+        return CalibrationFiles.chunk_checkpoint_dir_in(self.folder, self.chunk_id)
 
     def paths(self) -> dict[str, Path]:
         """The finished chunk's two tables."""
-        d = Path(self.folder)
-        return {"convergence": d / f"{self.chunk_id}.convergence.parquet",
-                "table": d / f"{self.chunk_id}.calibration.parquet"}
+        return {"convergence": CalibrationFiles.chunk_convergence_in(self.folder, self.chunk_id),
+                "table": CalibrationFiles.chunk_table_in(self.folder, self.chunk_id)}
 
 
 def run_chunk(task: ChunkTask, batch: ForcingBatch) -> dict[str, Any]:
@@ -101,9 +100,9 @@ def run_chunk(task: ChunkTask, batch: ForcingBatch) -> dict[str, Any]:
         ``n_evaluations``, ``device``.
     """
     work = task.work
-    if not (work / "checkpoint.pkl").exists():
+    if not CalibrationFiles.checkpoint_in(work).exists():
         shutil.rmtree(work, ignore_errors=True)  # a record without its checkpoint: start over
-    recorder = ConvergenceRecorder(work / "convergence.parquet", every=task.checkpoint_every)
+    recorder = ConvergenceRecorder(CalibrationFiles(work).convergence, every=task.checkpoint_every)
     try:
         result = calibrate_sites(batch, task.settings, sites=list(task.sites),
                                  checkpoint_dir=work, checkpoint_every=task.checkpoint_every,
@@ -140,20 +139,20 @@ def _chunk_id(run_key: str, sites: Sequence[str]) -> str:
 def _finished(folder: Path, run_key: str) -> dict[str, dict[str, Any]]:
     """Finished chunks of this run: chunk id -> provenance settings (sites, counters)."""
     out = {}
-    for p in sorted(folder.glob("*.calibration.parquet")):
+    for p in CalibrationFiles.chunk_tables_in(folder):
         try:
             s = store.read_provenance(p).get("settings", {})
         except (FileNotFoundError, json.JSONDecodeError):
             continue
         if s.get("run_key") == run_key and \
-                (folder / f"{s.get('chunk')}.convergence.parquet").is_file():
+                CalibrationFiles.chunk_convergence_in(folder, str(s.get("chunk"))).is_file():
             out[str(s["chunk"])] = s
     return out
 
 
 def _prepare_folder(folder: Path, run_key: str, record: dict[str, Any],
                     restart_on_mismatch: bool, log: Callable[[str], Any]) -> None:
-    run_file = folder / RUN_FILE
+    run_file = CalibrationFiles.chunks_record_in(folder)
     if run_file.is_file():
         old = json.loads(run_file.read_text(encoding="utf-8"))
         if old.get("key") != run_key:
@@ -167,7 +166,7 @@ def _prepare_folder(folder: Path, run_key: str, record: dict[str, Any],
             shutil.rmtree(folder)
     elif folder.is_dir() and any(folder.iterdir()):
         if not restart_on_mismatch:
-            raise CheckpointMismatch(f"{folder}: holds files but no {RUN_FILE}; delete the "
+            raise CheckpointMismatch(f"{folder}: holds files but no {run_file.name}; delete the "
                                      "folder to start afresh")
         shutil.rmtree(folder)
     store.atomic_write_json(run_file, {"key": run_key, **record})
@@ -258,8 +257,8 @@ def _combine(folder: Path, run_key: str, batch: ForcingBatch, settings: Calibrat
         if not keep:
             continue
         seen.update(keep)
-        t = store.read_parquet(folder / f"{cid}.calibration.parquet")
-        c = store.read_parquet(folder / f"{cid}.convergence.parquet")
+        t = store.read_parquet(CalibrationFiles.chunk_table_in(folder, cid))
+        c = store.read_parquet(CalibrationFiles.chunk_convergence_in(folder, cid))
         tables.append(t[t["site"].isin(keep)])
         records.append(c[c["site"].isin(keep)])
         provs.append(prov)

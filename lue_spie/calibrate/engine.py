@@ -46,9 +46,10 @@ import numpy as np
 import torch
 
 from lue_spie import store
-from lue_spie.calibrate.settings import EDGE_TOLERANCE, CalibrationSettings
+from lue_spie.calibrate.settings import CalibrationSettings
 from lue_spie.cost import population_cost, prepare_cost
 from lue_spie.data.io import ForcingBatch
+from lue_spie.layout import CalibrationFiles
 from lue_spie.model import FORCING_KEYS
 from lue_spie.params import N_PARAMS, from_scaled, lag_mask
 
@@ -59,7 +60,6 @@ __all__ = [
     "Unit",
     "run_units",
     "data_checksum",
-    "edge_flags",
 ]
 
 #: Cost given to CMA-ES for a candidate whose cost is not finite (never happens with valid
@@ -85,12 +85,6 @@ def data_checksum(batch: ForcingBatch) -> str:
     h.update(batch.GPP_obs.detach().cpu().to(torch.float64).numpy().tobytes())
     h.update(batch.good.detach().cpu().numpy().tobytes())
     return h.hexdigest()
-
-
-def edge_flags(scaled: np.ndarray, free: np.ndarray) -> np.ndarray:
-    """Parameters within :data:`EDGE_TOLERANCE` of a bound (scaled space), only where free."""
-    near = (scaled <= EDGE_TOLERANCE) | (scaled >= 1.0 - EDGE_TOLERANCE)
-    return near & free
 
 
 def _unit_seed(seed: int, unit_id: str) -> int:
@@ -367,7 +361,7 @@ def run_units(
     checksum = data_checksum(batch)
     engine = Engine(batch, unit_defs, settings)
     key = _settings_hash(settings, checksum, unit_defs)
-    ckpt = Path(checkpoint_dir) / "checkpoint.pkl" if checkpoint_dir is not None else None
+    ckpt = CalibrationFiles.checkpoint_in(checkpoint_dir) if checkpoint_dir is not None else None
     if ckpt is not None and ckpt.exists():
         state = pickle.loads(ckpt.read_bytes())
         if state.get("key") != key:

@@ -24,10 +24,7 @@ import torch
 from lue_spie.cost import W_IDEAL, W_NONIDEAL
 from lue_spie.model import resolve_device
 
-__all__ = ["CalibrationSettings", "EDGE_TOLERANCE", "torch_dtype"]
-
-#: A calibrated value within this fraction of the range from a bound is "edge-hitting".
-EDGE_TOLERANCE = 0.01
+__all__ = ["CalibrationSettings", "torch_dtype"]
 
 
 def torch_dtype(dtype: torch.dtype | str) -> torch.dtype:

@@ -6,6 +6,8 @@ Public API (imported lazily, so ``import lue_spie.data.schema`` does not pull in
   :func:`as_forcing_batch`, :func:`good_days`, :func:`write_dataset`, :func:`parse_years`
   (:mod:`lue_spie.data.io`);
 - :func:`prepare_dataset` (:mod:`lue_spie.data.prepare`: the data step of the book);
+- :class:`DataSource`, :func:`get_source`, :func:`registered_sources`
+  (:mod:`lue_spie.data.sources`: the one interface through which a dataset folder is made);
 - :func:`validate_site_day`, :func:`validate_sites`, ``PFTS``, ``KOEPPEN_TYPES``,
   ``FORCING_COLUMNS``, ``QC_COLUMNS``, ``FEATURE_COLUMNS`` (:mod:`lue_spie.data.schema`);
 - ``FEATURE_CLASSES``, :func:`feature_matrix` (:mod:`lue_spie.data.features`);
@@ -28,6 +30,9 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "as_forcing_batch": ("lue_spie.data.io", "as_forcing_batch"),
     "parse_years": ("lue_spie.data.io", "parse_years"),
     "prepare_dataset": ("lue_spie.data.prepare", "prepare_dataset"),
+    "DataSource": ("lue_spie.data.sources", "DataSource"),
+    "get_source": ("lue_spie.data.sources", "get_source"),
+    "registered_sources": ("lue_spie.data.sources", "registered_sources"),
     "validate_site_day": ("lue_spie.data.schema", "validate_site_day"),
     "validate_sites": ("lue_spie.data.schema", "validate_sites"),
     "PFTS": ("lue_spie.data.schema", "PFTS"),

@@ -8,6 +8,9 @@
     lue-spie data manifest [--path FILE] [--verify DIR] [--strict]
     lue-spie data compare DIR [DIR ...] [--out DIR] [--reference FILE]
                           realism statistics of datasets next to real FLUXNET sites
+
+``synth`` and ``fluxnet`` write through the data sources ``"virtual"`` and ``"fluxnet"``
+(:mod:`lue_spie.data.sources`).
 """
 
 from __future__ import annotations
@@ -19,24 +22,26 @@ from lue_spie.data.io import years_argument
 
 
 def _synth(args: argparse.Namespace) -> int:
-    from lue_spie.data.virtual import generate
+    from lue_spie.data.sources import get_source
 
-    kwargs = {"structural_error": args.structural_error, "progress": True}
+    settings = {"n_sites": args.sites, "n_years": args.years, "seed": args.seed,
+                "structural_error": args.structural_error}
     if args.start_year is not None:
-        kwargs["start_year"] = args.start_year
-    out = generate(args.sites, args.years, args.seed, args.out, **kwargs)
+        settings["start_year"] = args.start_year
+    out = get_source("virtual", **settings).write(args.out, progress=True)
     print(f"virtual FLUXNET ({args.sites} sites x {args.years} years, seed {args.seed}) "
           f"written to {out}")
     return 0
 
 
 def _fluxnet(args: argparse.Namespace) -> int:
-    from lue_spie.data.fluxnet import build_fluxnet_dataset
+    from lue_spie.data.sources import get_source
 
-    out = build_fluxnet_dataset(
-        args.src, args.fapar, args.sites, args.out, features=args.features, ndvi=args.ndvi,
-        years=args.years, site_ids=args.site_ids, missing_fapar=args.missing_fapar,
-        record_features=args.record_features, progress=True)
+    source = get_source(
+        "fluxnet", src=args.src, fapar=args.fapar, sites_csv=args.sites, features=args.features,
+        ndvi=args.ndvi, years=args.years, site_ids=args.site_ids,
+        missing_fapar=args.missing_fapar, record_features=args.record_features)
+    out = source.write(args.out, progress=True)
     print(f"FLUXNET dataset written to {out}")
     return _check_summary(out)
 
@@ -90,20 +95,20 @@ def _compare(args: argparse.Namespace) -> int:
         if out.exists() and not out.is_dir():
             raise ValueError(f"{out}: exists and is a file, not a folder (--out)")
         out.mkdir(parents=True, exist_ok=True)
+        from lue_spie.layout import ComparisonFiles, DataFiles
+
+        files = ComparisonFiles(out)
         prov = store.make_provenance(
-            "data.compare", inputs={f"dataset_{lab}": p / "site_day.parquet"
+            "data.compare", inputs={f"dataset_{lab}": DataFiles(p).site_day
                                     for lab, p in zip(labels, args.dirs, strict=True)},
             settings={"datasets": [str(p) for p in args.dirs], "labels": labels,
                       "reference": str(args.reference or realism.reference_path().name),
                       "definitions_version": realism.DEFINITIONS_VERSION})
-        store.write_parquet(result.table, out / "compare.parquet", prov)
-        store.atomic_write_text(out / "compare.csv", result.table.to_csv(index=False))
-        import re
-
-        files = {lab: f"site_statistics_{re.sub(r'[^A-Za-z0-9_.-]', '_', lab)}.parquet"
-                 for lab in labels}
+        written = [store.write_parquet(result.table, files.table, prov),
+                   store.atomic_write_text(files.csv, result.table.to_csv(index=False))]
         for lab, table in result.per_site.items():
-            store.write_parquet(table.reset_index(), out / files[lab], prov)
+            written.append(store.write_parquet(table.reset_index(),
+                                               files.site_statistics(lab), prov))
         from lue_spie.plots import realism_cycles
 
         fig = realism_cycles(ref, result.per_site, result.cycles)
@@ -111,9 +116,8 @@ def _compare(args: argparse.Namespace) -> int:
 
         buf = io.BytesIO()
         fig.savefig(buf, format="png")
-        store.atomic_write_bytes(out / "compare.png", buf.getvalue())
-        print(f"written to {out}: compare.csv, compare.parquet, compare.png, "
-              + ", ".join(files.values()))
+        written.append(store.atomic_write_bytes(files.figure, buf.getvalue()))
+        print(f"written to {out}: " + ", ".join(p.name for p in written))
     return 0
 
 

@@ -34,12 +34,14 @@ from lue_spie.data.schema import (
     validate_site_day,
     validate_sites,
 )
+from lue_spie.layout import DataFiles
 from lue_spie.params import PARAMETERS
 
-SITE_DAY_FILE = "site_day.parquet"
-SITES_FILE = "sites.parquet"
-TRUTH_FILE = "truth.parquet"
-TRUTH_META_FILE = "truth.json"
+# The dataset folder's file names (one owner: :class:`lue_spie.layout.DataFiles`).
+SITE_DAY_FILE = DataFiles.SITE_DAY
+SITES_FILE = DataFiles.SITES
+TRUTH_FILE = DataFiles.TRUTH
+TRUTH_META_FILE = DataFiles.TRUTH_META
 
 #: Site-day columns carried into :attr:`ForcingBatch.extra` (gap-filled like the forcing).
 EXTRA_KEYS: tuple[str, ...] = ("SW_IN", "SW_IN_POT", "P", "PA", "PPFD", "NDVI", "TMIN", "TMAX")

@@ -1,10 +1,17 @@
-"""The dataset step of the book: write a virtual FLUXNET or read the user's FLUXNET files."""
+"""The dataset step of the book: write a virtual FLUXNET or read the user's FLUXNET files.
+
+Both go through the data-source interface (:mod:`lue_spie.data.sources`): ``"virtual"`` is
+the source of that name, a folder is a :class:`~lue_spie.data.sources.FluxnetFilesSource`
+that finds its site and FAPAR tables in the folder.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 from pathlib import Path
+
+from lue_spie.data.sources import DataSource, FluxnetFilesSource, get_source
 
 __all__ = ["prepare_dataset"]
 
@@ -32,7 +39,8 @@ def prepare_dataset(
         data_source: ``"virtual"``, or a folder with FLUXNET2015 FULLSET daily files.
         out: The dataset folder to write.
         n_sites, n_years, seed, start_year, structural_error: The virtual FLUXNET
-            (:func:`lue_spie.data.virtual.generate`); unused for real data.
+            (:class:`lue_spie.data.sources.VirtualFluxnetSource`, which writes what
+            :func:`lue_spie.data.virtual.generate` writes); unused for real data.
         sites, years: Real data only: read just these sites and years (virtual data are
             generated whole; later chapters select with their own ``sites``/``years``).
         sites_file: Real data: site table (default ``DATA_SOURCE/sites.csv``).
@@ -48,31 +56,14 @@ def prepare_dataset(
         ValueError: when the FAPAR table cannot be found unambiguously.
     """
     out = Path(out)
+    source: DataSource
     if data_source == "virtual":
-        from lue_spie.data import virtual
-
-        return virtual.generate(int(n_sites), int(n_years), int(seed), out,
-                                  structural_error=bool(structural_error),
-                                  start_year=int(start_year))
-    from lue_spie.data.fluxnet import build_fluxnet_dataset
-
-    src = Path(data_source)
-    if not src.is_dir():
-        raise FileNotFoundError(f"data_source {src}: no such folder (expected 'virtual' or a "
-                                "folder of FLUXNET2015 FULLSET_DD files)")
-    sites_csv = Path(sites_file) if sites_file else src / "sites.csv"
-    if not sites_csv.is_file():
-        raise FileNotFoundError(f"{sites_csv}: no site table; pass sites_file (see the book's "
-                                "page 'Using real FLUXNET files')")
-    if fapar_file:
-        fapar = Path(fapar_file)
+        source = get_source("virtual", n_sites=int(n_sites), n_years=int(n_years),
+                            seed=int(seed), start_year=int(start_year),
+                            structural_error=bool(structural_error))
     else:
-        found = sorted(src.glob("fapar*.csv"))
-        if len(found) != 1:
-            raise ValueError(f"{src}: expected exactly one fapar*.csv FAPAR table, found "
-                             f"{[f.name for f in found]}; pass fapar_file")
-        fapar = found[0]
-    return build_fluxnet_dataset(
-        src, fapar, sites_csv, out, features=features_file, ndvi=ndvi_file,
-        years=None if years is None else [int(y) for y in years],
-        site_ids=None if sites is None else list(sites), missing_fapar=missing_fapar)
+        source = FluxnetFilesSource.from_folder(
+            data_source, sites_file=sites_file, fapar_file=fapar_file, features=features_file,
+            ndvi=ndvi_file, years=None if years is None else [int(y) for y in years],
+            site_ids=None if sites is None else list(sites), missing_fapar=missing_fapar)
+    return source.write(out)

@@ -11,8 +11,10 @@ import yaml
 from lue_spie.data.io import years_argument
 from lue_spie.execution import add_execution_arguments, execution_from_args
 from lue_spie.extrapolate.cv import TooFewSites
-from lue_spie.extrapolate.runner import ExtrapolationSettings, run_extrapolation
-from lue_spie.methods.base import PAPER_ORDER
+from lue_spie.extrapolate.settings import ExtrapolationSettings
+from lue_spie.extrapolate.step import run
+from lue_spie.layout import Layout
+from lue_spie.methods.base import paper_order
 
 __all__ = ["register_cli", "parse_method_params"]
 
@@ -56,9 +58,9 @@ def _cli(args: argparse.Namespace) -> int:
         sites=tuple(args.sites) if args.sites else None,
         method_params=parse_method_params(args.param), batch_folds=not args.no_batch_folds)
     try:
-        result = run_extrapolation(args.data, args.calib, args.out, settings,
-                                   progress=not args.no_progress,
-                                   execution=execution_from_args(args))
+        layout = Layout(data_dir=args.data, calibration_dir=args.calib,
+                        extrapolation_dir=args.out)
+        result = run(layout, settings, execution_from_args(args), progress=not args.no_progress)
     except TooFewSites as err:
         print(f"lue-spie extrapolate: {err}", file=sys.stderr)
         return 2
@@ -85,13 +87,14 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                     "(paper section 2.2). Resumable: a rerun skips (method, fold) results "
                     "whose settings and data match. With --workers N or --scheduler ADDRESS "
                     "the units run on a Dask cluster; the results are identical.",
-        epilog="methods: " + ", ".join(PAPER_ORDER) + "\n\nexample:\n  lue-spie extrapolate "
+        epilog="methods: " + ", ".join(paper_order()) + "\n\nexample:\n  lue-spie extrapolate "
                "--data results/ci/data --calib results/ci/calibration --methods PFTmean sRF "
                "--folds 10 --out results/ci/extrapolation --param sRF.n_estimators=200")
     p.add_argument("--data", required=True, help="dataset folder")
     p.add_argument("--calib", default=None,
-                   help="site-calibration folder (calibration.parquet); needed by every "
-                        "method but OPT-All, OPT-PFT, SPIE and the P-model")
+                   help="site-calibration folder (lue-spie calibrate --out); needed by the "
+                        "methods that learn from calibrated vectors (all but OPT-All, "
+                        "OPT-PFT, SPIE and the P-model)")
     p.add_argument("--out", required=True, help="extrapolation results folder")
     p.add_argument("--methods", nargs="+", default=None, metavar="NAME",
                    help="methods to run (default: all, in the paper's order)")
@@ -104,9 +107,10 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--param", action="append", default=None, metavar="METHOD.NAME=VALUE",
                    help="a method's hyperparameter (VALUE read as YAML); repeatable")
     p.add_argument("--no-batch-folds", action="store_true",
-                   help="run every method fold after fold (default: OPT-All, OPT-PFT and "
-                        "SPIE optimise all their folds in one batched run; on a Dask cluster "
-                        "only SPIE does, and this option splits its folds too)")
+                   help="run every method fold after fold (default: OPT-All, OPT-PFT, SPIE "
+                        "and the P-model run all their folds in one call; on a Dask cluster "
+                        "OPT-All and OPT-PFT spread their folds, and this option splits the "
+                        "others' folds too)")
     add_execution_arguments(p)
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1; 0 = torch's default); on a Dask "

@@ -26,13 +26,10 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
+from lue_spie.layout import ExtrapolationFiles
 from lue_spie.params import koeppen_main_group
 
-__all__ = ["FoldSplit", "make_folds", "write_folds", "read_folds", "FOLDS_FILE",
-           "TooFewSites"]
-
-#: Where the split lies in an extrapolation results folder.
-FOLDS_FILE = Path("folds.parquet")
+__all__ = ["FoldSplit", "make_folds", "write_folds", "read_folds", "TooFewSites"]
 
 
 class TooFewSites(ValueError):
@@ -165,21 +162,26 @@ def make_folds(sites: pd.DataFrame, n_folds: int = 10, seed: int = 0, *,
                      n_folds=n_folds, seed=int(seed), draws=draw)
 
 
-def write_folds(split: FoldSplit, results: str | Path) -> Path:
-    """Write the split to ``OUT/folds.parquet`` (atomically, with provenance)."""
+def _files(results: ExtrapolationFiles | str | Path) -> ExtrapolationFiles:
+    return results if isinstance(results, ExtrapolationFiles) \
+        else ExtrapolationFiles(Path(results))
+
+
+def write_folds(split: FoldSplit, results: ExtrapolationFiles | str | Path) -> Path:
+    """Write the split into an extrapolation folder (atomically, with provenance)."""
     prov = store.make_provenance("cv", settings={"n_folds": split.n_folds, "draws": split.draws,
                                                  "checksum": split.checksum()},
                                  seed=split.seed)
-    return store.write_parquet(split.table, Path(results) / FOLDS_FILE, prov)
+    return store.write_parquet(split.table, _files(results).folds, prov)
 
 
-def read_folds(results: str | Path) -> FoldSplit:
+def read_folds(results: ExtrapolationFiles | str | Path) -> FoldSplit:
     """Read the split of a results folder.
 
     Raises:
         FileNotFoundError: when the folder has no split yet.
     """
-    path = Path(results) / FOLDS_FILE
+    path = _files(results).folds
     table = store.read_parquet(path, columns=["site", "PFT", "koeppen", "main_group", "fold",
                                               "single_type"])
     prov = store.read_provenance(path)

@@ -3,12 +3,13 @@
 A unit (:class:`UnitSpec`) is a method with its hyperparameters and the folds it runs
 (``(fold, train_sites, test_sites)``). :func:`execute_unit` fits the method on each fold's
 training sites, predicts the held-out sites, turns predicted vectors into daily GPP and the
-calibration cost with :mod:`lue_spie.evaluate`, and writes per fold
+calibration cost with :mod:`lue_spie.evaluate`, and writes per fold (names in
+:class:`lue_spie.layout.MethodFiles`)
 
-- ``OUT/<method>/fold<k>.params.parquet``: ``site, fold``, the 13 parameters (NaN for a GPP
-  method), ``note``, and the held-out site's ``cost, nse, C_ideal, C_nonideal`` (for a GPP
-  method only ``nse``);
-- ``OUT/<method>/fold<k>.gpp.parquet``: ``site, date, GPP_sim``;
+- the fold's parameter table: ``site, fold``, the 13 parameters (NaN for a GPP method),
+  ``note``, and the held-out site's ``cost, nse, C_ideal, C_nonideal`` (for a GPP method
+  only ``nse``);
+- the fold's GPP table: ``site, date, GPP_sim``;
 
 each with a provenance record whose ``settings.unit_key`` identifies the unit (method, its
 hyperparameters, the fold's sites, the data and calibration checksums): a rerun skips a unit
@@ -33,22 +34,18 @@ import pandas as pd
 
 from lue_spie import store
 from lue_spie.evaluate import evaluate_params, simulate_params
-from lue_spie.methods.base import SiteData, get_method
+from lue_spie.layout import ExtrapolationFiles, MethodFiles
+from lue_spie.methods.base import Method, SiteData, get_method
 from lue_spie.metrics import nse
 from lue_spie.params import PARAMETERS
 
-__all__ = ["UnitSpec", "unit_paths", "unit_done", "execute_unit", "method_dir"]
-
-
-def method_dir(out: str | Path, method: str) -> Path:
-    """The folder of a method's results (its name, safe for file systems)."""
-    return Path(out) / method.replace("/", "_")
+__all__ = ["UnitSpec", "unit_paths", "unit_done", "execute_unit"]
 
 
 def unit_paths(out: str | Path, method: str, fold: int) -> dict[str, Path]:
-    """The two files of one (method, fold)."""
-    d = method_dir(out, method)
-    return {"params": d / f"fold{fold}.params.parquet", "gpp": d / f"fold{fold}.gpp.parquet"}
+    """The two files of one (method, fold) in the extrapolation folder ``out``."""
+    files = ExtrapolationFiles(Path(out)).method(method)
+    return {"params": files.fold_params(fold), "gpp": files.fold_gpp(fold)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +76,11 @@ class UnitSpec:
         return hashlib.sha256(blob.encode()).hexdigest()
 
     @property
+    def files(self) -> MethodFiles:
+        """The method's results folder."""
+        return ExtrapolationFiles(Path(self.out)).method(self.method)
+
+    @property
     def label(self) -> str:
         """``method`` and its folds, for progress lines."""
         return f"{self.method} fold " + ",".join(str(k) for k, _, _ in self.folds)
@@ -94,13 +96,9 @@ def unit_done(spec: UnitSpec, fold: int) -> bool:
     return all(k == spec.fold_key(fold) for k in keys)
 
 
-def _build(spec: UnitSpec, workdir: Path) -> Any:
-    params = dict(spec.params)
-    method = get_method(spec.method, **params)
-    if hasattr(method, "workdir"):
-        method.workdir = workdir
-    if hasattr(method, "results_dir"):  # a method's own extras (SPIE: networks, curves)
-        method.results_dir = method_dir(spec.out, spec.method)
+def _build(spec: UnitSpec, workdir: Path) -> Method:
+    method = get_method(spec.method, **dict(spec.params))
+    method.attach(workdir=workdir, results_dir=Path(spec.files.folder))
     return method
 
 
@@ -145,12 +143,15 @@ def _write_fold(spec: UnitSpec, data: SiteData, fold: int, test: Sequence[str],
 def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
     """Run one unit: fit, predict, evaluate and write every fold it holds.
 
-    Folds whose files already carry this unit's key are skipped. A method with
-    ``fit_predict_folds`` (pooled optimisation, SPIE) runs all pending folds of the unit in
-    one call (also a single one, so the method knows its fold); others fold after fold. A
-    method with a ``results_dir`` attribute gets ``OUT/<method>`` there for results of its
-    own beside the fold files (SPIE's networks and training curves), which a rerun that
-    skips the method leaves in place.
+    Folds whose files already carry this unit's key are skipped. How the pending folds run
+    follows the method's ``folds`` keyword (:data:`lue_spie.methods.base.FOLDS`):
+    ``"batched"`` and ``"stacked"`` methods fit and predict them in one
+    :meth:`~lue_spie.methods.base.Method.fit_predict_folds` call (also a single fold, so
+    that a fold's result does not depend on how the folds were grouped into units: its key
+    does not); an ``"independent"`` method predicts every held-out site of the unit in one
+    call (its prediction is the same in every fold); the others run fold after fold. The
+    method gets its results folder for files of its own beside the fold files (SPIE's
+    networks and training curves), which a rerun that skips the method leaves in place.
 
     Returns:
         Fold -> paths of the written files.
@@ -160,23 +161,28 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
     if not pending:
         return written
     # Each unit its own work folder: units of one method may run at once on a Dask cluster.
-    workdir = method_dir(spec.out, spec.method) / "work" / "folds{}".format(
-        "-".join(str(k) for k, _, _ in spec.folds))
+    workdir = spec.files.unit_work_dir([k for k, _, _ in spec.folds])
     method = _build(spec, workdir)
-    # A method with fit_predict_folds takes this path for a single fold too, so that a fold's
-    # result does not depend on how the folds were grouped into units (its key does not).
-    if hasattr(method, "fit_predict_folds"):
+    mode = type(method).folds
+    if mode in ("batched", "stacked"):
         t0 = time.perf_counter()
         preds = method.fit_predict_folds(data, [(k, list(tr), list(te))
                                                 for k, tr, te in pending])
         seconds = (time.perf_counter() - t0) / len(pending)
         for k, _, test in pending:
             written[k] = _write_fold(spec, data, k, test, preds[k], seconds)
-        shutil.rmtree(workdir, ignore_errors=True)  # checkpoints of finished folds
-        return written
-    for k, train, test in pending:
+    elif mode == "independent":
         t0 = time.perf_counter()
-        pred = _build(spec, workdir / f"fold{k}").fit_predict(data, list(train), list(test))
-        written[k] = _write_fold(spec, data, k, test, pred, time.perf_counter() - t0)
+        every = [s for _, _, test in pending for s in test]
+        pred = method.fit_predict(data, [], every)
+        seconds = (time.perf_counter() - t0) / len(pending)
+        for k, _, test in pending:
+            written[k] = _write_fold(spec, data, k, test,
+                                     pred[pred["site"].isin(set(test))], seconds)
+    else:
+        for k, train, test in pending:
+            t0 = time.perf_counter()
+            pred = _build(spec, workdir / f"fold{k}").fit_predict(data, list(train), list(test))
+            written[k] = _write_fold(spec, data, k, test, pred, time.perf_counter() - t0)
     shutil.rmtree(workdir, ignore_errors=True)  # checkpoints of finished folds
     return written

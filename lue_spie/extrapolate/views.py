@@ -37,9 +37,9 @@ import pandas as pd
 from lue_spie.data.io import Dataset
 from lue_spie.evaluate import obs_and_sim
 from lue_spie.extrapolate.cv import FoldSplit
-from lue_spie.extrapolate.runner import read_method_results
-from lue_spie.extrapolate.units import method_dir
-from lue_spie.methods.base import PAPER_ORDER, registered_methods
+from lue_spie.extrapolate.step import read_method_results
+from lue_spie.layout import CalibrationFiles, ExtrapolationFiles, MethodFiles
+from lue_spie.methods.base import paper_order, registered_methods
 from lue_spie.parameter_skill import recovery_scores
 from lue_spie.params import PARAMETERS, lag_mask, to_scaled
 
@@ -88,17 +88,20 @@ def _order(names: Sequence[str]) -> list[str]:
     reference first."""
     names = list(dict.fromkeys(names))
     first = [SITE_CALIBRATION] if SITE_CALIBRATION in names else []
-    known = [n for n in PAPER_ORDER if n in names]
+    known = [n for n in paper_order() if n in names]
     return first + known + [n for n in names if n not in known and n not in first]
 
 
 # ---------------------------------------------------------------------------------- loading
-def _split_checksum(out: str | Path) -> str | None:
-    """Checksum of the split in ``OUT/folds.parquet`` (None when there is none)."""
-    from lue_spie import store
-    from lue_spie.extrapolate.cv import FOLDS_FILE
+def _method(out: str | Path, method: str) -> MethodFiles:
+    return ExtrapolationFiles(Path(out)).method(method)
 
-    path = Path(out) / FOLDS_FILE
+
+def _split_checksum(out: str | Path) -> str | None:
+    """Checksum of the split in the extrapolation folder (None when there is none)."""
+    from lue_spie import store
+
+    path = ExtrapolationFiles(Path(out)).folds
     if not path.is_file():
         return None
     return store.read_provenance(path).get("settings", {}).get("checksum")
@@ -108,8 +111,7 @@ def _method_split(out: str | Path, method: str) -> str | None:
     """The split checksum recorded with a method's gathered results."""
     from lue_spie import store
 
-    path = method_dir(out, method) / "params.parquet"
-    return store.read_provenance(path).get("settings", {}).get("split")
+    return store.read_provenance(_method(out, method).params).get("settings", {}).get("split")
 
 
 def available_methods(out: str | Path) -> list[str]:
@@ -122,7 +124,7 @@ def available_methods(out: str | Path) -> list[str]:
     """
     current = _split_checksum(out)
     return [m for m in registered_methods()
-            if (method_dir(out, m) / "params.parquet").is_file()
+            if _method(out, m).params.is_file()
             and _method_split(out, m) == current]
 
 
@@ -529,8 +531,9 @@ def heldout_gpp(dataset: Dataset, out: str | Path, methods: Sequence[str],
     scores: dict[str, list[float]] = {}
     dates = obs = good = None
     if calibration_dir is not None:
-        gpp = store.read_parquet(Path(calibration_dir) / "gpp_calib.parquet")
-        cal = store.read_parquet(Path(calibration_dir) / "calibration.parquet")
+        cal_files = CalibrationFiles(Path(calibration_dir))
+        gpp = store.read_parquet(cal_files.gpp_calib)
+        cal = store.read_parquet(cal_files.table)
         dates, obs, sims[SITE_CALIBRATION], good = obs_and_sim(dataset, gpp, sites,
                                                                years=years)
         scores[SITE_CALIBRATION] = cal.set_index("site")["nse"].reindex(sites).tolist()
@@ -557,9 +560,10 @@ def unit_seconds(out: str | Path, methods: Sequence[str]) -> pd.DataFrame:
 
     rows = []
     for m in methods:
-        files = sorted(method_dir(out, m).glob("fold*.params.parquet"))
+        mfiles = _method(out, m)
+        files = [mfiles.fold_params(k) for k in mfiles.folds()]
         if not files:
-            raise FileNotFoundError(f"{method_dir(out, m)}: no fold results of method {m}")
+            raise FileNotFoundError(f"{mfiles.folder}: no fold results of method {m}")
         secs = [float(store.read_provenance(f).get("settings", {}).get("seconds", np.nan))
                 for f in files]
         rows.append({"method": m, "folds": len(files), "seconds": float(np.nansum(secs))})
@@ -595,7 +599,7 @@ def spie_training(out: str | Path) -> SPIETraining:
     """
     from lue_spie.methods.spie import load_networks, read_curves
 
-    folder = method_dir(out, "SPIE")
+    folder = _method(out, "SPIE").folder
     curves = read_curves(folder)
     nets = load_networks(folder)
     rows = []

@@ -1,40 +1,51 @@
 """Feature importance of SPIE's networks (paper section 2.4): SHAP, LRP and partial
 dependence, normalised, combined and aggregated by feature class, checked against the true
-drivers on the virtual FLUXNET."""
+drivers on the virtual FLUXNET.
 
-from lue_spie.importance.step import (
-    ALL,
-    CLASS_STATS,
-    COMBINED,
-    IMPORTANCE_DIR,
-    METHODS,
-    RECORD_FILE,
-    DriverSet,
+The modules, one job each:
+
+- :mod:`~lue_spie.importance.settings`: :class:`ImportanceSettings` and the names of the
+  methods, the overall rows and the class statistics;
+- :mod:`~lue_spie.importance.attribution`: SHAP, LRP and PD of one network
+  (:func:`explain_fold`);
+- :mod:`~lue_spie.importance.folds`: one fold of the SPIE networks through the attributions,
+  as rows of the long tables (and :func:`shap_example` for the chapter);
+- :mod:`~lue_spie.importance.aggregate`: normalising, averaging and aggregating by class;
+- :mod:`~lue_spie.importance.networks`: finding and loading the SPIE networks of a results
+  folder;
+- :mod:`~lue_spie.importance.truth`: the rankings against the generator's true drivers;
+- :mod:`~lue_spie.importance.step`: :func:`feature_importance`, :func:`run_importance` and
+  :func:`write_importance` (the ``lue-spie importance`` step) and the names of what it writes;
+- :mod:`~lue_spie.importance.cli`: the ``lue-spie importance`` command.
+"""
+
+from lue_spie.importance.aggregate import class_importance, method_agreement, normalise
+from lue_spie.importance.attribution import (
     FoldExplanation,
-    ImportanceResult,
-    ImportanceSettings,
     NetworkRegressor,
     PDResult,
     ShapResult,
     check_design,
-    class_importance,
-    describe_networks,
+    explain_fold,
+    lrp_attributions,
+    pd_importance,
+    shap_attributions,
+)
+from lue_spie.importance.folds import shap_example
+from lue_spie.importance.networks import describe_networks, networks_dir, spie_networks
+from lue_spie.importance.settings import ALL, CLASS_STATS, COMBINED, METHODS, ImportanceSettings
+from lue_spie.importance.step import (
+    ImportanceResult,
+    feature_importance,
+    run_importance,
+    write_importance,
+)
+from lue_spie.importance.truth import (
+    DriverSet,
     driver_ranks,
     driver_recovery,
-    explain_fold,
-    feature_importance,
-    lrp_attributions,
-    method_agreement,
-    networks_dir,
-    normalise,
-    pd_importance,
-    run_importance,
-    shap_attributions,
-    shap_example,
-    spie_networks,
     true_drivers,
     truth_correlation,
-    write_importance,
 )
 
 __all__ = [
@@ -42,8 +53,6 @@ __all__ = [
     "COMBINED",
     "ALL",
     "CLASS_STATS",
-    "IMPORTANCE_DIR",
-    "RECORD_FILE",
     "ImportanceSettings",
     "NetworkRegressor",
     "FoldExplanation",

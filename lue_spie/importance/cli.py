@@ -4,20 +4,16 @@ from __future__ import annotations
 
 import argparse
 
+from lue_spie.importance.settings import ALL, COMBINED, ImportanceSettings
+
 __all__ = ["register_cli"]
 
 
 def _cli(args: argparse.Namespace) -> int:
     import torch
 
-    from lue_spie.importance.step import (
-        ALL,
-        COMBINED,
-        IMPORTANCE_DIR,
-        RECORD_FILE,
-        ImportanceSettings,
-        run_importance,
-    )
+    from lue_spie.importance.step import run_importance
+    from lue_spie.layout import ImportanceFiles, Layout
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -25,7 +21,7 @@ def _cli(args: argparse.Namespace) -> int:
         background=args.background, pd_grid=args.pd_grid,
         pd_percentiles=tuple(args.pd_percentiles), lrp_epsilon=args.lrp_epsilon,
         folds=tuple(args.folds) if args.folds else None, seed=args.seed)
-    out = args.out or f"{args.results}/{IMPORTANCE_DIR}"
+    out = args.out or Layout(args.results).importance.folder
     res, written = run_importance(args.results, out, settings, figures=not args.no_figures,
                                   log=(lambda *_: None) if args.quiet else print)
     classes = res.by_class[res.by_class["parameter"] == ALL].sort_values("mean",
@@ -43,13 +39,14 @@ def _cli(args: argparse.Namespace) -> int:
         print(f"true drivers (virtual FLUXNET): mean precision@k {s['precision_at_k'].mean():.2f}"
               f", mean AUC against the features that drive nothing {s['auc'].mean():.2f}")
     n_tables = sum(1 for ps in written.values() if ps[0].suffix == ".parquet")
-    print(f"{n_tables} tables and {len(written) - n_tables} figures in {out} ({RECORD_FILE} "
-          "lists them)")
+    print(f"{n_tables} tables and {len(written) - n_tables} figures in {out} "
+          f"({ImportanceFiles.RECORD} lists them)")
     return 0
 
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``importance`` sub-command."""
+    d = ImportanceSettings()
     p = subparsers.add_parser(
         "importance", help="feature importance of the SPIE networks (SHAP, LRP, PD; Figure 8)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -66,18 +63,20 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="results folder (data/ and extrapolation/SPIE/ with the networks)")
     p.add_argument("--out", default=None,
                    help="folder for the tables and figures (default: RESULTS/importance)")
-    p.add_argument("--background", type=int, default=None,
+    p.add_argument("--background", type=int, default=d.background,
                    help="SHAP background sites per fold (default: all training sites)")
-    p.add_argument("--pd-grid", type=int, default=20,
-                   help="grid points of a continuous feature's PD curve (default 20)")
-    p.add_argument("--pd-percentiles", type=float, nargs=2, default=(0.05, 0.95),
+    p.add_argument("--pd-grid", type=int, default=d.pd_grid,
+                   help="grid points of a continuous feature's PD curve (default %(default)s)")
+    p.add_argument("--pd-percentiles", type=float, nargs=2, default=d.pd_percentiles,
                    metavar=("LOW", "HIGH"),
-                   help="percentiles bounding the PD grid (default 0.05 0.95)")
-    p.add_argument("--lrp-epsilon", type=float, default=1e-9,
-                   help="epsilon of the LRP-epsilon rule (default 1e-9, captum's)")
-    p.add_argument("--folds", type=int, nargs="+", default=None, metavar="K",
+                   help="percentiles bounding the PD grid (default "
+                        f"{' '.join(str(q) for q in d.pd_percentiles)})")
+    p.add_argument("--lrp-epsilon", type=float, default=d.lrp_epsilon,
+                   help="epsilon of the LRP-epsilon rule (default %(default)s, captum's)")
+    p.add_argument("--folds", type=int, nargs="+", default=d.folds, metavar="K",
                    help="folds to analyse (default: all)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the background subsample")
+    p.add_argument("--seed", type=int, default=d.seed,
+                   help="seed of the background subsample (default %(default)s)")
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1; 0 = torch's default)")
     p.add_argument("--no-figures", action="store_true", help="tables only")

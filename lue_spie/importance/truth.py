@@ -3,7 +3,7 @@
 The generator of the virtual FLUXNET (:mod:`lue_spie.data.virtual`) makes every parameter
 a function of a few named features plus a PFT effect and records these drivers in
 ``truth.json``. This module compares them with the importance ranking of
-:mod:`lue_spie.importance.step`:
+:func:`lue_spie.importance.step.feature_importance` (its ``importance`` table):
 
 * :func:`true_drivers`: each parameter's driver variables. A categorical variable (PFT, the
   Koeppen type) counts as one variable whose importance is that of its most important
@@ -29,15 +29,14 @@ import numpy as np
 import pandas as pd
 
 from lue_spie.data.features import CONTINUOUS_FEATURES, FEATURE_CLASSES
+from lue_spie.importance.settings import COMBINED, METHODS, ONE_HOT_GROUPS
 from lue_spie.params import PARAMETERS, lag_mask
 
 __all__ = ["DriverSet", "ONE_HOT_GROUPS", "true_drivers", "driver_recovery", "driver_ranks",
            "truth_correlation"]
 
-#: One-hot groups of the design matrix: one categorical variable each.
-ONE_HOT_GROUPS: tuple[str, ...] = ("PFT", "Clim")
-#: The importance columns compared, in order (those of :mod:`lue_spie.importance.step`).
-METHOD_COLUMNS: tuple[str, ...] = ("SHAP", "LRP", "PD", "combined")
+#: The importance columns compared, in order: the three methods and their average.
+METHOD_COLUMNS: tuple[str, ...] = (*METHODS, COMBINED)
 _GROUP_OF: dict[str, str] = {c: g for g in ONE_HOT_GROUPS for c in FEATURE_CLASSES[g]}
 
 
@@ -108,7 +107,7 @@ def driver_recovery(importance: pd.DataFrame, truth_meta: Mapping[str, Any], *,
     the worst rank).
 
     Args:
-        importance: :attr:`ImportanceResult.importance`.
+        importance: :attr:`lue_spie.importance.step.ImportanceResult.importance`.
         truth_meta: The generator's ``truth.json``.
         sites: The sites table (raw features): adds the largest |Spearman correlation| across
             sites between the best-ranked other variable and the parameter's continuous

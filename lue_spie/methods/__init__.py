@@ -15,19 +15,19 @@ and SPIE, the paper's contribution. The interface and the registry are in
 
 from lue_spie.methods.base import (
     FAMILIES,
-    PAPER_ORDER,
     Method,
     SiteData,
     finish_params,
     get_method,
     method_class,
+    paper_order,
     params_frame,
     registered_methods,
 )
 
 __all__ = [
     "FAMILIES",
-    "PAPER_ORDER",
+    "paper_order",
     "Method",
     "SiteData",
     "finish_params",

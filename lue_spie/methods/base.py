@@ -10,10 +10,17 @@ input: a method does not take a plain ``X`` matrix but a :class:`SiteData` (the 
 site-calibrated vectors, the feature matrix and the forcing, each built once and shared by
 every method and fold) plus the list of training or target site ids.
 
-Registry: subclasses register themselves by the paper's name with the class keywords
-``name=`` and ``family=`` (filled by ``__init_subclass__``, as pyrealm's interchangeable
-methods are); :func:`get_method` builds one by name and :data:`PAPER_ORDER` lists the twelve
-in the paper's order.
+Registry: subclasses register themselves by the paper's name with class keywords (filled by
+``__init_subclass__``, as pyrealm's interchangeable methods are), and the keywords say all
+the runner needs to know about a method (:class:`Method`): its ``family``, its place in the
+paper's ``order``, what it ``predicts`` (parameters or GPP), what it ``learns_from``
+(site-calibrated vectors, the training sites' observations, or nothing) and how it treats the
+``folds`` (one fit per fold, all folds in one batched run, all folds stacked in one task, or
+the same prediction in every fold). The methods are found by package discovery: every
+module of :mod:`lue_spie.methods` whose name does not start with an underscore is imported
+by :func:`registered_methods`, so a new method is one new file
+(:mod:`lue_spie.methods._template` is one to copy). :func:`get_method` builds one by name
+and :func:`paper_order` lists the paper's twelve in its order.
 
 Predictions: :meth:`Method.predict` returns a table with ``site``, the 13 parameters (inside
 their bounds, lag mask of the site applied: :func:`finish_params` does both for every method)
@@ -22,8 +29,11 @@ and ``note`` (e.g. why a fallback was used); a GPP method returns ``site, date, 
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import functools
+import importlib
+import pkgutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -37,8 +47,11 @@ from lue_spie.data.io import Dataset, ForcingBatch, load_dataset
 from lue_spie.params import LOWER, N_PARAMS, PARAMETERS, UPPER, koeppen_main_group, lag_mask
 
 __all__ = [
-    "PAPER_ORDER",
+    "paper_order",
     "FAMILIES",
+    "PREDICTS",
+    "LEARNS_FROM",
+    "FOLDS",
     "SiteData",
     "Method",
     "get_method",
@@ -48,11 +61,22 @@ __all__ = [
     "params_frame",
 ]
 
-#: The twelve methods in the paper's order (section 2.2 and its figures).
-PAPER_ORDER: tuple[str, ...] = (
-    "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT", "sRF",
-    "mRF", "mNN", "SPIE", "P-model",
-)
+#: What a method predicts for a held-out site.
+PREDICTS: dict[str, str] = {"params": "a parameter vector (the LUE model gives its GPP)",
+                            "gpp": "daily GPP directly"}
+#: What a method learns from on the training sites.
+LEARNS_FROM: dict[str, str] = {
+    "calibration": "the site-calibrated vectors (the runner needs a site calibration)",
+    "observations": "the forcing and GPP_obs of the training sites, through the LUE model",
+    "nothing": "nothing (its settings are fixed for the globe)"}
+#: How a method treats the folds of the cross-validation.
+FOLDS: dict[str, str] = {
+    "each": "one fit per fold (one unit per fold)",
+    "batched": "all folds in one batched run in a process (fit_predict_folds); one unit per "
+               "fold on a Dask cluster, where spreading the folds pays more",
+    "stacked": "all folds in one run, also on a cluster (fit_predict_folds: one stacked "
+               "training of every fold)",
+    "independent": "the same prediction in every fold: one run for every held-out site"}
 #: Method families and the paper section that describes them.
 FAMILIES: dict[str, str] = {
     "grouping": "2.2.1 univariate clustering", "similarity": "2.2.2 similarity",
@@ -180,39 +204,70 @@ def params_frame(sites: Sequence[str], params: np.ndarray,
     return out
 
 
-class Method:
+class Method(abc.ABC):
     """Base class of the parameter-extrapolation methods (see the module docstring).
 
-    Class attributes (set by the class keywords ``name`` and ``family``):
+    A subclass registers itself with class keywords, which the cross-validation runner
+    (:mod:`lue_spie.extrapolate`) reads::
+
+        class PFTmean(Method, name="PFTmean", family="grouping", order=1,
+                      learns_from="calibration"): ...
+
+    Class keywords (an intermediate class may set all but ``name``, which registers):
         name: The paper's name (``"PFTmean"``, ``"OPT-All"`` ...).
         family: One of :data:`FAMILIES`.
-        predicts: ``"params"`` (a parameter vector per site) or ``"gpp"``.
-        uses_calibration: Learns from site-calibrated vectors.
-        uses_forcing: Reads the forcing and GPP_obs of the training sites (OPT-*, SPIE).
-        fold_independent: The prediction for a site does not depend on the fold's training
-            sites (the P-model): the runner may compute it once for all sites.
+        order: Its place in the paper's order (1-12), None for a method of one's own.
+        predicts: One of :data:`PREDICTS` (default ``"params"``).
+        learns_from: One of :data:`LEARNS_FROM` (default ``"calibration"``).
+        folds: One of :data:`FOLDS` (default ``"each"``); ``"batched"`` and ``"stacked"``
+            methods implement :meth:`fit_predict_folds`.
+
+    Run context (set by the runner through :meth:`attach`, not hyperparameters):
+        workdir: A folder of the unit's own for checkpoints (removed when it finishes).
+        results_dir: The method's results folder, for files of its own beside the fold
+            tables (SPIE: networks and training curves).
     """
 
     name: ClassVar[str] = ""
     family: ClassVar[str] = ""
+    order: ClassVar[int | None] = None
     predicts: ClassVar[str] = "params"
-    uses_calibration: ClassVar[bool] = False
-    uses_forcing: ClassVar[bool] = False
-    fold_independent: ClassVar[bool] = False
+    learns_from: ClassVar[str] = "calibration"
+    folds: ClassVar[str] = "each"
 
     def __init_subclass__(cls, *, name: str | None = None, family: str | None = None,
+                          order: int | None = None, predicts: str | None = None,
+                          learns_from: str | None = None, folds: str | None = None,
                           **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        for key, value, allowed in (("family", family, FAMILIES), ("predicts", predicts, PREDICTS),
+                                    ("learns_from", learns_from, LEARNS_FROM),
+                                    ("folds", folds, FOLDS)):
+            if value is not None:
+                if value not in allowed:
+                    raise ValueError(f"method class {cls.__name__}: {key} must be one of "
+                                     f"{sorted(allowed)}, got {value!r}")
+                setattr(cls, key, value)
+        if order is not None:
+            cls.order = int(order)
+        if cls.folds in ("batched", "stacked") \
+                and cls.fit_predict_folds is Method.fit_predict_folds:
+            raise TypeError(f"method class {cls.__name__}: folds={cls.folds!r} needs its own "
+                            "fit_predict_folds (all folds in one run)")
         if name is None:
             return  # an abstract intermediate class
-        if family not in FAMILIES:
-            raise ValueError(f"method {name!r}: family must be one of {sorted(FAMILIES)}, got "
-                             f"{family!r}")
+        if not cls.family:
+            raise ValueError(f"method {name!r}: give family= (one of {sorted(FAMILIES)})")
         if name in _REGISTRY and _REGISTRY[name] is not cls:
             raise ValueError(f"method {name!r} is registered twice ({_REGISTRY[name]} and "
                              f"{cls})")
-        cls.name, cls.family = name, family
+        cls.name = name
         _REGISTRY[name] = cls
+
+    def attach(self, *, workdir: Path | None = None, results_dir: Path | None = None) -> None:
+        """Give the method its run context (see the class docstring)."""
+        self.workdir = workdir
+        self.results_dir = results_dir
 
     # -- scikit-learn-like parameters ---------------------------------------------------------
     def get_params(self) -> dict[str, Any]:
@@ -223,18 +278,26 @@ class Method:
         return {}
 
     # -- the interface -----------------------------------------------------------------------
+    @abc.abstractmethod
     def fit(self, data: SiteData, train_sites: Sequence[str]) -> Method:
         """Learn from the training sites; return ``self``."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def predict(self, data: SiteData, sites: Sequence[str]) -> pd.DataFrame:
         """A prediction for each of ``sites`` (see the module docstring for the table)."""
-        raise NotImplementedError
 
     def fit_predict(self, data: SiteData, train_sites: Sequence[str],
                     sites: Sequence[str]) -> pd.DataFrame:
         """:meth:`fit` then :meth:`predict`."""
         return self.fit(data, train_sites).predict(data, sites)
+
+    def fit_predict_folds(self, data: SiteData,
+                          folds: Sequence[tuple[int, Sequence[str], Sequence[str]]]
+                          ) -> dict[int, pd.DataFrame]:
+        """Fit and predict several folds (``(fold, train_sites, test_sites)`` each) in one
+        run; fold -> prediction table. Methods with ``folds="batched"`` or ``"stacked"``
+        implement it; the others are run fold after fold by the runner."""
+        return {k: self.fit_predict(data, train, test) for k, train, test in folds}
 
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v!r}" for k, v in self.get_params().items())
@@ -252,9 +315,15 @@ def _jsonable(v: Any) -> Any:
 def registered_methods() -> dict[str, type[Method]]:
     """Every registered method by name, in the paper's order (others after, by name)."""
     _load_all()
-    order = [n for n in PAPER_ORDER if n in _REGISTRY]
-    order += sorted(set(_REGISTRY) - set(order))
-    return {n: _REGISTRY[n] for n in order}
+    names = sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order is None,
+                                             _REGISTRY[n].order or 0, n))
+    return {n: _REGISTRY[n] for n in names}
+
+
+def paper_order() -> tuple[str, ...]:
+    """The paper's twelve methods in its order (section 2.2 and its figures), from the
+    ``order`` keyword of each registered class."""
+    return tuple(n for n, cls in registered_methods().items() if cls.order is not None)
 
 
 def method_class(name: str) -> type[Method]:
@@ -288,15 +357,12 @@ def get_method(name: str, **params: Any) -> Method:
     return cls(**params)
 
 
-#: The modules that hold the methods (each registers its classes on import).
-METHOD_MODULES: tuple[str, ...] = (
-    "lue_spie.methods.grouping", "lue_spie.methods.similarity", "lue_spie.methods.optimisation",
-    "lue_spie.methods.regression", "lue_spie.methods.pmodel", "lue_spie.methods.spie",
-)
-
-
+@functools.cache
 def _load_all() -> None:
-    import importlib
+    """Import every module of :mod:`lue_spie.methods` (each registers its classes), but the
+    interface itself and the private ones (``_template``)."""
+    import lue_spie.methods as package
 
-    for module in METHOD_MODULES:
-        importlib.import_module(module)
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{package.__name__}.{info.name}")

@@ -50,7 +50,6 @@ class GroupStatistic(Method):
 
     by: ClassVar[str] = "PFT"  # a column of SiteData.sites: "PFT" or "main_group"
     stat: ClassVar[str] = "mean"  # "mean" or "median"
-    uses_calibration: ClassVar[bool] = True
 
     def fit(self, data: SiteData, train_sites: Sequence[str]) -> GroupStatistic:
         """Compute the statistic per group, and over all training sites for fallbacks."""
@@ -90,7 +89,7 @@ class GroupStatistic(Method):
 
 
 @dataclasses.dataclass
-class PFTmean(GroupStatistic, name="PFTmean", family="grouping"):
+class PFTmean(GroupStatistic, name="PFTmean", family="grouping", order=1):
     """Mean of the calibrated vectors per PFT."""
 
     by: ClassVar[str] = "PFT"
@@ -98,7 +97,7 @@ class PFTmean(GroupStatistic, name="PFTmean", family="grouping"):
 
 
 @dataclasses.dataclass
-class Climmean(GroupStatistic, name="Climmean", family="grouping"):
+class Climmean(GroupStatistic, name="Climmean", family="grouping", order=2):
     """Mean of the calibrated vectors per Koeppen main climate group."""
 
     by: ClassVar[str] = "main_group"
@@ -106,7 +105,7 @@ class Climmean(GroupStatistic, name="Climmean", family="grouping"):
 
 
 @dataclasses.dataclass
-class PFTmed(GroupStatistic, name="PFTmed", family="grouping"):
+class PFTmed(GroupStatistic, name="PFTmed", family="grouping", order=3):
     """Median of the calibrated vectors per PFT."""
 
     by: ClassVar[str] = "PFT"
@@ -114,7 +113,7 @@ class PFTmed(GroupStatistic, name="PFTmed", family="grouping"):
 
 
 @dataclasses.dataclass
-class Climmed(GroupStatistic, name="Climmed", family="grouping"):
+class Climmed(GroupStatistic, name="Climmed", family="grouping", order=4):
     """Median of the calibrated vectors per Koeppen main climate group."""
 
     by: ClassVar[str] = "main_group"

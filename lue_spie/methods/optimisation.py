@@ -43,7 +43,7 @@ _ALL = "all"
 
 
 @dataclasses.dataclass
-class PooledOptimisation(Method):
+class PooledOptimisation(Method, learns_from="observations", folds="batched"):
     """One vector per group of training sites, by CMA-ES on the pooled cost.
 
     Attributes:
@@ -52,7 +52,6 @@ class PooledOptimisation(Method):
 
     settings: CalibrationSettings = dataclasses.field(default_factory=CalibrationSettings)
     by: ClassVar[str | None] = None  # None: one group of all sites; "PFT": one per PFT
-    uses_forcing: ClassVar[bool] = True
     #: Checkpoint folder of the pooled runs (set by the runner; not a hyperparameter).
     workdir: Path | None = dataclasses.field(default=None, repr=False, compare=False)
 
@@ -148,14 +147,14 @@ class PooledOptimisation(Method):
 
 
 @dataclasses.dataclass
-class OPTAll(PooledOptimisation, name="OPT-All", family="optimisation"):
+class OPTAll(PooledOptimisation, name="OPT-All", family="optimisation", order=6):
     """One vector optimised on the pooled cost of all training sites."""
 
     by: ClassVar[str | None] = None
 
 
 @dataclasses.dataclass
-class OPTPFT(PooledOptimisation, name="OPT-PFT", family="optimisation"):
+class OPTPFT(PooledOptimisation, name="OPT-PFT", family="optimisation", order=7):
     """One vector per PFT, optimised on the pooled cost of the PFT's training sites."""
 
     by: ClassVar[str | None] = "PFT"

@@ -107,7 +107,7 @@ import dataclasses
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -576,7 +576,8 @@ def gpp_pmodel_batch(batch: ForcingBatch, sites_table: pd.DataFrame,
 # The method of the comparison
 # --------------------------------------------------------------------------------------------
 @dataclasses.dataclass
-class PModel(Method, name="P-model", family="pmodel"):
+class PModel(Method, name="P-model", family="pmodel", order=12, predicts="gpp",
+             learns_from="nothing", folds="independent"):
     """The globally fixed P-model with acclimation as a method of the comparison.
 
     It learns nothing from the training sites (``fit`` only records them) and predicts GPP
@@ -588,8 +589,6 @@ class PModel(Method, name="P-model", family="pmodel"):
     """
 
     settings: PModelSettings = dataclasses.field(default_factory=PModelSettings)
-    predicts: ClassVar[str] = "gpp"
-    fold_independent: ClassVar[bool] = True
 
     def __post_init__(self) -> None:
         if isinstance(self.settings, Mapping):  # e.g. from a JSON record or the CLI

@@ -74,7 +74,6 @@ class FeatureRegression(Method):
     """Calibrated vectors regressed on site features (subclasses choose the model)."""
 
     seed: int = 0
-    uses_calibration: ClassVar[bool] = True
     #: Parameters whose targets are log-scaled between their bounds (see the module docstring).
     log_targets: ClassVar[tuple[str, ...]] = ()
 
@@ -104,7 +103,7 @@ class FeatureRegression(Method):
 
 
 @dataclasses.dataclass
-class SingleRF(FeatureRegression, name="sRF", family="regression"):
+class SingleRF(FeatureRegression, name="sRF", family="regression", order=8):
     """13 single-output random forests (one per parameter).
 
     Attributes:
@@ -142,7 +141,7 @@ class SingleRF(FeatureRegression, name="sRF", family="regression"):
 
 
 @dataclasses.dataclass
-class MultiRF(FeatureRegression, name="mRF", family="regression"):
+class MultiRF(FeatureRegression, name="mRF", family="regression", order=9):
     """One multi-output random forest for the 13 parameters.
 
     Attributes:
@@ -167,7 +166,7 @@ class MultiRF(FeatureRegression, name="mRF", family="regression"):
 
 
 @dataclasses.dataclass
-class MultiNN(FeatureRegression, name="mNN", family="regression"):
+class MultiNN(FeatureRegression, name="mNN", family="regression", order=10):
     """A multi-output MLP (2 hidden layers of 16) for the 13 scaled parameters.
 
     Attributes:

@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -76,7 +75,7 @@ def similarity(target: np.ndarray, candidates: np.ndarray) -> np.ndarray:
 
 
 @dataclasses.dataclass
-class Sitesim(Method, name="Sitesim", family="similarity"):
+class Sitesim(Method, name="Sitesim", family="similarity", order=5):
     """The calibrated vector of the most similar training site of the same PFT.
 
     Attributes:
@@ -84,7 +83,6 @@ class Sitesim(Method, name="Sitesim", family="similarity"):
     """
 
     smooth_days: int = 15
-    uses_calibration: ClassVar[bool] = True
 
     def _vectors(self, data: SiteData) -> dict[str, pd.DataFrame]:
         key = ("sitesim", self.smooth_days, tuple(data.years or ()))

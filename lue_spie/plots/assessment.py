@@ -378,9 +378,9 @@ def parameter_densities(params: pd.DataFrame, koeppen: pd.Series,
         params: ``method, site`` + the 13 parameters.
         koeppen: Koeppen type by site.
         methods: Methods to overlay (paper: site-calib and SPIE).
-        edges: :func:`lue_spie.assess.parameters.edge_shares` (computed when None).
+        edges: :func:`lue_spie.parameter_skill.edge_shares` (computed when None).
     """
-    from lue_spie.assess.parameters import edge_shares, free_mask
+    from lue_spie.parameter_skill import edge_shares, free_mask
 
     methods = [m for m in methods if m in set(params["method"])]
     if not methods:

@@ -45,11 +45,11 @@ def _method_colors() -> dict[str, object]:
     tab10 without its grey (grey is the site-calibrated reference), then three dark shades of
     tab20b for the last three methods.
     """
-    from lue_spie.methods.base import PAPER_ORDER
+    from lue_spie.methods.base import paper_order
 
     tab20b = matplotlib.colormaps["tab20b"].colors
     palette = [c for i, c in enumerate(_COLORS) if i != 7] + [tab20b[0], tab20b[8], tab20b[12]]
-    return dict(zip(PAPER_ORDER, palette, strict=False))
+    return dict(zip(paper_order(), palette, strict=False))
 
 
 #: Method name -> colour (:func:`_method_colors`).

@@ -5,7 +5,6 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -31,7 +30,8 @@ _DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
 @dataclasses.dataclass
-class SPIE(Method, name="SPIE", family="spie"):
+class SPIE(Method, name="SPIE", family="spie", order=11, learns_from="observations",
+           folds="stacked"):
     """Simultaneous parameter inversion and extrapolation: a network trained through the model.
 
     A multi-layer perceptron maps a site's features (the training folds' z-scores) to 13 raw
@@ -103,7 +103,6 @@ class SPIE(Method, name="SPIE", family="spie"):
     seed: int = 0
     checkpoint_every: int = 25
 
-    uses_forcing: ClassVar[bool] = True
     workdir: Path | None = dataclasses.field(default=None, init=False, repr=False,
                                              compare=False)
     results_dir: Path | None = dataclasses.field(default=None, init=False, repr=False,

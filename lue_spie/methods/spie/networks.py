@@ -39,7 +39,6 @@ from __future__ import annotations
 
 import dataclasses
 import io
-import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -51,6 +50,7 @@ from torch import nn
 
 from lue_spie import store
 from lue_spie.data.features import feature_matrix
+from lue_spie.layout import MethodFiles, provenance_of
 from lue_spie.methods.spie.mapping import BoundsMapping
 from lue_spie.methods.spie.network import sequential_from_layers
 from lue_spie.params import PARAMETERS, lag_mask
@@ -60,17 +60,16 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "FoldNetwork", "SPIENetworks", "load_netw
 
 FORMAT = "lue-spie/spie-network"
 FORMAT_VERSION = 1
-_FILE = re.compile(r"^fold(\d+)\.network\.pt$")
 
 
 def network_path(folder: str | Path, fold: int) -> Path:
-    """``folder/fold<k>.network.pt``."""
-    return Path(folder) / f"fold{int(fold)}.network.pt"
+    """The network file of fold ``fold`` in SPIE's results folder."""
+    return MethodFiles(Path(folder)).network(fold)
 
 
 def curves_path(folder: str | Path, fold: int) -> Path:
-    """``folder/fold<k>.curves.parquet``."""
-    return Path(folder) / f"fold{int(fold)}.curves.parquet"
+    """The training-curves table of fold ``fold`` in SPIE's results folder."""
+    return MethodFiles(Path(folder)).curves(fold)
 
 
 @dataclasses.dataclass
@@ -140,8 +139,7 @@ class FoldNetwork:
         if provenance is not None:
             record = dict(provenance)
             record["output"] = {"file": path.name, "sha256": store.sha256_file(path)}
-            store.atomic_write_json(path.with_name(path.name.removesuffix(".pt")
-                                                   + ".provenance.json"), record)
+            store.atomic_write_json(provenance_of(path), record)
         return path
 
 
@@ -261,9 +259,7 @@ def load_networks(path: str | Path) -> SPIENetworks:
         ValueError: for a file of another format or version.
     """
     path = Path(path)
-    files = [path] if path.is_file() else sorted(
-        (p for p in path.glob("fold*.network.pt") if _FILE.match(p.name)),
-        key=lambda p: int(_FILE.match(p.name).group(1))) if path.is_dir() else []
+    files = [path] if path.is_file() else MethodFiles(path).networks() if path.is_dir() else []
     if not files:
         raise FileNotFoundError(f"{path}: no SPIE network files (fold<k>.network.pt); run "
                                 "`lue-spie extrapolate --methods SPIE ...` first")
@@ -281,7 +277,7 @@ def read_curves(folder: str | Path) -> pd.DataFrame:
         FileNotFoundError: when there is none.
     """
     folder = Path(folder)
-    files = sorted(folder.glob("fold*.curves.parquet"))
+    files = MethodFiles(folder).curves_files()
     if not files:
         raise FileNotFoundError(f"{folder}: no SPIE training curves (fold<k>.curves.parquet); "
                                 "run `lue-spie extrapolate --methods SPIE ...` first")

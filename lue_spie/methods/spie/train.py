@@ -81,6 +81,7 @@ import torch
 from lue_spie import store
 from lue_spie.cost import W_IDEAL, W_NONIDEAL, CostData, batch_cost, population_cost, prepare_cost
 from lue_spie.data.features import feature_matrix
+from lue_spie.layout import MethodFiles
 from lue_spie.methods.base import SiteData
 from lue_spie.methods.regression import fold_seed
 from lue_spie.methods.spie.mapping import BoundsMapping
@@ -105,7 +106,6 @@ __all__ = [
 #: Columns of the training curves.
 CURVE_COLUMNS: tuple[str, ...] = ("fold", "epoch", "split", "cost", "nse_median", "nse_mean",
                                   "C_ideal", "C_nonideal", "n_sites")
-_CHECKPOINT_FILE = "spie_checkpoint.pt"
 _CHECKPOINT_FORMAT = 1
 _KEEP = ("best", "last")
 
@@ -654,7 +654,8 @@ def train_folds(
     """
     t_start = time.perf_counter()
     tr = _Trainer(cfg, td, plans, profile)
-    ckpt = Path(checkpoint_dir) / _CHECKPOINT_FILE if checkpoint_dir is not None else None
+    ckpt = MethodFiles.training_checkpoint_in(checkpoint_dir) if checkpoint_dir is not None \
+        else None
     key = _checkpoint_key(cfg, plans, td, tr.dtype, tr.device) if ckpt is not None else ""
     if ckpt is not None and ckpt.exists():
         tr.load(ckpt, key)

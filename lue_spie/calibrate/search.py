@@ -1,25 +1,21 @@
-"""Site calibration and pooled optimisation: the public API over the CMA-ES engine.
+"""CMA-ES searches over parameter vectors: one per site, or one per group of sites.
 
 - :func:`calibrate_sites`: one CMA-ES per site (SPEC section 2): the ``site-calib`` reference;
 - :func:`calibrate_pooled`: one vector per group of sites, the mean of the sites' costs
   (OPT-All, OPT-PFT; SPEC section 3);
-- :func:`write_results`: the results files (atomically, with provenance);
-- :func:`run_site_calibration`: the one calibration *step* (data folder in, results folder
-  out, resumable, with a convergence record) that the command line (``lue-spie calibrate``)
-  and the book's calibration chapter both run.
+- :class:`ConvergenceRecorder`: a callback that records each search's best cost per
+  generation.
 
 Every function takes a :class:`~lue_spie.calibrate.settings.CalibrationSettings` object; run
 control (checkpoint folder, progress bar, callback) stays separate from the settings because
-it does not change the result.
+it does not change the result. The step that runs a dataset folder into a results folder is
+:mod:`lue_spie.calibrate.step`.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
-import pickle
-import shutil
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -29,16 +25,12 @@ import pandas as pd
 import torch
 
 from lue_spie import store
-from lue_spie.calibrate.engine import (
-    CheckpointMismatch,
-    Engine,
-    edge_flags,
-    run_units,
-)
+from lue_spie.calibrate.engine import Engine, run_units
 from lue_spie.calibrate.settings import CalibrationSettings
-from lue_spie.data.io import SITE_DAY_FILE, SITES_FILE, ForcingBatch, as_forcing_batch
-from lue_spie.execution import ExecutionSettings
+from lue_spie.data.io import ForcingBatch, as_forcing_batch
+from lue_spie.metrics import MIN_POINTS
 from lue_spie.model import FORCING_KEYS
+from lue_spie.parameter_skill import edge_flags_scaled
 from lue_spie.params import PARAMETERS, from_scaled
 
 __all__ = [
@@ -46,9 +38,7 @@ __all__ = [
     "calibrate_sites",
     "calibrate_pooled",
     "skip_reasons",
-    "write_results",
     "ConvergenceRecorder",
-    "run_site_calibration",
 ]
 
 
@@ -156,8 +146,6 @@ def calibrate_sites(
         A :class:`CalibrationResult`; skipped sites (fewer than 4 good days, constant
         observations) have status ``"skipped: reason"`` and NaN parameters.
     """
-    from lue_spie.metrics import MIN_POINTS
-
     s = (settings or CalibrationSettings()).resolved()
     b = _batch(data, s, sites=sites, years=years, koeppen=koeppen)
     reasons = skip_reasons(b, MIN_POINTS)
@@ -188,7 +176,7 @@ def _site_table(engine: Engine, b: ForcingBatch, reasons: list[str | None]) -> p
         else:
             j = by_site[i]
             u = owners[j]
-            edge = edge_flags(u.best_x, engine.site_masks[i])
+            edge = edge_flags_scaled(u.best_x, engine.site_masks[i])
             rec.update({"status": "ok", **dict(zip(PARAMETERS, phys[j, 0].tolist(),
                                                    strict=True)),
                         "cost": float(final["cost"][j, 0]), "nse": float(final["nse"][j, 0]),
@@ -235,8 +223,6 @@ def calibrate_pooled(
         group's vector and that site's cost terms, and whose ``units`` has one row per group
         with the pooled cost, the mean site NSE, the vector and the optimiser counters.
     """
-    from lue_spie.metrics import MIN_POINTS
-
     if not site_groups:
         raise ValueError("site_groups is empty: give at least one group of sites")
     all_sites: list[str] = []
@@ -264,7 +250,7 @@ def calibrate_pooled(
     records, unit_records = [], []
     j = 0
     for u in engine.units:
-        edge = edge_flags(u.best_x, u.free)
+        edge = edge_flags_scaled(u.best_x, u.free)
         lo, hi = j, j + len(u.rows)
         unit_records.append({
             "group": u.id, "n_sites": len(u.rows), "cost": u.best_f,
@@ -295,37 +281,6 @@ def calibrate_pooled(
                              data_checksum=checksum, elapsed_s=elapsed,
                              generations=engine.gen, n_evaluations=engine.n_evaluations,
                              units=pd.DataFrame.from_records(unit_records))
-
-
-def write_results(
-    result: CalibrationResult,
-    out_dir: str | Path,
-    *,
-    inputs: Mapping[str, str | Path] | None = None,
-    gpp_calib: pd.DataFrame | None = None,
-    extra_settings: Mapping[str, Any] | None = None,
-    name: str = "calibration",
-) -> dict[str, Path]:
-    """Write a calibration atomically: ``NAME.parquet`` (+ ``NAME_units.parquet`` for pooled
-    runs, + ``gpp_calib.parquet`` when given), each with its provenance record.
-
-    The provenance holds the settings, the seed, the data checksum, the inputs' sha256,
-    package versions and the git commit (:func:`lue_spie.store.make_provenance`).
-    """
-    out_dir = Path(out_dir)
-    settings = {**result.settings.to_dict(), "data_checksum": result.data_checksum,
-                "generations": result.generations, "n_evaluations": result.n_evaluations,
-                "elapsed_s": result.elapsed_s, **dict(extra_settings or {})}
-    prov = store.make_provenance("calibrate", settings=settings, inputs=inputs,
-                                 seed=result.settings.seed)
-    paths = {"table": store.write_parquet(result.table, out_dir / f"{name}.parquet", prov)}
-    if result.units is not None:
-        paths["units"] = store.write_parquet(result.units, out_dir / f"{name}_units.parquet",
-                                             prov)
-    if gpp_calib is not None:
-        paths["gpp_calib"] = store.write_parquet(gpp_calib, out_dir / "gpp_calib.parquet",
-                                                 prov)
-    return paths
 
 
 class ConvergenceRecorder:
@@ -371,241 +326,3 @@ class ConvergenceRecorder:
                                    store.make_provenance("calibrate.convergence"))
 
 
-def run_site_calibration(
-    data_dir: str | os.PathLike,
-    out_dir: str | os.PathLike,
-    settings: CalibrationSettings | None = None,
-    *,
-    sites: Sequence[str] | None = None,
-    years: Sequence[int] | None = None,
-    checkpoint_every: int = 10,
-    progress: bool = False,
-    restart_on_mismatch: bool = False,
-    log: Callable[[str], Any] = print,
-    execution: ExecutionSettings | None = None,
-    chunk_sites: int | None = None,
-) -> dict[str, Path]:
-    """The calibration step: calibrate every site of a dataset folder into a results folder.
-
-    The same step serves ``lue-spie calibrate`` and the book's calibration chapter. In this
-    process (the default) it runs :func:`calibrate_sites` with a checkpoint in
-    ``OUT/checkpoint`` (resumed when the settings and data match) and a
-    :class:`ConvergenceRecorder`. On a Dask cluster (``execution`` with workers or a scheduler)
-    it calibrates chunks of sites as independent units instead, each written to
-    ``OUT/chunks`` (finished chunks are kept by a rerun; see
-    :mod:`lue_spie.calibrate.chunks`); the results are identical. Either way it then writes
-    ``calibration.parquet``, ``gpp_calib.parquet`` and ``convergence.parquet`` (each with
-    provenance) into ``out_dir``.
-
-    A rerun keeps what is finished, whichever way it was run: files of a finished calibration
-    with the same settings, sites, years and data files are kept as they are; a finished
-    in-process checkpoint is used by a run on a cluster, and chunks begun on a cluster are
-    finished by a run in this process.
-
-    Args:
-        data_dir: The dataset folder (``site_day.parquet``, ``sites.parquet``).
-        out_dir: The results folder.
-        settings: CMA-ES settings (default :class:`CalibrationSettings()`).
-        sites, years: Selection (default: all).
-        checkpoint_every: Generations between checkpoints.
-        progress: Show a progress bar.
-        restart_on_mismatch: When the checkpoint belongs to other settings or data, set it
-            aside with a note and start afresh (the book, where a chapter is rerun with new
-            parameters); otherwise raise :class:`CheckpointMismatch` (the command line, where
-            the user decides).
-        log: Where progress lines go.
-        execution: Where the work runs (default: in this process; see
-            :class:`~lue_spie.execution.ExecutionSettings`).
-        chunk_sites: Sites per unit on a cluster (default
-            :data:`~lue_spie.calibrate.chunks.CHUNK_SITES`).
-
-    Returns:
-        Name -> path of the files written (``table``, ``gpp_calib``, ``convergence``).
-    """
-    settings = settings or CalibrationSettings()
-    kept = _kept_result(data_dir, out_dir, settings, sites=sites, years=years)
-    if kept is not None:
-        log(f"kept the finished calibration in {out_dir} (same settings, data and sites)")
-        return kept
-    common = dict(sites=sites, years=years, checkpoint_every=checkpoint_every,
-                  progress=progress, log=log)
-    ckpt = Path(out_dir) / "checkpoint"
-    # A rerun keeps the work of an earlier run made the other way (the two give the same
-    # result): adding --workers to resume a long in-process run must not calibrate again
-    # what is finished, and a chunked run can be finished without a cluster.
-    if execution is not None and execution.distributed:
-        if _finished_checkpoint(ckpt):
-            try:
-                paths = _run_in_process(data_dir, out_dir, settings,
-                                        restart_on_mismatch=False, **common)
-                log(f"kept the finished in-process calibration in {ckpt}")
-                return paths
-            except CheckpointMismatch:
-                pass  # of other settings or data: calibrate on the cluster
-        return _run_chunked(data_dir, out_dir, settings, restart_on_mismatch=restart_on_mismatch,
-                            execution=execution, chunk_sites=chunk_sites, **common)
-    if not ckpt.exists() and _chunks_of(Path(out_dir) / "chunks", settings):
-        log(f"resuming the chunked calibration in {Path(out_dir) / 'chunks'} in this process")
-        return _run_chunked(data_dir, out_dir, settings, restart_on_mismatch=restart_on_mismatch,
-                            execution=ExecutionSettings(), chunk_sites=chunk_sites, **common)
-    return _run_in_process(data_dir, out_dir, settings, restart_on_mismatch=restart_on_mismatch,
-                           **common)
-
-
-def _run_in_process(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                    settings: CalibrationSettings, *, sites: Sequence[str] | None,
-                    years: Sequence[int] | None, checkpoint_every: int, progress: bool,
-                    restart_on_mismatch: bool, log: Callable[[str], Any]) -> dict[str, Path]:
-    """:func:`run_site_calibration` in this process: one engine over every site."""
-    from lue_spie.data.io import load_dataset
-
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    dataset = load_dataset(data_dir)
-    ckpt = out_dir / "checkpoint"
-    conv_path = out_dir / "convergence.parquet"
-    sites = None if sites is None else [str(s) for s in sites]
-    years = None if years is None else [int(y) for y in years]
-
-    def attempt() -> Any:
-        if not ckpt.exists():
-            conv_path.unlink(missing_ok=True)
-        recorder = ConvergenceRecorder(conv_path)
-        result = calibrate_sites(dataset, settings, sites=sites, years=years,
-                                 checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
-                                 progress=progress, callback=recorder)
-        return result, recorder
-
-    try:
-        result, recorder = attempt()
-    except CheckpointMismatch:
-        if not restart_on_mismatch:
-            raise
-        log(f"note: the checkpoint in {ckpt} is from a run with other settings or data; "
-            "starting afresh")
-        shutil.rmtree(ckpt)
-        result, recorder = attempt()
-    paths = _write_step(dataset, data_dir, out_dir, result, sites=sites, years=years)
-    paths["convergence"] = recorder.write()
-    _report(result, log)
-    return paths
-
-
-def _kept_result(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 settings: CalibrationSettings, *, sites: Sequence[str] | None,
-                 years: Sequence[int] | None) -> dict[str, Path] | None:
-    """The step's files in ``out_dir`` when they hold a finished calibration of these
-    settings, sites, years and data files (whichever way it was run), else None.
-
-    Keeping them as they are, rather than writing them again from a checkpoint or chunks,
-    keeps their checksums, on which the later steps' finished units depend. The device is not
-    compared: a result is one of these settings wherever it was computed.
-    """
-    out_dir, data_dir = Path(out_dir), Path(data_dir)
-    paths = {"table": out_dir / "calibration.parquet", "gpp_calib": out_dir / "gpp_calib.parquet",
-             "convergence": out_dir / "convergence.parquet"}
-    if not all(p.is_file() for p in paths.values()):
-        return None
-    try:
-        prov = store.read_provenance(paths["table"])
-        gpp_prov = store.read_provenance(paths["gpp_calib"])
-    except (FileNotFoundError, json.JSONDecodeError):
-        return None
-    done = prov.get("settings", {})
-    want = {k: v for k, v in settings.to_dict().items() if k != "device"}
-    want["sites"] = None if sites is None else [str(x) for x in sites]
-    want["years"] = None if years is None else [int(y) for y in years]
-    if any(done.get(k) != v for k, v in want.items()):
-        return None
-    if gpp_prov.get("created") != prov.get("created") or gpp_prov.get("settings") != done:
-        return None  # the GPP table of another write (an interrupted one)
-    for name, path in _inputs(data_dir).items():
-        if not path.is_file() or \
-                prov.get("inputs", {}).get(name, {}).get("sha256") != store.sha256_file(path):
-            return None
-    return paths
-
-
-def _inputs(data_dir: Path) -> dict[str, Path]:
-    """The data files a calibration reads, by the names its provenance records them under."""
-    return {"site_day": data_dir / SITE_DAY_FILE, "sites": data_dir / SITES_FILE}
-
-
-def _finished_checkpoint(ckpt: Path) -> bool:
-    """Whether ``ckpt`` holds an in-process calibration whose every unit has stopped.
-
-    Whether it belongs to these settings and data is checked when it is resumed.
-    """
-    path = ckpt / "checkpoint.pkl"
-    if not path.is_file():
-        return False
-    try:
-        units = pickle.loads(path.read_bytes())["engine"]["units"]
-    except (OSError, pickle.UnpicklingError, EOFError, KeyError, TypeError):
-        return False
-    return bool(units) and all(u.done for u in units)
-
-
-def _chunks_of(folder: Path, settings: CalibrationSettings) -> bool:
-    """Whether ``folder`` holds a chunked calibration begun with these settings (its data
-    are checked when it is resumed: :func:`~lue_spie.calibrate.chunks.calibrate_in_chunks`)."""
-    from lue_spie.calibrate.chunks import RUN_FILE
-
-    try:
-        record = json.loads((folder / RUN_FILE).read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
-        return False
-    return record.get("settings") == settings.to_dict()
-
-
-def _write_step(dataset: Any, data_dir: Path, out_dir: Path, result: CalibrationResult, *,
-                sites: list[str] | None, years: list[int] | None,
-                execution: str | None = None) -> dict[str, Path]:
-    """The step's calibration and GPP_calib tables (the same for both ways of running)."""
-    from lue_spie.evaluate import simulate_calibrated
-
-    gpp = simulate_calibrated(dataset, result.table, years=years)
-    inputs = _inputs(data_dir)
-    extra: dict[str, Any] = {"sites": sites, "years": years}
-    if execution is not None:
-        extra["execution"] = execution
-    return write_results(result, out_dir, inputs=inputs, gpp_calib=gpp, extra_settings=extra)
-
-
-def _report(result: CalibrationResult, log: Callable[[str], Any]) -> None:
-    t = result.table
-    ok = t[t["status"] == "ok"]
-    log(f"calibrated {len(ok)} of {len(t)} sites in {result.elapsed_s:.1f} s "
-        f"({result.generations} generations, {result.n_evaluations} model evaluations)"
-        + (f"; median daily NSE {ok['nse'].median():.3f}" if len(ok) else ""))
-    for _, row in t[t["status"] != "ok"].iterrows():
-        log(f"  {row['site']}: {row['status']}")
-
-
-def _run_chunked(data_dir: str | os.PathLike, out_dir: str | os.PathLike,
-                 settings: CalibrationSettings | None, *, sites: Sequence[str] | None,
-                 years: Sequence[int] | None, checkpoint_every: int, progress: bool,
-                 restart_on_mismatch: bool, log: Callable[[str], Any],
-                 execution: ExecutionSettings, chunk_sites: int | None) -> dict[str, Path]:
-    """:func:`run_site_calibration` in chunks of sites as units (on a Dask cluster, or in
-    this process to finish a chunked run)."""
-    from lue_spie.calibrate.chunks import CHUNK_SITES, calibrate_in_chunks
-    from lue_spie.data.io import load_dataset
-    from lue_spie.execution import Executor
-
-    settings = settings or CalibrationSettings()
-    data_dir, out_dir = Path(data_dir), Path(out_dir)
-    dataset = load_dataset(data_dir)
-    sites = None if sites is None else [str(s) for s in sites]
-    years = None if years is None else [int(y) for y in years]
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with Executor(execution, log=log) as ex:
-        result, convergence = calibrate_in_chunks(
-            dataset, out_dir / "chunks", settings, ex, sites=sites, years=years,
-            chunk_sites=chunk_sites or CHUNK_SITES, checkpoint_every=checkpoint_every,
-            progress=progress, restart_on_mismatch=restart_on_mismatch, log=log)
-    paths = _write_step(dataset, data_dir, out_dir, result, sites=sites, years=years,
-                        execution=execution.describe())
-    paths["convergence"] = store.write_parquet(convergence, out_dir / "convergence.parquet",
-                                               store.make_provenance("calibrate.convergence"))
-    _report(result, log)
-    return paths
