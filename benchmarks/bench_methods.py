@@ -22,10 +22,10 @@ What runs, in this process and in this order:
 3. **skill**: from each call's summary (held-out site, daily NSE), the median held-out daily
    NSE and the share of sites with a positive daily NSE.
 
-Method settings are those of a book profile (:data:`lue_spie.book.pipeline.PROFILES`, ``--profile``,
-default ``paper``): ``opt_max_generations`` and ``opt_restarts`` for OPT-All and OPT-PFT,
-``rf_trees`` for sRF and mRF, ``pmodel_window_days`` for the P-model, ``cmaes_*`` for the
-site calibration, passed to the methods exactly as the book's chapters pass them. The machine
+Method settings are those of a book profile (:data:`lue_spie.book.profiles.PROFILES`,
+``--profile``, default ``paper``): the methods' hyperparameters of its
+``extrapolate.method_params`` and its site calibration's settings (``calibrate``), passed to
+the methods exactly as the book's chapters pass them. The machine
 is shared: the load average is recorded at the start, after each method and at the end.
 
 The paper gives no per-method medians in its text; its headline is the share of sites with a
@@ -42,6 +42,7 @@ Usage (repository root)::
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import shutil
@@ -56,13 +57,13 @@ import pandas as pd
 import torch
 
 from lue_spie import extrapolate, store
-from lue_spie.book.pipeline import PROFILES, Profile
+from lue_spie.book.profiles import PROFILES, Profile
 from lue_spie.calibrate import CalibrationSettings, calibrate_sites, write_results
 from lue_spie.data import load_dataset
 from lue_spie.data.virtual import GENERATOR_VERSION, generate
 from lue_spie.extrapolate import ExtrapolationSettings
 from lue_spie.layout import Layout
-from lue_spie.methods.base import method_class, paper_order
+from lue_spie.methods.base import get_method, method_class, paper_order
 
 #: The eleven baselines: every method of the paper but SPIE, in the paper's order.
 BASELINES: tuple[str, ...] = tuple(m for m in paper_order() if m != "SPIE")
@@ -82,15 +83,15 @@ def _load() -> str:
 
 def method_params(profile: Profile, device: str) -> dict[str, dict[str, Any]]:
     """The methods' hyperparameters from a book profile, as the chapters pass them."""
-    cmaes = {"max_gen": profile.opt_max_generations, "restarts": profile.opt_restarts,
-             "device": device}
-    return {
-        "OPT-All": {"settings": dict(cmaes)},
-        "OPT-PFT": {"settings": dict(cmaes)},
-        "sRF": {"n_estimators": profile.rf_trees},
-        "mRF": {"n_estimators": profile.rf_trees},
-        "P-model": {"settings": {"window_days": profile.pmodel_window_days}},
-    }
+    out: dict[str, dict[str, Any]] = {}
+    for method, params in profile.extrapolate.method_params.items():
+        if method not in BASELINES:
+            continue
+        params = copy.deepcopy(dict(params))
+        if isinstance(getattr(get_method(method), "settings", None), CalibrationSettings):
+            params["settings"]["device"] = device  # the searches run on the chapter's device
+        out[method] = params
+    return out
 
 
 def skill(summary: pd.DataFrame) -> dict[str, Any]:
@@ -120,9 +121,7 @@ def write_summary(args: argparse.Namespace, argv: list[str] | None, machine: dic
     summary = {
         "command": " ".join(["bench_methods.py", *(argv if argv is not None else sys.argv[1:])]),
         "finished": finished, "machine": machine, "profile": profile.name,
-        "method_settings": {"opt_max_generations": profile.opt_max_generations,
-                            "opt_restarts": profile.opt_restarts, "rf_trees": profile.rf_trees,
-                            "pmodel_window_days": profile.pmodel_window_days},
+        "method_settings": method_params(profile, "-"),
         "n_sites": n_sites, "n_days": n_days, "folds": args.folds, "seed": args.seed,
         "generator_version": GENERATOR_VERSION, "setup": setup, "methods": rows,
         "total_s": total, "total_cpu_s": sum(r["cpu_s"] for r in rows),
@@ -191,9 +190,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{machine['torch']}, {machine['threads']} thread(s), device {device}, python "
           f"{machine['python']}")
     print(f"load average at start: {machine['load_start']}")
-    print(f"profile {profile.name}: opt_max_generations {profile.opt_max_generations}, "
-          f"opt_restarts {profile.opt_restarts}, rf_trees {profile.rf_trees}, "
-          f"pmodel_window_days {profile.pmodel_window_days}")
+    print(f"profile {profile.name}: " + "; ".join(
+        f"{m} {p}" for m, p in method_params(profile, device).items()))
 
     setup: dict[str, Any] = {}
     if args.data:
@@ -228,9 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"setup: calibration {calib_dir} given (max_gen {given.get('max_gen')}, "
               f"restarts {given.get('restarts')}, dtype {given.get('dtype')})")
     else:
-        cal_settings = CalibrationSettings(
-            seed=args.seed, max_gen=profile.cmaes_max_generations,
-            restarts=profile.cmaes_restarts, popsize=profile.cmaes_popsize, device=device)
+        cal_settings = profile.calibrate.replace(seed=args.seed, device=device)
         print(f"setup: calibrating with the profile's CMA-ES settings: max_gen "
               f"{cal_settings.max_gen}, restarts {cal_settings.restarts}, popsize "
               f"{cal_settings.popsize or 'pycma default'}, {cal_settings.dtype}", flush=True)

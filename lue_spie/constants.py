@@ -8,7 +8,7 @@ Radiation
     ``PAR = PAR_FRACTION * SW_IN`` (energy share of photosynthetically active radiation in
     global radiation; 0.48 is the value of the SPEC and the paper's forcing data, within the
     0.45-0.50 range of Monteith & Unsworth 2013 and Britton & Dodd 1976).
-    ``W m-2`` (daily mean) ``* W_M2_TO_MJ_D`` = ``MJ m-2 d-1`` (86400 s / 1e6).
+    ``W m-2`` (daily mean) ``* W_M2_TO_MJ_D`` = ``MJ m-2 d-1`` (seconds per day / 1e6).
     ``PPFD [umol m-2 s-1] = UMOL_PER_J_PAR * PAR [W m-2]`` (4.57 umol J-1 for daylight PAR,
     McCree 1972).
 

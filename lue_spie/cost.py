@@ -48,7 +48,7 @@ what does not depend on the parameters (:class:`CostData`: the prepared forcing,
 observations on the good days, their sum of squares about the mean, the days under each
 stress), and :func:`population_cost` evaluates a ``(sites, pop, 13)`` population block by
 block in cache-sized scratch memory, reducing each block to its cost terms at once. It is
-tested equal to :func:`calibration_cost` (``tests/test_cost.py``).
+tested equal to :func:`calibration_cost` (``tests/unit/test_cost.py``).
 """
 
 from __future__ import annotations
@@ -532,7 +532,7 @@ def population_cost(
         Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
         (unweighted) and ``"n_good"``, as :func:`calibration_cost` returns them, the first
         four in float64 whatever the model's dtype: the model may run in float32 (2-3x
-        faster, and as accurate as CMA-ES needs: tests/test_cost.py), while the sums over
+        faster, and as accurate as CMA-ES needs: tests/unit/test_cost.py), while the sums over
         days and the cost are formed in float64, so that close candidates keep distinct
         costs.
     """

@@ -69,14 +69,13 @@ DASHBOARD_PORT = 8787
 CONNECT_TIMEOUT = "20s"
 #: Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also freezes
 #: glibc's mmap threshold at 128 KiB: every model array then comes from a fresh mmap (page
-#: faults, zeroing), and CMA-ES calibration took twice the CPU time (measured: 1.05 s instead
-#: of 0.54 s of thread time for 8 sites x 2 years x 30 generations). The embedded cluster's
-#: workers are started without it.
+#: faults, zeroing), and CMA-ES calibration takes about twice the CPU time
+#: (benchmarks/RESULTS.md, scale-out). The embedded cluster's workers are started without it.
 _TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
-# The embedded cluster's workers also run without Dask's statistical profiler (a stack
-# sample every 10 ms): it took about 15 % of a worker's CPU time next to CMA-ES units
-# (measured: process time 1.42 s with it, 1.20 s without, for the same unit). The dashboard
-# keeps its task stream and progress; only its "Profile" page stays empty.
+# The embedded cluster's workers also run without Dask's statistical profiler (a frequent
+# stack sample): it took a sizeable share of a worker's CPU time next to CMA-ES units
+# (benchmarks/RESULTS.md, scale-out). The dashboard keeps its task stream and progress; only
+# its "Profile" page stays empty.
 TRIM_NOTE = (
     "note: the Dask workers run with MALLOC_TRIM_THRESHOLD_ set (Dask's default), which makes "
     "the LUE model about 2x slower; start them without it: put `distributed: nanny: "
@@ -211,8 +210,8 @@ class Executor:
     Args:
         settings: Where to run (default: in this process).
         log: Where the cluster's start-up lines go (dashboard address, workers).
-        quiet: Log only errors from the Dask machinery, not its warnings (e.g. "worker process
-            still alive after 4 s, killing" on a loaded machine). Default: quiet inside a
+        quiet: Log only errors from the Dask machinery, not its warnings (e.g. the note that a worker
+            process is still alive and being killed, on a loaded machine). Default: quiet inside a
             Jupyter kernel, where the book would show every line on stderr as an error block.
     """
 

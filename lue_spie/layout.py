@@ -34,12 +34,16 @@ from pathlib import Path
 __all__ = [
     "Layout",
     "DataFiles",
+    "FluxnetFolder",
     "CalibrationFiles",
     "ExtrapolationFiles",
     "MethodFiles",
     "AssessmentFiles",
     "ImportanceFiles",
     "ComparisonFiles",
+    "BookSources",
+    "BookBuild",
+    "CourseFiles",
     "AssessmentTable",
     "TablesFolder",
     "ImportanceTable",
@@ -111,6 +115,26 @@ class DataFiles:
         """The two files every step that reads a dataset records in its provenance, by the
         names the records use."""
         return {"site_day": self.site_day, "sites": self.sites}
+
+
+@dataclass(frozen=True)
+class FluxnetFolder:
+    """A folder of a user's real FLUXNET files (an input: ``lue-spie data fluxnet --src``, the
+    book's ``data_source``): the flux files, and by default its site and FAPAR tables."""
+
+    folder: Path
+
+    SITES = "sites.csv"
+    FAPAR_PATTERN = "fapar*.csv"
+
+    @property
+    def sites(self) -> Path:
+        """The site table (unless another is named)."""
+        return Path(self.folder) / self.SITES
+
+    def fapar_tables(self) -> list[Path]:
+        """The FAPAR tables in the folder (one is expected), by name."""
+        return sorted(Path(self.folder).glob(self.FAPAR_PATTERN))
 
 
 # --------------------------------------------------------------------------- calibration
@@ -395,6 +419,123 @@ class ImportanceFiles(TablesFolder):
         return Path(self.folder) / self.RECORD
 
 
+# -------------------------------------------------------------------------------- the book
+@dataclass(frozen=True)
+class BookSources:
+    """The book's sources (a checkout of the repository, or a build's copy of them)."""
+
+    root: Path
+
+    NOTEBOOKS = "notebooks"
+    TOC = "_toc.yml"
+    CONFIG = "_config.yml"
+    PAGES = "book"
+
+    @property
+    def notebooks_dir(self) -> Path:
+        """The chapter notebooks."""
+        return Path(self.root) / self.NOTEBOOKS
+
+    def notebook(self, name: str) -> Path:
+        """One chapter notebook (its file name)."""
+        return self.notebooks_dir / name
+
+    @property
+    def toc(self) -> Path:
+        """The table of contents (the chapters in reading order)."""
+        return Path(self.root) / self.TOC
+
+    @property
+    def config(self) -> Path:
+        """The Jupyter Book configuration."""
+        return Path(self.root) / self.CONFIG
+
+    @property
+    def pages(self) -> Path:
+        """The book's markdown pages and bibliography."""
+        return Path(self.root) / self.PAGES
+
+
+@dataclass(frozen=True)
+class BookBuild:
+    """A book build folder (``lue-spie book --build-dir``; ``build/book/<profile>`` by
+    default): the executed chapters beside a copy of the pages, the HTML, the record."""
+
+    folder: Path
+
+    ROOT = "build/book"
+    SRC = "src"
+    HTML = "_build/html"
+    RECORD = "pipeline.json"
+
+    @classmethod
+    def of(cls, profile: str) -> BookBuild:
+        """The default build folder of a profile (relative to the working directory)."""
+        return cls(Path(cls.ROOT) / profile)
+
+    @property
+    def src(self) -> BookSources:
+        """The sources the book is built from: the executed chapters and the pages."""
+        return BookSources(Path(self.folder) / self.SRC)
+
+    def executed(self, notebook: str) -> Path:
+        """The executed copy of a chapter."""
+        return self.src.notebook(notebook)
+
+    @property
+    def html(self) -> Path:
+        """The built HTML."""
+        return Path(self.folder) / self.HTML
+
+    def page(self, notebook: str) -> Path:
+        """The HTML page of a chapter."""
+        return self.html / BookSources.NOTEBOOKS / (notebook.removesuffix(".ipynb") + ".html")
+
+    @property
+    def record(self) -> Path:
+        """What the build ran: profile, overrides, parameters, timings, versions."""
+        return Path(self.folder) / self.RECORD
+
+
+@dataclass(frozen=True)
+class CourseFiles:
+    """A course folder (``lue-spie course --out``): the copies to hand out and to teach from."""
+
+    folder: Path
+
+    STUDENT = "student"
+    TEACHER = "teacher"
+    RESULTS = "results"
+    PAGE = "course.md"
+    PAGE_HTML = "course.html"
+    RECORD = "course.json"
+
+    @property
+    def student(self) -> Path:
+        """Every chapter without its solutions (hand this folder out)."""
+        return Path(self.folder) / self.STUDENT
+
+    @property
+    def teacher(self) -> Path:
+        """Every chapter with its solutions."""
+        return Path(self.folder) / self.TEACHER
+
+    @property
+    def page(self) -> Path:
+        """The course page (goals, time and exercises of every chapter)."""
+        return Path(self.folder) / self.PAGE
+
+    @property
+    def page_html(self) -> Path:
+        """The course page as HTML."""
+        return Path(self.folder) / self.PAGE_HTML
+
+    @property
+    def record(self) -> Path:
+        """What the course was made from (profile, build, chapters and exercises)."""
+        return Path(self.folder) / self.RECORD
+
+
 # ------------------------------------------------------------------------- results folder
 @dataclass(frozen=True)
 class Layout:
@@ -426,6 +567,12 @@ class Layout:
     IMPORTANCE = "importance"
     TWIN = "twin"
     RUN_RECORD = "run.json"
+    ROOT = "results"
+
+    @classmethod
+    def of(cls, profile: str) -> Layout:
+        """The default results folder of a book profile (relative to the working directory)."""
+        return cls(Path(cls.ROOT) / profile)
 
     def __post_init__(self) -> None:
         for f in ("root", "data_dir", "calibration_dir", "extrapolation_dir", "assessment_dir",

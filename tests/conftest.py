@@ -1,8 +1,8 @@
 """Shared fixtures.
 
 ``ci_book``: the book built once per test session with ``lue-spie book --profile ci`` into a
-temporary folder; the build test (tests/test_book_build.py) and the browser test
-(tests/test_browser.py) both use it, so a test session builds the book once, not twice.
+temporary folder; the build test (tests/integration/test_book_build.py) and the browser test
+(tests/integration/test_browser.py) both use it, so a test session builds the book once, not twice.
 Set ``LUE_SPIE_BOOK_BUILD`` to the build folder of an earlier ``lue-spie book`` run to check
 that build instead of making a new one (useful while working on the browser test).
 """

@@ -10,7 +10,7 @@ from typing import Any
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.timescales import SCALES
 
-__all__ = ["AssessSettings"]
+__all__ = ["AssessSettings", "TwinSettings"]
 
 
 @dataclass(frozen=True)
@@ -56,3 +56,19 @@ class AssessSettings:
         """JSON-friendly settings."""
         return {k: list(v) if isinstance(v, tuple) else v
                 for k, v in dataclasses.asdict(self).items()}
+
+
+@dataclass(frozen=True)
+class TwinSettings:
+    """Whether and how the parameters chapter builds the structural-error twin
+    (:mod:`lue_spie.assess.twin`).
+
+    Attributes:
+        enabled: Build the twin: the same virtual FLUXNET with the generator's
+            structural-error switch flipped, calibrated and extrapolated again with
+            ``methods`` (one more site calibration plus those methods).
+        methods: Methods the twin reruns (those the main run has; None: all of them).
+    """
+
+    enabled: bool = True
+    methods: tuple[str, ...] | None = ("PFTmean", "Climmed", "Sitesim", "mRF", "SPIE")

@@ -15,7 +15,7 @@ calibration settings (from the provenance of ``calibration.parquet``), its fold 
 seed, and each method's hyperparameters (from the provenance of the method's fold files).
 Every step is resumable, so a rerun of the chapter costs nothing. Its cost is one more site
 calibration plus the chosen methods (the book's profiles choose which: see
-:class:`lue_spie.book.pipeline.Profile`).
+:class:`lue_spie.book.profiles.Profile`).
 
 :func:`compare_worlds` puts the two assessments side by side, one row per world and method:
 GPP skill (share of sites with positive daily NSE, median daily NSE) and the distance of the

@@ -65,8 +65,8 @@ class CalibrationSettings:
             ``"cuda:N"``; :meth:`resolved` turns ``"auto"`` into the device used.
         chunk_rows: Most sites evaluated in one model call (bounds memory: one call holds
             about ``chunk_rows * pop * days * 25`` numbers). Small chunks keep the arrays in
-            the CPU cache: on the reference machine 8 sites per call was 1.5x faster per
-            generation than 64 (on a GPU, larger chunks pay off).
+            the CPU cache: on the reference machine 8 sites per call measured faster per
+            generation than 64 (benchmarks/RESULTS.md; on a GPU, larger chunks pay off).
     """
 
     seed: int = 0
@@ -82,7 +82,7 @@ class CalibrationSettings:
     w_nonideal: float = W_NONIDEAL
     dtype: str = "float64"
     device: str = "auto"
-    chunk_rows: int = 8  # measured: 96 sites x 10 years, 15 generations: 8.8 s at 64, 5.8 s at 8
+    chunk_rows: int = 8
 
     def __post_init__(self) -> None:
         checks = [

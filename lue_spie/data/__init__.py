@@ -5,7 +5,8 @@ Public API (imported lazily, so ``import lue_spie.data.schema`` does not pull in
 - :func:`load_dataset`, :class:`Dataset`, :func:`to_forcing`, :class:`ForcingBatch`,
   :func:`as_forcing_batch`, :func:`good_days`, :func:`write_dataset`, :func:`parse_years`
   (:mod:`lue_spie.data.io`);
-- :func:`prepare_dataset` (:mod:`lue_spie.data.prepare`: the data step of the book);
+- :class:`DataSettings` (:mod:`lue_spie.data.settings`) and the data step of the book
+  (:func:`lue_spie.data.step.run`);
 - :class:`DataSource`, :func:`get_source`, :func:`registered_sources`
   (:mod:`lue_spie.data.sources`: the one interface through which a dataset folder is made);
 - :func:`validate_site_day`, :func:`validate_sites`, ``PFTS``, ``KOEPPEN_TYPES``,
@@ -29,7 +30,7 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "write_dataset": ("lue_spie.data.io", "write_dataset"),
     "as_forcing_batch": ("lue_spie.data.io", "as_forcing_batch"),
     "parse_years": ("lue_spie.data.io", "parse_years"),
-    "prepare_dataset": ("lue_spie.data.prepare", "prepare_dataset"),
+    "DataSettings": ("lue_spie.data.settings", "DataSettings"),
     "DataSource": ("lue_spie.data.sources", "DataSource"),
     "get_source": ("lue_spie.data.sources", "get_source"),
     "registered_sources": ("lue_spie.data.sources", "registered_sources"),

@@ -11,7 +11,7 @@ gives ``name=`` (``class MySource(DataSource, name="mine")``); :class:`_Template
 no name, so importing this module leaves :func:`lue_spie.data.sources.registered_sources`
 unchanged and ``get_source`` cannot build it by accident. It is still real code rather than
 a code block in a docstring, so that ruff and the test suite check it
-(``tests/test_data_sources.py`` gives a subclass of it a name and loads what it writes).
+(``tests/unit/test_data_sources.py`` gives a subclass of it a name and loads what it writes).
 
 To add a source:
 
@@ -29,7 +29,7 @@ To add a source:
 5. Add ``"lue_spie.data.<yours>"`` to :data:`lue_spie.data.sources.SOURCE_MODULES`, so that
    ``get_source`` and ``registered_sources`` find the source without an import by hand.
 6. Add a test that writes a tiny folder and loads it with
-   :func:`lue_spie.data.io.load_dataset` (see ``tests/test_data_sources.py``).
+   :func:`lue_spie.data.io.load_dataset` (see ``tests/unit/test_data_sources.py``).
 """
 
 from __future__ import annotations

@@ -2,14 +2,15 @@
 
 Computes, for any tidy site-day table (virtual FLUXNET, a folder from ``lue-spie data
 fluxnet``, or FULLSET files read directly), the statistics that tell a world that is "too
-smooth" from a real one (issue 8), per site (:func:`site_statistics`) and per class of plant
+smooth" from a real one, per site (:func:`site_statistics`) and per class of plant
 functional type x Koeppen main group (:func:`group_statistics`), and compares them with a
 reference of real FLUXNET2015 sites that ships with the package as numbers
 (``lue_spie/data/realism_reference.json``, :func:`load_reference`), so that a user without
 FLUXNET files can still compare (:func:`compare`, ``lue-spie data compare``).
 
 Definitions (:data:`STATISTICS`), all on the days where the variable is present, whatever
-their QC (the real numbers of issue 8 were computed on every day of the FULLSET files):
+their QC (the real sites' reference numbers were computed on every day of the FULLSET
+files):
 
 - **Calendar.** A 365-day calendar: 29 February shares day 59 with 28 February and later days
   of a leap year move back by one (:func:`calendar_day`).
@@ -32,7 +33,7 @@ their QC (the real numbers of issue 8 were computed on every day of the FULLSET 
   1 July - 31 August divided by the peak; low where summer drought cuts GPP), winter floor
   (mean over December - February, gC m-2 d-1).
 
-How close these definitions come to the numbers of issue 8 (computed there on the whole
+How close these definitions come to the real sites' reference numbers (computed on the whole
 FULLSET_DD files, CH-Lae 2004-2014 and CH-Dav 1997-2014): every statistic of both sites agrees
 to the rounding of the issue's table (e.g. CH-Lae VPD anomaly sd 268.3 Pa vs 268, seasonal
 range 615.0 vs 615, 99th percentile 1506.8 vs 1507, GPP anomaly sd 2.493 vs 2.49, year-to-year
@@ -59,6 +60,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 from scipy.ndimage import uniform_filter1d
+
+from lue_spie.layout import FluxnetFolder
 
 __all__ = [
     "SMOOTH_DAYS",
@@ -406,7 +409,8 @@ def build_reference(src: str | os.PathLike, sites_csv: str | os.PathLike | None 
 
     src = Path(src)
     files = fluxnet.find_fluxnet_files(src)
-    meta_sites = fluxnet.read_sites_csv(Path(sites_csv) if sites_csv else src / "sites.csv")
+    meta_sites = fluxnet.read_sites_csv(Path(sites_csv) if sites_csv
+                                        else FluxnetFolder(src).sites)
     wanted = sorted(files) if site_ids is None else list(site_ids)
     unknown = [s for s in wanted if s not in files or s not in set(meta_sites["site"])]
     if unknown:

@@ -22,7 +22,7 @@ by name, :func:`registered_sources` lists them. A third source is one module: co
 ``lue_spie/data/_template_source.py`` (its docstring says how) and add the module to
 :data:`SOURCE_MODULES` so that the registry finds it without an import by hand.
 
-The book's data chapter (:func:`lue_spie.data.prepare.prepare_dataset`) and ``lue-spie data
+The book's data chapter (:func:`lue_spie.data.step.run`) and ``lue-spie data
 synth`` / ``lue-spie data fluxnet`` (:mod:`lue_spie.data.cli`) go through this interface.
 """
 
@@ -34,6 +34,8 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
+
+from lue_spie.layout import FluxnetFolder
 
 __all__ = [
     "SOURCE_MODULES",
@@ -222,16 +224,17 @@ class FluxnetFilesSource(DataSource, name="fluxnet"):
         if not src.is_dir():
             raise FileNotFoundError(f"data_source {src}: no such folder (expected 'virtual' or "
                                     "a folder of FLUXNET2015 FULLSET_DD files)")
-        sites_csv = Path(sites_file) if sites_file else src / "sites.csv"
+        sites_csv = Path(sites_file) if sites_file else FluxnetFolder(src).sites
         if not sites_csv.is_file():
             raise FileNotFoundError(f"{sites_csv}: no site table; pass sites_file (see the "
                                     "book's page 'Using real FLUXNET files')")
         if fapar_file:
             fapar = Path(fapar_file)
         else:
-            found = sorted(src.glob("fapar*.csv"))
+            found = FluxnetFolder(src).fapar_tables()
             if len(found) != 1:
-                raise ValueError(f"{src}: expected exactly one fapar*.csv FAPAR table, found "
+                raise ValueError(f"{src}: expected exactly one {FluxnetFolder.FAPAR_PATTERN} "
+                                 f"FAPAR table, found "
                                  f"{[f.name for f in found]}; pass fapar_file")
             fapar = found[0]
         return cls(src, fapar, sites_csv, **settings)

@@ -13,7 +13,7 @@ def _cli(args: argparse.Namespace) -> int:
     import torch
 
     from lue_spie.importance.step import run_importance
-    from lue_spie.layout import ImportanceFiles, Layout
+    from lue_spie.layout import ImportanceFiles, ImportanceTable, Layout
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -38,7 +38,7 @@ def _cli(args: argparse.Namespace) -> int:
         s = res.driver_summary[res.driver_summary["method"] == COMBINED]
         print(f"true drivers (virtual FLUXNET): mean precision@k {s['precision_at_k'].mean():.2f}"
               f", mean AUC against the features that drive nothing {s['auc'].mean():.2f}")
-    n_tables = sum(1 for ps in written.values() if ps[0].suffix == ".parquet")
+    n_tables = sum(1 for name in written if name in set(ImportanceTable))
     print(f"{n_tables} tables and {len(written) - n_tables} figures in {out} "
           f"({ImportanceFiles.RECORD} lists them)")
     return 0

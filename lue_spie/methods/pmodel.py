@@ -47,7 +47,7 @@ of a day). Two ways round it were considered:
    d is GPP under day d's conditions with day d's realised xi, Vcmax25 and Jmax25. We keep
    every second output (the 12:00 ones). The 00:00 slots only carry the previous day's
    realised values and are discarded. This runs pyrealm's whole acclimation code path
-   unchanged; its cost is doubling the time axis (1-2 s for 196 sites x 10 years here).
+   unchanged; its cost is doubling the time axis (seconds at the paper's size).
 2. **Not taken:** the standard :class:`~pyrealm.pmodel.PModel` on the daily data plus
    pyrealm's ``exponential_moving_average`` of its xi, Vcmax25 and Jmax25. The realised
    values alone do not give GPP: the "fast" half (Arrhenius rescaling, ci from a fixed xi,

@@ -42,7 +42,7 @@ def _cli(args: argparse.Namespace) -> int:
 
 def register_cli(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``course`` sub-command to the ``lue-spie`` command line."""
-    from lue_spie.book.pipeline import PROFILES
+    from lue_spie.book.profiles import PROFILES
 
     p = subparsers.add_parser(
         "course", help="student and teacher copies of the chapters, and a course page",

@@ -120,7 +120,8 @@ class Chapter:
         number: The two-digit prefix as an int.
         title: The first heading.
         goals: The items of the Overview cell.
-        time: The Prerequisites cell's "Time to learn" (e.g. ``"40 minutes"``).
+        time: The Prerequisites cell's "Time to learn" (a duration in words and
+            numbers, as the chapter gives it).
         minutes: ``time`` in minutes (None when it does not parse).
         prerequisites: (concept, importance) rows of the Prerequisites table.
         exercises: The exercises in order.
@@ -453,7 +454,7 @@ def lint_chapter(path: str | os.PathLike) -> list[str]:
 
 def lint_sources(root: str | os.PathLike | None = None) -> list[str]:
     """Problems of every chapter listed in ``ROOT/_toc.yml`` (default: the repository)."""
-    from lue_spie.book.pipeline import chapter_notebooks, find_source_root
+    from lue_spie.book.execute import chapter_notebooks, find_source_root
 
     root = find_source_root(root)
     out: list[str] = []

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from lue_spie.layout import CourseFiles
 from lue_spie.teaching.convention import (
     BEGIN_SOLUTION,
     END_SOLUTION,
@@ -58,7 +59,7 @@ CODE_STUB = "# YOUR CODE HERE\nraise NotImplementedError()"
 TEXT_STUB = "YOUR ANSWER HERE"
 NBGRADER_SCHEMA_VERSION = 3
 #: Where a course copy's results folder lies, relative to the notebook.
-RESULTS_NAME = "results"
+RESULTS_NAME = CourseFiles.RESULTS
 
 
 # ------------------------------------------------------------------------ the two copies
@@ -315,7 +316,7 @@ def relocate_results(nb: Any, new: str = RESULTS_NAME, *,
 
 def _absolute_path_parameters(nb: Any) -> dict[str, str]:
     """Path-like parameters of the kernel's parameter cell that are absolute."""
-    from lue_spie.book.pipeline import PATH_PARAMETERS
+    from lue_spie.book.execute import PATH_PARAMETERS
 
     cell = _parameter_cell(nb)
     out = {}

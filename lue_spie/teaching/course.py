@@ -36,6 +36,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lue_spie.layout import BookBuild, CourseFiles, Layout
 from lue_spie.teaching.convention import Chapter, chapter_titles, read_chapter
 from lue_spie.teaching.copies import (
     RESULTS_NAME,
@@ -197,10 +198,11 @@ def _place_results(results: Path, dest: Path, *, link: bool,
 
 
 def _build_chapters(build: Path, source_root: str | os.PathLike | None) -> tuple[str, ...]:
-    from lue_spie.book.pipeline import chapter_notebooks, find_source_root
+    from lue_spie.book.execute import chapter_notebooks, find_source_root
 
-    if (build / "src" / "_toc.yml").is_file():
-        return chapter_notebooks(build / "src")
+    src = BookBuild(build).src
+    if src.toc.is_file():
+        return chapter_notebooks(src.root)
     return chapter_notebooks(find_source_root(source_root))
 
 
@@ -237,17 +239,19 @@ def make_course(
     """
     import nbformat
 
-    from lue_spie.book.pipeline import find_source_root, get_profile
+    from lue_spie.book.execute import find_source_root
+    from lue_spie.book.profiles import get_profile
     from lue_spie.store import atomic_write_json, atomic_write_text, git_commit
 
     prof = get_profile(profile)
-    build = Path(build_dir or Path("build") / "book" / prof.name)
-    executed_dir = build / "src" / "notebooks"
+    book_build = BookBuild(Path(build_dir)) if build_dir else BookBuild.of(prof.name)
+    build = Path(book_build.folder)
+    executed_dir = book_build.src.notebooks_dir
     run_first = f"run `lue-spie book --profile {prof.name}` first" + (
         f" (with --build-dir {build_dir})" if build_dir else " (or pass --build-dir)")
     if not executed_dir.is_dir():
         raise FileNotFoundError(f"no executed chapters in {executed_dir}: {run_first}")
-    record_path = build / "pipeline.json"
+    record_path = book_build.record
     record = json.loads(record_path.read_text()) if record_path.is_file() else {}
     if record.get("profile") not in (None, prof.name):
         raise ValueError(f"{build} holds a {record['profile']!r} build, not {prof.name!r}; "
@@ -255,12 +259,12 @@ def make_course(
     if results is not None:
         results_dir = Path(results)
     elif record.get("results"):
-        # pipeline.json gives it relative to the source root, where the kernels ran.
+        # The build's record gives it relative to the source root, where the kernels ran.
         results_dir = Path(record["results"])
         if not results_dir.is_absolute():
             results_dir = find_source_root(source_root) / results_dir
     else:
-        results_dir = Path("results") / prof.name
+        results_dir = Path(Layout.of(prof.name).root)
     if not results_dir.is_dir():
         raise FileNotFoundError(f"no results folder {results_dir}: {run_first}")
     notebooks = _build_chapters(build, source_root)
@@ -270,7 +274,8 @@ def make_course(
                                 f"{run_first}")
 
     out = Path(out)
-    stamp = out / "course.json"
+    files = CourseFiles(out)
+    stamp = files.record
     if out.exists() and any(out.iterdir()):
         if not stamp.is_file():
             raise FileExistsError(f"{out} exists and holds other files; choose another --out")
@@ -290,14 +295,12 @@ def make_course(
             raise ValueError(f"{executed_dir / nb_name}: cell {errors[0]} has an error output; "
                              f"rebuild the book ({run_first.removeprefix('run ')})")
 
-    for sub in ("student", "teacher"):
-        target = out / sub
+    for target in (files.student, files.teacher):
         if target.is_symlink() or target.is_file():
             target.unlink()
         elif target.exists():
             shutil.rmtree(target)
-    (out / "student").mkdir(parents=True)
-    (out / "teacher").mkdir(parents=True)
+        target.mkdir(parents=True)
 
     for chapter in chapters:
         nb = executed[chapter.notebook]
@@ -307,8 +310,8 @@ def make_course(
                                     "path of this machine; rerunning the chapter elsewhere "
                                     "needs that file")
         relocate_results(nb, RESULTS_NAME, also={str(executed_dir.resolve()): "."})
-        for kind, make, paths in (("student", student_copy, result.student),
-                                  ("teacher", teacher_copy, result.teacher)):
+        for kind, make, paths in ((files.STUDENT, student_copy, result.student),
+                                  (files.TEACHER, teacher_copy, result.teacher)):
             copy_nb = make(nb, chapter)
             nbformat.validate(copy_nb)
             problems = nbgrader_problems(copy_nb)
@@ -321,16 +324,16 @@ def make_course(
         log(f"  {chapter.notebook}: {len(chapter.exercises)} exercises "
             f"({sum(e.checkable for e in chapter.exercises)} self-checking)")
 
-    how = _place_results(results_dir.resolve(), out / "student" / RESULTS_NAME,
+    how = _place_results(results_dir.resolve(), files.student / RESULTS_NAME,
                          link=link_results)
-    _place_results(results_dir.resolve() if how == "link" else out / "student" / RESULTS_NAME,
-                   out / "teacher" / RESULTS_NAME, link=how == "link",
+    _place_results(results_dir.resolve() if how == "link" else files.student / RESULTS_NAME,
+                   files.teacher / RESULTS_NAME, link=how == "link",
                    copy_function=_link_or_copy)
     made = _dt.datetime.now().astimezone().isoformat(timespec="seconds")
     page = course_page(chapters, profile=prof.name, made=made)
-    atomic_write_text(out / "course.md", page + "\n")
-    atomic_write_text(out / "course.html", _html(page, "Course: SPIE companion"))
-    atomic_write_text(out / "student" / "course.md",
+    atomic_write_text(files.page, page + "\n")
+    atomic_write_text(files.page_html, _html(page, "Course: SPIE companion"))
+    atomic_write_text(CourseFiles(files.student).page,
                       course_page(chapters, profile=prof.name, student=True, made=made) + "\n")
     atomic_write_json(stamp, {
         "made": made, "profile": prof.name, "results": how,

@@ -129,14 +129,9 @@ class SPIE(Method, name="SPIE", family="spie", order=11, learns_from="observatio
 
     def train_config(self) -> TrainConfig:
         """The training settings of these hyperparameters."""
-        return TrainConfig(
-            hidden=self.hidden, dropout_input=float(self.dropout_input),
-            dropout_hidden=float(self.dropout_hidden), learning_rate=float(self.learning_rate),
-            l2=float(self.l2), batch_size=int(self.batch_size), epochs=int(self.epochs),
-            cost_tol=float(self.cost_tol), keep=self.keep, patience=self.patience,
-            eval_every=int(self.eval_every), max_grad_norm=self.max_grad_norm,
-            w_ideal=float(self.w_ideal), w_nonideal=float(self.w_nonideal),
-            mapping=self.bounds_mapping(), checkpoint_every=int(self.checkpoint_every))
+        shared = {f.name: getattr(self, f.name) for f in dataclasses.fields(TrainConfig)
+                  if f.name != "mapping"}
+        return TrainConfig(**shared, mapping=self.bounds_mapping())
 
     # -- fitting -----------------------------------------------------------------------------
     def _train(self, data: SiteData,

@@ -79,7 +79,7 @@ import pandas as pd
 import torch
 
 from lue_spie import store
-from lue_spie.cost import W_IDEAL, W_NONIDEAL, CostData, batch_cost, population_cost, prepare_cost
+from lue_spie.cost import CostData, batch_cost, population_cost, prepare_cost
 from lue_spie.data.features import feature_matrix
 from lue_spie.layout import MethodFiles
 from lue_spie.methods.base import SiteData
@@ -116,25 +116,26 @@ class SPIEInterrupted(RuntimeError):
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """What the training needs (SPIE's hyperparameters; see :class:`~lue_spie.methods.spie.SPIE`
-    for their meaning)."""
+    """What the training needs: the training knobs of SPIE's hyperparameters, copied by
+    :meth:`lue_spie.methods.spie.SPIE.train_config` (their meanings and their one set of
+    defaults are SPIE's), with the bounds mapping built."""
 
-    hidden: tuple[int, ...] = (16, 16)
-    dropout_input: float = 0.1
-    dropout_hidden: float = 0.1
-    learning_rate: float = 1e-3
-    l2: float = 1e-4
-    batch_size: int = 32
-    epochs: int = 2000
-    cost_tol: float = 1e-2
-    keep: str = "best"
-    patience: int | None = None
-    eval_every: int = 10
-    max_grad_norm: float | None = None
-    w_ideal: float = W_IDEAL
-    w_nonideal: float = W_NONIDEAL
-    mapping: BoundsMapping = dataclasses.field(default_factory=BoundsMapping)
-    checkpoint_every: int = 25
+    hidden: tuple[int, ...]
+    dropout_input: float
+    dropout_hidden: float
+    learning_rate: float
+    l2: float
+    batch_size: int
+    epochs: int
+    cost_tol: float
+    keep: str
+    patience: int | None
+    eval_every: int
+    max_grad_norm: float | None
+    w_ideal: float
+    w_nonideal: float
+    mapping: BoundsMapping
+    checkpoint_every: int
 
     def __post_init__(self) -> None:
         checks = [

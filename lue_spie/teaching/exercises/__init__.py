@@ -40,7 +40,7 @@ same pattern as pyrealm's registries) when its module is imported::
 ``judge`` receives the answer after the common checks (not ``None`` or ``...``) and the
 context names listed in ``context`` (optional ones in ``optional``); it may also raise
 :class:`Hint` from a helper. Its messages must not contain the expected answer:
-``tests/test_exercises.py`` checks that for every registered checker.
+``tests/unit/test_exercises.py`` checks that for every registered checker.
 
 The modules: :mod:`~lue_spie.teaching.exercises.base` (the registry, :class:`Feedback`, the
 errors and the functions above), :mod:`~lue_spie.teaching.exercises.answers` (reading an

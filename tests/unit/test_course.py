@@ -18,10 +18,10 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from lue_spie.book.pipeline import find_source_root
+from lue_spie.book import find_source_root
 from lue_spie.teaching import convention, copies, course
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 # ------------------------------------------------------------------------- a small chapter

@@ -32,7 +32,7 @@ import pytest
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM_CANDIDATES = ("chromium", "chromium-browser", "google-chrome")
 DRIVER_CANDIDATES = ("/usr/bin/chromedriver", "chromedriver")
 ERROR_SELECTORS = (".output.error", ".output.traceback", ".output.stderr",

@@ -34,10 +34,10 @@ def setup_notebook(torch_threads: int = 1) -> None:
     - pandas shows at most 30 rows and 4 significant decimals, so tables stay readable;
     - in a Jupyter kernel, matplotlib's inline support is switched on, so a figure returned
       by :mod:`lue_spie.plots` (a Figure outside pyplot) is shown as a PNG;
-    - torch computes with ``torch_threads`` threads (default 1, as the command line: on the
-      2-core reference machine the calibration of the ci book took 10 s with one thread and
-      245 s with torch's default of two when the machine was busy; raise it on a large
-      machine, or give the chapters a Dask cluster with ``workers``).
+    - torch computes with ``torch_threads`` threads (default 1, as the command line: on a
+      small busy machine torch's default thread count made the calibration chapter many
+      times slower, see benchmarks/RESULTS.md; raise it on a large machine, or give the
+      chapters a Dask cluster with ``workers``).
     """
     import warnings
 

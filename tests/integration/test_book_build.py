@@ -53,7 +53,7 @@ def test_results_flow_through_files(ci_book):
     import pandas as pd
 
     table = pd.read_parquet(calib / "calibration.parquet")
-    assert len(table) == book.PROFILES["ci"].n_sites
+    assert len(table) == book.PROFILES["ci"].data.n_sites
     assert (table["status"] == "ok").all()
 
 
@@ -64,7 +64,7 @@ def test_pipeline_record(ci_book):
     assert record["profile"] == "ci"
     assert set(record["timings_s"]) >= {*CHAPTERS, "book", "total"}
     injected = record["parameters"]["03_calibration.ipynb"]
-    assert injected["cmaes_max_generations"] == book.PROFILES["ci"].cmaes_max_generations
+    assert injected["calibrate_max_gen"] == book.PROFILES["ci"].calibrate.max_gen
     root = book.find_source_root()
     assert (root / injected["results"]).resolve() == ci_book.results.resolve()
     assert not Path(injected["results"]).is_absolute()
@@ -74,7 +74,7 @@ def test_pipeline_record(ci_book):
 def test_broken_citation_or_reference_fails_the_build(ci_book, tmp_path):
     import shutil
 
-    root = Path(book.__file__).resolve().parents[1]
+    root = book.find_source_root()
     src_root = tmp_path / "root"
     shutil.copytree(root / "book", src_root / "book")
     for name in ("_config.yml", "_toc.yml"):

@@ -28,7 +28,7 @@ from lue_spie.model import simulate
 from lue_spie.parameter_skill import edge_flags_scaled as edge_flags
 from lue_spie.params import PARAMETERS, apply_lag_mask, index, lag_mask, to_scaled
 
-SHARED_FLUXNET = Path(__file__).resolve().parents[2] / "shared" / "fluxnet"
+SHARED_FLUXNET = Path(__file__).resolve().parents[3] / "shared" / "fluxnet"
 
 pytestmark = pytest.mark.usefixtures("one_thread")
 

@@ -23,11 +23,11 @@ from typing import Any
 
 import pytest
 
-from lue_spie.book.pipeline import chapter_notebooks, find_source_root
+from lue_spie.book import chapter_notebooks, find_source_root
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 START_TIMEOUT_S = 120  # a shared 2-core machine can be slow to import the server
 STOP_TIMEOUT_S = 30
 

@@ -11,7 +11,7 @@ import yaml
 
 from lue_spie.data import manifest
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 SHARED_FLUXNET = ROOT.parent / "shared" / "fluxnet"
 
 REQUIRED_IDS = {

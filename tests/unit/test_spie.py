@@ -6,6 +6,7 @@ Unit tests use a tiny virtual FLUXNET (14 sites x 1 year) and a few epochs; the 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -49,7 +50,7 @@ def tiny_folds(tiny) -> list[tuple[int, list[str], list[str]]]:
 def _cfg(**kw) -> TrainConfig:
     base = {"epochs": 3, "batch_size": 4, "eval_every": 1, "checkpoint_every": 1,
             "mapping": make_mapping("log")}
-    return TrainConfig(**{**base, **kw})
+    return dataclasses.replace(SPIE().train_config(), **{**base, **kw})
 
 
 def _weights(net: StackedMLP) -> list[torch.Tensor]:
@@ -484,16 +485,14 @@ def test_spie_beats_pftmean_and_tracks_the_truth(tmp_path_factory):
     assert np.corrcoef(truth.loc[got.index, "Topt"], got["Topt"])[0, 1] > 0.6
 
 
-def test_spie_hyperparameters_default_to_the_training_settings():
-    # SPIE keeps its hyperparameters flat (the registry's `--param SPIE.NAME=VALUE` and the
-    # unit keys read them by name) and repeats TrainConfig's fields: their defaults must agree.
-    import dataclasses
-
-    spie = SPIE()
+def test_the_training_settings_are_spie_hyperparameters():
+    # One set of defaults: TrainConfig declares none and takes every knob from SPIE.
+    spie = SPIE(epochs=7, batch_size=3, learning_rate=0.01)
     config = spie.train_config()
     for f in dataclasses.fields(TrainConfig):
+        assert f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
         if f.name == "mapping":
             assert config.mapping == spie.bounds_mapping()
-            continue
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()
-        assert getattr(spie, f.name) == default == getattr(config, f.name), f.name
+        else:
+            assert getattr(config, f.name) == getattr(spie, f.name), f.name
+    assert (config.epochs, config.batch_size, config.learning_rate) == (7, 3, 0.01)

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from lue_spie.book.pipeline import PROFILES
+from lue_spie.book.profiles import PROFILES
 from lue_spie.methods.base import paper_order
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_methods.py"
+_PATH = Path(__file__).resolve().parents[2] / "benchmarks" / "bench_methods.py"
 
 
 @pytest.fixture(scope="module")
@@ -38,11 +38,15 @@ def test_defaults_paper_profile_196_by_10(bench):
 def test_method_params_follow_the_profile(bench, name):
     p = PROFILES[name]
     params = bench.method_params(p, "cpu")
-    for m in ("OPT-All", "OPT-PFT"):
-        assert params[m]["settings"] == {"max_gen": p.opt_max_generations,
-                                         "restarts": p.opt_restarts, "device": "cpu"}
-    assert params["sRF"] == params["mRF"] == {"n_estimators": p.rf_trees}
-    assert params["P-model"] == {"settings": {"window_days": p.pmodel_window_days}}
+    knobs = p.knobs()
+    for m, slug in (("OPT-All", "opt_all"), ("OPT-PFT", "opt_pft")):
+        assert params[m]["settings"] == {"max_gen": knobs[f"{slug}_max_gen"].value,
+                                         "restarts": knobs[f"{slug}_restarts"].value,
+                                         "dtype": knobs[f"{slug}_dtype"].value,
+                                         "device": "cpu"}
+    assert params["sRF"] == {"n_estimators": knobs["srf_n_estimators"].value}
+    assert params["mRF"] == {"n_estimators": knobs["mrf_n_estimators"].value}
+    assert params["P-model"] == {"settings": {"window_days": knobs["p_model_window_days"].value}}
     assert set(params) <= set(bench.BASELINES)
 
 

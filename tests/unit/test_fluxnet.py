@@ -13,7 +13,7 @@ import pytest
 
 from lue_spie.data import fluxnet, io, schema
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # ../shared/fluxnet beside the repository; LUE_SPIE_SHARED_FLUXNET points elsewhere (e.g. from
 # a git worktree that does not sit beside it).
 SHARED_FLUXNET = Path(os.environ.get("LUE_SPIE_SHARED_FLUXNET",

@@ -31,7 +31,7 @@ def test_public_api_reexported():
     for name in ("load_dataset", "to_forcing", "ForcingBatch", "Dataset", "good_days",
                  "validate_site_day", "validate_sites", "PFTS", "KOEPPEN_TYPES",
                  "FORCING_COLUMNS", "QC_COLUMNS", "load_manifest", "read_fluxnet_dataset",
-                 "as_forcing_batch", "parse_years", "prepare_dataset"):
+                 "as_forcing_batch", "parse_years", "DataSettings"):
         assert getattr(data, name) is not None
     with pytest.raises(AttributeError):
         data.nonexistent  # noqa: B018
