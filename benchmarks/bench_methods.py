@@ -13,7 +13,7 @@ What runs, in this process and in this order:
    ``--calib`` names a calibration folder (``calibration.parquet``); a given dataset whose
    generator version differs from the current one is reported (not refused);
 2. **methods**: for every method, one call of
-   :func:`lue_spie.extrapolate.run_extrapolation` (what ``lue-spie extrapolate --methods
+   :func:`lue_spie.extrapolate.run` (what ``lue-spie extrapolate --methods
    NAME`` runs) with that method only, in this process (no Dask workers), into a fresh
    results folder per method so that nothing is reused; the wall time and the CPU time
    (``time.process_time``: this process, all its threads) of the whole call (loading the

@@ -210,9 +210,10 @@ class Executor:
     Args:
         settings: Where to run (default: in this process).
         log: Where the cluster's start-up lines go (dashboard address, workers).
-        quiet: Log only errors from the Dask machinery, not its warnings (e.g. the note that a worker
-            process is still alive and being killed, on a loaded machine). Default: quiet inside a
-            Jupyter kernel, where the book would show every line on stderr as an error block.
+        quiet: Log only errors from the Dask machinery, not its warnings (e.g. the note that a
+            worker process is still alive and being killed, on a loaded machine). Default: quiet
+            inside a Jupyter kernel, where the book would show every line on stderr as an error
+            block.
     """
 
     def __init__(self, settings: ExecutionSettings | None = None, *,

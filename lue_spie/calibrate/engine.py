@@ -25,7 +25,7 @@ every ``checkpoint_every`` generations; a run started again with the same settin
 resumes from it and ends with exactly the result of an uninterrupted run. A checkpoint written
 with other settings or data is refused with :class:`CheckpointMismatch`.
 
-This module is the engine only; :mod:`lue_spie.calibrate.api` builds units from sites or
+This module is the engine only; :mod:`lue_spie.calibrate.search` builds units from sites or
 groups and turns the engine's state into result tables.
 """
 

@@ -177,7 +177,8 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                     "real FLUXNET2015 sites of the reference shipped with lue-spie.")
     comp.add_argument("dirs", nargs="+", type=Path, metavar="DIR", help="dataset folder(s)")
     comp.add_argument("--out", type=Path, default=None,
-                      help="write the comparison table (parquet and CSV), per-site statistics and the figure")
+                      help="write the comparison table (parquet and CSV), per-site statistics "
+                           "and the figure")
     comp.add_argument("--reference", type=Path, default=None, metavar="FILE",
                       help="a reference JSON (lue_spie.data.realism.write_reference); "
                            "default: the shipped one")

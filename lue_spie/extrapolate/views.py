@@ -1,7 +1,7 @@
 """Read-only views of extrapolation results for the method chapters of the book.
 
 The method chapters (clustering and similarity, pooled optimisation, regression, P-model) run
-their methods once with :func:`~lue_spie.extrapolate.run_extrapolation` and then only read
+their methods once with :func:`~lue_spie.extrapolate.run` and then only read
 files. What they show (predicted against calibrated and true parameters, fallbacks, held-out
 NSE, held-out GPP of a few sites, the donors of Sitesim, the acclimation of the P-model) is
 computed here, from those files and the dataset, so that a chapter only calls and plots and

@@ -14,8 +14,8 @@ import pytest
 from lue_spie.data import realism
 
 ROOT = Path(__file__).resolve().parents[2]
-# ../shared/fluxnet beside the repository (as in tests/unit/test_fluxnet.py); LUE_SPIE_SHARED_FLUXNET
-# points elsewhere.
+# ../shared/fluxnet beside the repository (as in tests/unit/test_fluxnet.py);
+# LUE_SPIE_SHARED_FLUXNET points elsewhere.
 SHARED_FLUXNET = Path(os.environ.get("LUE_SPIE_SHARED_FLUXNET",
                                      ROOT.parent / "shared" / "fluxnet"))
 needs_shared = pytest.mark.skipif(not SHARED_FLUXNET.is_dir(), reason="../shared/fluxnet absent")
