@@ -36,6 +36,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from lue_spie.layout import FluxnetFolder
+from lue_spie.registry import Registry
 
 __all__ = [
     "SOURCE_MODULES",
@@ -52,7 +53,17 @@ __all__ = [
 #: built-in sources live in this module. Add the module of a new source here.
 SOURCE_MODULES: tuple[str, ...] = ()
 
-_REGISTRY: dict[str, type[DataSource]] = {}
+def _load_all() -> None:
+    import importlib
+
+    for module in SOURCE_MODULES:
+        importlib.import_module(module)
+
+
+#: The data sources by name: the built-in ones first, others after, by name.
+REGISTRY: Registry[DataSource] = Registry(
+    "data source", load=_load_all,
+    order=lambda name, cls: (("virtual", "fluxnet", name).index(name), name))
 
 
 class DataSource(abc.ABC):
@@ -79,11 +90,8 @@ class DataSource(abc.ABC):
         if abstract:
             raise TypeError(f"data source {name!r} ({cls.__qualname__}) does not implement "
                             f"{', '.join(abstract)}")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"data source {name!r} is registered twice ({_REGISTRY[name]} and "
-                             f"{cls})")
+        REGISTRY.add(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
 
     # -- the interface -----------------------------------------------------------------------
     @abc.abstractmethod
@@ -260,19 +268,9 @@ class FluxnetFilesSource(DataSource, name="fluxnet"):
 # --------------------------------------------------------------------------------------------
 # The registry
 # --------------------------------------------------------------------------------------------
-def _load_all() -> None:
-    import importlib
-
-    for module in SOURCE_MODULES:
-        importlib.import_module(module)
-
-
 def registered_sources() -> dict[str, type[DataSource]]:
     """Every registered source by name: the built-in ones first, others after, by name."""
-    _load_all()
-    order = [n for n in ("virtual", "fluxnet") if n in _REGISTRY]
-    order += sorted(set(_REGISTRY) - set(order))
-    return {n: _REGISTRY[n] for n in order}
+    return REGISTRY.classes()
 
 
 def source_class(name: str) -> type[DataSource]:
@@ -281,12 +279,7 @@ def source_class(name: str) -> type[DataSource]:
     Raises:
         KeyError: naming the unknown source and the known ones.
     """
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown data source {name!r}; expected one of "
-                       f"{list(registered_sources())}") from None
+    return REGISTRY.get(name)
 
 
 def get_source(name: str, **settings: Any) -> DataSource:
@@ -296,14 +289,7 @@ def get_source(name: str, **settings: Any) -> DataSource:
         KeyError: for an unknown name (naming the known ones).
         ValueError: for a setting the source does not have (naming the valid ones).
     """
-    cls = source_class(name)
-    if dataclasses.is_dataclass(cls):
-        valid = [f.name for f in dataclasses.fields(cls) if f.init]
-        unknown = sorted(set(settings) - set(valid))
-        if unknown:
-            raise ValueError(f"data source {name!r}: unknown setting(s) {unknown}; its "
-                             f"settings are {valid}")
-    return cls(**settings)
+    return REGISTRY.build(name, **settings)
 
 
 def source_from_dict(record: Mapping[str, Any]) -> DataSource:

@@ -45,6 +45,7 @@ import torch
 from lue_spie.data.features import feature_matrix
 from lue_spie.data.io import Dataset, ForcingBatch, load_dataset
 from lue_spie.params import LOWER, N_PARAMS, PARAMETERS, UPPER, koeppen_main_group, lag_mask
+from lue_spie.registry import Registry
 
 __all__ = [
     "paper_order",
@@ -84,7 +85,21 @@ FAMILIES: dict[str, str] = {
     "spie": "2.2.5 SPIE", "pmodel": "2.2.6 globally fixed",
 }
 
-_REGISTRY: dict[str, type[Method]] = {}
+def _load_all() -> None:
+    """Import every module of :mod:`lue_spie.methods` (each registers its classes), but the
+    interface itself and the private ones (``_template``)."""
+    import lue_spie.methods as package
+
+    for info in pkgutil.iter_modules(package.__path__):
+        if not info.name.startswith("_") and info.name != "base":
+            importlib.import_module(f"{package.__name__}.{info.name}")
+
+
+#: The methods by name, in the paper's order (``order``), then others by name; found by
+#: package discovery the first time the registry is asked.
+REGISTRY: Registry[Method] = Registry(
+    "method", load=_load_all, what="hyperparameter",
+    order=lambda name, cls: (cls.order is None, cls.order or 0, name))
 
 
 class SiteData:
@@ -258,11 +273,8 @@ class Method(abc.ABC):
             return  # an abstract intermediate class
         if not cls.family:
             raise ValueError(f"method {name!r}: give family= (one of {sorted(FAMILIES)})")
-        if name in _REGISTRY and _REGISTRY[name] is not cls:
-            raise ValueError(f"method {name!r} is registered twice ({_REGISTRY[name]} and "
-                             f"{cls})")
+        REGISTRY.add(name, cls)
         cls.name = name
-        _REGISTRY[name] = cls
 
     def attach(self, *, workdir: Path | None = None, results_dir: Path | None = None) -> None:
         """Give the method its run context (see the class docstring)."""
@@ -314,10 +326,7 @@ def _jsonable(v: Any) -> Any:
 
 def registered_methods() -> dict[str, type[Method]]:
     """Every registered method by name, in the paper's order (others after, by name)."""
-    _load_all()
-    names = sorted(_REGISTRY, key=lambda n: (_REGISTRY[n].order is None,
-                                             _REGISTRY[n].order or 0, n))
-    return {n: _REGISTRY[n] for n in names}
+    return REGISTRY.classes()
 
 
 def paper_order() -> tuple[str, ...]:
@@ -332,12 +341,7 @@ def method_class(name: str) -> type[Method]:
     Raises:
         KeyError: naming the unknown method and the known ones.
     """
-    _load_all()
-    try:
-        return _REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown method {name!r}; expected one of "
-                       f"{list(registered_methods())}") from None
+    return REGISTRY.get(name)
 
 
 def get_method(name: str, **params: Any) -> Method:
@@ -347,22 +351,4 @@ def get_method(name: str, **params: Any) -> Method:
         KeyError: for an unknown name.
         ValueError: for a hyperparameter the method does not have (naming the valid ones).
     """
-    cls = method_class(name)
-    valid = [f.name for f in dataclasses.fields(cls) if f.init and f.repr] \
-        if dataclasses.is_dataclass(cls) else []
-    unknown = sorted(set(params) - set(valid))
-    if unknown:
-        raise ValueError(f"method {name}: unknown hyperparameter(s) {unknown}; its "
-                         f"hyperparameters are {valid}")
-    return cls(**params)
-
-
-@functools.cache
-def _load_all() -> None:
-    """Import every module of :mod:`lue_spie.methods` (each registers its classes), but the
-    interface itself and the private ones (``_template``)."""
-    import lue_spie.methods as package
-
-    for info in pkgutil.iter_modules(package.__path__):
-        if not info.name.startswith("_") and info.name != "base":
-            importlib.import_module(f"{package.__name__}.{info.name}")
+    return REGISTRY.build(name, **params)

@@ -35,8 +35,8 @@ def _sha256(folder: Path) -> dict[str, str]:
 @pytest.fixture
 def registry(monkeypatch):
     """A copy of the registry for this test, so that sources defined here do not stay."""
-    monkeypatch.setattr(sources, "_REGISTRY", dict(sources._REGISTRY))
-    return sources._REGISTRY
+    monkeypatch.setattr(sources, "REGISTRY", sources.REGISTRY.copy())
+    return sources.REGISTRY
 
 
 def test_registry_lists_the_built_in_sources():
