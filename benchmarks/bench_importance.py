@@ -9,7 +9,7 @@
    epochs on the ten-fold split (the analysis' cost depends on the number of sites and the
    architecture, not on how well the networks are trained) in a temporary folder.
 2. The whole step as ``lue-spie importance`` runs it
-   (:func:`lue_spie.importance.step.run_importance`: read the networks and the dataset, SHAP,
+   (:func:`lue_spie.importance.step.run`: read the networks and the dataset, SHAP,
    LRP and PD for every fold, tables, figures), with the seconds of each phase.
 3. Reference, same process: shap's plain ``DeepExplainer`` on fold 0's network, site by site
    (its own loop over the sites and outputs), on ``--reference-sites`` of its training sites
@@ -104,12 +104,14 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     from lue_spie import importance as imp
+    from lue_spie.layout import Layout
 
     with tempfile.TemporaryDirectory() as tmp:
         results = Path(args.results) if args.results else _prepare(args, Path(tmp))
         settings = imp.ImportanceSettings(pd_grid=args.pd_grid, background=args.background)
         t0 = time.perf_counter()
-        res, written = imp.run_importance(results, Path(tmp) / "importance", settings)
+        layout = Layout(results, importance_dir=Path(tmp) / "importance")
+        res, written = imp.run(layout, settings)
         total = time.perf_counter() - t0
         n_sites = res.shap_check["n_sites"]
         print(f"lue-spie importance: {len(res.shap_check)} folds, {n_sites.min()}-"

@@ -41,6 +41,9 @@ def plan_units(settings: ExtrapolationSettings, split: FoldSplit, out: str | Pat
     for name in settings.method_names():
         params = dict(settings.method_params.get(name, {}))
         params = _seeded(get_method(name, **params), settings.seed, params)
+        # Every hyperparameter, defaults included: the unit's key and its provenance then say
+        # what ran, and a change of a default in the code runs the method again.
+        params = get_method(name, **params).get_params()
         mode = method_class(name).folds
         batched = settings.batch_folds and (mode in ("stacked", "independent")
                                             or (mode == "batched" and not cluster))

@@ -14,7 +14,7 @@ The modules, one job each:
 - :mod:`~lue_spie.importance.networks`: finding and loading the SPIE networks of a results
   folder;
 - :mod:`~lue_spie.importance.truth`: the rankings against the generator's true drivers;
-- :mod:`~lue_spie.importance.step`: :func:`feature_importance`, :func:`run_importance` and
+- :mod:`~lue_spie.importance.step`: :func:`feature_importance`, :func:`run` and
   :func:`write_importance` (the ``lue-spie importance`` step) and the names of what it writes;
 - :mod:`~lue_spie.importance.cli`: the ``lue-spie importance`` command.
 """
@@ -37,7 +37,7 @@ from lue_spie.importance.settings import ALL, CLASS_STATS, COMBINED, METHODS, Im
 from lue_spie.importance.step import (
     ImportanceResult,
     feature_importance,
-    run_importance,
+    run,
     write_importance,
 )
 from lue_spie.importance.truth import (
@@ -77,6 +77,6 @@ __all__ = [
     "spie_networks",
     "describe_networks",
     "shap_example",
-    "run_importance",
+    "run",
     "write_importance",
 ]

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import argparse
 
+from lue_spie import options
 from lue_spie.importance.settings import ALL, COMBINED, ImportanceSettings
 
 __all__ = ["register_cli"]
+
+#: Settings given as several values on the command line (``--folds 0 1``).
+_LISTS = ("pd_percentiles", "folds")
 
 
 def _cli(args: argparse.Namespace) -> int:
     import torch
 
-    from lue_spie.importance.step import run_importance
+    from lue_spie.importance.step import run
     from lue_spie.layout import ImportanceFiles, ImportanceTable, Layout
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    settings = ImportanceSettings(
-        background=args.background, pd_grid=args.pd_grid,
-        pd_percentiles=tuple(args.pd_percentiles), lrp_epsilon=args.lrp_epsilon,
-        folds=tuple(args.folds) if args.folds else None, seed=args.seed)
-    out = args.out or Layout(args.results).importance.folder
-    res, written = run_importance(args.results, out, settings, figures=not args.no_figures,
-                                  log=(lambda *_: None) if args.quiet else print)
+    settings = options.from_args(ImportanceSettings, args, exclude=_LISTS,
+                                 pd_percentiles=tuple(args.pd_percentiles),
+                                 folds=tuple(args.folds) if args.folds else None)
+    layout = Layout(args.results, importance_dir=args.out)
+    out = layout.importance.folder
+    res, written = run(layout, settings, with_figures=args.figures,
+                       log=(lambda *_: None) if args.quiet else print)
     classes = res.by_class[res.by_class["parameter"] == ALL].sort_values("mean",
                                                                          ascending=False)
     print(f"importance of {len(res.feature_names)} features for 13 parameters, "
@@ -63,22 +67,16 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="results folder (data/ and extrapolation/SPIE/ with the networks)")
     p.add_argument("--out", default=None,
                    help="folder for the tables and figures (default: RESULTS/importance)")
-    p.add_argument("--background", type=int, default=d.background,
-                   help="SHAP background sites per fold (default: all training sites)")
-    p.add_argument("--pd-grid", type=int, default=d.pd_grid,
-                   help="grid points of a continuous feature's PD curve (default %(default)s)")
+    options.add_arguments(p, ImportanceSettings, exclude=_LISTS)
     p.add_argument("--pd-percentiles", type=float, nargs=2, default=d.pd_percentiles,
                    metavar=("LOW", "HIGH"),
-                   help="percentiles bounding the PD grid (default "
+                   help=options.field_docs(ImportanceSettings)["pd_percentiles"] + " (default "
                         f"{' '.join(str(q) for q in d.pd_percentiles)})")
-    p.add_argument("--lrp-epsilon", type=float, default=d.lrp_epsilon,
-                   help="epsilon of the LRP-epsilon rule (default %(default)s, captum's)")
     p.add_argument("--folds", type=int, nargs="+", default=d.folds, metavar="K",
-                   help="folds to analyse (default: all)")
-    p.add_argument("--seed", type=int, default=d.seed,
-                   help="seed of the background subsample (default %(default)s)")
+                   help=options.field_docs(ImportanceSettings)["folds"])
     p.add_argument("--threads", type=int, default=1,
                    help="torch CPU threads (default 1; 0 = torch's default)")
-    p.add_argument("--no-figures", action="store_true", help="tables only")
+    p.add_argument("--figures", action=argparse.BooleanOptionalAction, default=True,
+                   help="draw the figures (--no-figures: tables only)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cli)

@@ -1,7 +1,7 @@
 """The ``lue-spie importance`` step: feature importance of the SPIE networks (Figure 8).
 
 Which site features drive the parameters that SPIE predicts (paper section 2.4)?
-:func:`run_importance` reads a results folder (every fold's SPIE network,
+:func:`run` reads a results folder (every fold's SPIE network,
 :mod:`~lue_spie.importance.networks`, and the dataset they were trained on) and runs
 :func:`feature_importance`: each fold's network explained on its training sites by SHAP, LRP
 and partial dependence (:mod:`~lue_spie.importance.folds`,
@@ -9,7 +9,8 @@ and partial dependence (:mod:`~lue_spie.importance.folds`,
 the folds and aggregated by feature class (:mod:`~lue_spie.importance.aggregate`) and, on the
 virtual FLUXNET, compared with the generator's true drivers (:mod:`~lue_spie.importance.truth`).
 :func:`write_importance` writes the tables (parquet with provenance, CSV), the figures (PNG,
-SVG) and the record of the run; their names are the constants at the top of this module.
+SVG) and the record of the run (the tables' names: :class:`lue_spie.layout.ImportanceTable`;
+the figures': the constants at the top of this module).
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ __all__ = [
     "HEATMAP_FIGURE",
     "ImportanceResult",
     "feature_importance",
-    "run_importance",
+    "run",
     "write_importance",
 ]
 
@@ -173,16 +174,15 @@ def feature_importance(nets: Any, sites: pd.DataFrame,
         timings=timings)
 
 
-def run_importance(results: str | Path | Layout, out: str | Path | None = None,
-                   settings: ImportanceSettings | None = None, *, figures: bool = True,
-                   log: Callable[[str], Any] = lambda *_: None
-                   ) -> tuple[ImportanceResult, dict[str, list[Path]]]:
+def run(layout: Layout | str | Path, settings: ImportanceSettings | None = None, *,
+        with_figures: bool = True, log: Callable[[str], Any] = lambda *_: None
+        ) -> tuple[ImportanceResult, dict[str, list[Path]]]:
     """The ``lue-spie importance`` step: read a results folder, analyse, write.
 
-    Reads the SPIE networks in ``RESULTS/extrapolation/SPIE`` and the dataset in
-    ``RESULTS/data`` (sites table; ``truth.json`` and ``truth.parquet`` on virtual FLUXNET),
-    runs :func:`feature_importance` and writes every table (parquet with provenance, CSV) and
-    figure (PNG, SVG) to ``out`` (default ``RESULTS/importance``) with ``importance.json``.
+    Reads SPIE's networks (its folder of ``layout.extrapolation``) and the dataset
+    (``layout.data``: the sites table; on virtual FLUXNET the truth), runs
+    :func:`feature_importance` and writes every table (parquet with provenance, CSV), figure
+    (PNG, SVG) and the record into ``layout.importance``.
 
     Raises:
         FileNotFoundError: when SPIE has not run (no networks) or the dataset is missing;
@@ -190,9 +190,9 @@ def run_importance(results: str | Path | Layout, out: str | Path | None = None,
     """
     from lue_spie.data.io import load_dataset
 
-    layout = results if isinstance(results, Layout) else Layout(Path(results))
+    layout = layout if isinstance(layout, Layout) else Layout(Path(layout))
     results = Path(layout.root)
-    out = Path(out) if out is not None else Path(layout.importance.folder)
+    out = Path(layout.importance.folder)
     if not results.is_dir():
         raise FileNotFoundError(f"results folder {results} not found (from the working "
                                 f"directory {Path.cwd()})")
@@ -221,7 +221,7 @@ def run_importance(results: str | Path | Layout, out: str | Path | None = None,
     for f in (data.truth, data.truth_meta):
         if f.is_file():
             inputs[f.name] = f
-    written = write_importance(res, out, inputs=inputs, figures=figures, log=log)
+    written = write_importance(res, out, inputs=inputs, figures=with_figures, log=log)
     return res, written
 
 

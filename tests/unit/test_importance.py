@@ -21,7 +21,7 @@ from lue_spie import importance as imp
 from lue_spie.data import load_dataset, virtual
 from lue_spie.data.features import FEATURE_CLASSES, FEATURE_NAMES, PFT_ONEHOT, feature_matrix
 from lue_spie.extrapolate.cv import make_folds
-from lue_spie.layout import ImportanceFiles
+from lue_spie.layout import ImportanceFiles, Layout
 from lue_spie.methods.spie import FoldNetwork, load_networks, make_mapping
 from lue_spie.methods.spie.network import sequential_from_layers
 from lue_spie.params import PARAMETERS
@@ -279,8 +279,8 @@ def truth_results(tmp_path_factory):
 
 
 def test_all_three_methods_rank_the_true_drivers_on_top(truth_results, tmp_path):
-    res, written = imp.run_importance(truth_results, tmp_path / "imp",
-                                      imp.ImportanceSettings(pd_grid=8), figures=False)
+    res, written = imp.run(Layout(truth_results, importance_dir=tmp_path / "imp"),
+                           imp.ImportanceSettings(pd_grid=8), with_figures=False)
     ds = load_dataset(truth_results / "data")
     drivers = _driver_features(ds.truth_meta)
     # Per parameter and method: the drivers have positive importance, the rest exactly 0.
@@ -397,17 +397,17 @@ def test_plots_draw_without_warnings(truth_results):
 def test_no_networks_is_a_clear_error(truth_results, tmp_path):
     (tmp_path / "data").symlink_to(truth_results / "data")
     with pytest.raises(FileNotFoundError, match="no trained SPIE networks.*run SPIE first"):
-        imp.run_importance(tmp_path)
+        imp.run(tmp_path)
     with pytest.raises(FileNotFoundError, match="no trained SPIE networks.*SPIE chapter"):
         imp.spie_networks(tmp_path)
     assert imp.spie_networks(truth_results).folds == [0, 1]
     with pytest.raises(FileNotFoundError, match="nowhere not found"):
-        imp.run_importance(tmp_path / "nowhere")
+        imp.run(tmp_path / "nowhere")
     (tmp_path / "nodata" / "extrapolation").mkdir(parents=True)
     (tmp_path / "nodata" / "extrapolation" / "SPIE").symlink_to(
         truth_results / "extrapolation" / "SPIE")
     with pytest.raises(FileNotFoundError, match="no dataset"):
-        imp.run_importance(tmp_path / "nodata")
+        imp.run(tmp_path / "nodata")
 
 
 def test_networks_and_feature_table_that_do_not_match_are_a_clear_error(truth_results,
@@ -422,7 +422,7 @@ def test_networks_and_feature_table_that_do_not_match_are_a_clear_error(truth_re
     _save_networks(ds, res / "extrapolation" / "SPIE", drivers=drivers, names=fewer)
     with pytest.raises(ValueError, match=r"feature table \(77 columns\) does not match the "
                                          r"networks' features \(76\).*unexpected \['soil_clay'"):
-        imp.run_importance(res)
+        imp.run(res)
     # Renamed feature, same count.
     X = pd.DataFrame(np.zeros((3, 4)), columns=list("abcd"))
     with pytest.raises(ValueError, match=r"missing \['e'\], unexpected \['d'\]"):
