@@ -137,8 +137,13 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                        help="first calendar year (generator default when omitted)")
     synth.set_defaults(func=_synth)
 
-    flux = sub.add_parser("fluxnet", help="read FLUXNET2015 FULLSET_DD files into a dataset folder")
-    flux.add_argument("--src", type=Path, required=True, help="folder with FLX_*_FULLSET_DD_*.csv")
+    flux = sub.add_parser("fluxnet", help="read FLUXNET daily flux files (FLUXNET2015 FULLSET or "
+                          "SUBSET, AmeriFlux FLUXNET, ICOS ETC L2 FLUXNET) into a dataset folder")
+    flux.add_argument("--src", type=Path, required=True,
+                      help="folder with one daily file per site, named "
+                           "FLX_<SITE>_FLUXNET2015_<FULLSET|SUBSET>_DD_<y0>-<y1>_<v>.csv, "
+                           "AMF_<SITE>_FLUXNET_<FULLSET|SUBSET>_DD_<y0>-<y1>_<v>.csv or "
+                           "ICOSETC_<SITE>_FLUXNET_DD_<L2|INTERIM_L2>.csv")
     flux.add_argument("--fapar", type=Path, required=True,
                       help="FAPAR table (SITE_ID, date, FAPAR[, FAPAR_MODIS_obs])")
     flux.add_argument("--sites", type=Path, required=True,

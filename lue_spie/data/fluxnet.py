@@ -1,9 +1,30 @@
-"""Real FLUXNET2015 reader: FULLSET daily files + a FAPAR table + site metadata -> tidy tables.
+"""Real FLUXNET reader: daily flux files + a FAPAR table + site metadata -> tidy tables.
 
 Inputs (see ``data_manifest.yml``):
 
-- FLUXNET2015 FULLSET daily files ``FLX_<SITE>_FLUXNET2015_FULLSET_DD_<y0>-<y1>_<v>.csv`` in one
-  folder (TIMESTAMP as YYYYMMDD, -9999 = missing, FLUXNET units);
+- FLUXNET daily flux files in one folder, one per site, in any of the formats of
+  :mod:`lue_spie.data.fluxnet_formats` (all in FLUXNET2015 conventions: TIMESTAMP as YYYYMMDD,
+  -9999 = missing, FLUXNET units and variable names), detected from the file name and confirmed
+  by the header:
+
+  - FLUXNET2015 FULLSET ``FLX_<SITE>_FLUXNET2015_FULLSET_DD_<y0>-<y1>_<v>.csv`` (Pastorello et
+    al. 2020, Scientific Data 7:225, Table 1; fluxnet.org "FULLSET Data Product" page);
+  - FLUXNET2015 SUBSET ``FLX_<SITE>_FLUXNET2015_SUBSET_DD_<y0>-<y1>_<v>.csv`` (same paper;
+    fluxnet.org "SUBSET Data Product" page; the ONEFlux code's ``VARIABLE_LIST_SUB``): it has
+    every variable this reader uses;
+  - AmeriFlux FLUXNET ``AMF_<SITE>_FLUXNET_<FULLSET|SUBSET>_DD_<y0>-<y1>_<v>.csv`` made with
+    ONEFlux ("AmeriFlux FLUXNET data product README", 2021-11-16);
+  - ICOS ETC L2 FLUXNET ``ICOSETC_<SITE>_FLUXNET_DD_L2.csv`` (``_INTERIM_L2`` in interim
+    releases; ICOS Carbon Portal, "Ecosystem final quality (L2) product in ETC-Archive format").
+
+  The column names are the same in all of them, so the tidy tables are the same for the same
+  data whatever the format; the sources, the naming variants and what was checked are detailed
+  in :mod:`lue_spie.data.fluxnet_formats`. Another daily FLUXNET-family file (e.g. the 2026
+  ONEFlux ``..._FLUXNET_FLUXMET_DD_...`` naming), or a header without the daily TIMESTAMP column,
+  is a one-line error naming the file and the accepted formats with their patterns; files of
+  other resolutions (HH, HR, WW, MM, YY), the ERAI/ERA5 and AUX products and any other file in
+  the folder are left alone. The provenance notes name the format of a file that is not a
+  FLUXNET2015 FULLSET file.
 - a FAPAR table (CSV: ``SITE_ID, date, FAPAR`` and optionally ``FAPAR_MODIS_obs`` or
   ``FAPAR_QC``), e.g. MODIS MCD15A3H retrievals interpolated to days;
 - a site table (CSV: ``SITE_ID, lon, lat, elv, classid, koeppen_code, whc``);
@@ -50,7 +71,7 @@ Conversions and decisions (each also recorded in the provenance ``settings.notes
 - ``NDVI`` from an NDVI table when given; otherwise estimated from FAPAR with the linear
   FAPAR-NDVI relation of Myneni & Williams (1994), FAPAR = 1.1638 NDVI - 0.1426, inverted:
   NDVI = (FAPAR + 0.1426) / 1.1638.
-- ``TMIN``, ``TMAX``: not in FULLSET_DD files; left missing (NaN).
+- ``TMIN``, ``TMAX``: not in FLUXNET daily files; left missing (NaN).
 - Site-days kept: the intersection of the flux record and the FAPAR coverage (and ``years``).
   A site with no FAPAR at all is an error naming the site and the FAPAR file, unless
   ``missing_fapar="skip"`` drops it (recorded). A constant FAPAR is deliberately not offered:
@@ -71,7 +92,6 @@ to 2008, is read with a :class:`TruncatedFileWarning` naming the file and the mi
 from __future__ import annotations
 
 import os
-import re
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -84,13 +104,21 @@ import pandas as pd
 from lue_spie import store
 from lue_spie.constants import FLUXNET_MISSING, HPA_TO_PA, PAR_FRACTION, UMOL_PER_J_PAR
 from lue_spie.data import bucket, schema, solar
+from lue_spie.data.fluxnet_formats import (
+    FLUXNET2015_FULLSET,
+    FluxFormatError,
+    FluxnetFormat,
+    accepted_formats,
+    detect_format,
+    format_of,
+    looks_like_daily_flux_file,
+    unknown_format_message,
+)
 from lue_spie.params import koeppen_main_group
 
-#: FULLSET daily file name pattern.
-FILE_PATTERN = re.compile(
-    r"^FLX_(?P<site>[A-Z]{2}-[A-Za-z0-9]{3})_FLUXNET2015_FULLSET_DD_(?P<y0>\d{4})-(?P<y1>\d{4})"
-    r"_(?P<version>[0-9]+-[0-9]+)\.csv$"
-)
+#: FLUXNET2015 FULLSET daily file name pattern (the first of the accepted
+#: :data:`~lue_spie.data.fluxnet_formats.FORMATS`).
+FILE_PATTERN = FLUXNET2015_FULLSET.pattern
 
 #: NOAA GML Mauna Loa annual mean CO2 [ppm], 1980-2025 (Lan, Tans & Thoning, NOAA Global
 #: Monitoring Laboratory, https://gml.noaa.gov/webdata/ccgg/trends/co2/co2_annmean_mlo.txt,
@@ -122,21 +150,23 @@ OPTIONAL_FLUX_COLUMNS = (
 REQUIRED_SITE_COLUMNS = ("SITE_ID", "lon", "lat", "elv", "classid", "koeppen_code", "whc")
 
 class TruncatedFileWarning(UserWarning):
-    """A FULLSET file's rows cover less than the years its name announces (cut off mid-record,
+    """A flux file's rows cover less than the years its name announces (cut off mid-record,
     e.g. an interrupted download or extraction)."""
 
 
 def check_file_years(path: str | os.PathLike, dates: pd.DatetimeIndex) -> str | None:
-    """Warn (:class:`TruncatedFileWarning`) when the rows of a FULLSET file named
+    """Warn (:class:`TruncatedFileWarning`) when the rows of a flux file named
     ``..._<y0>-<y1>_<v>.csv`` start after 1 January y0 or stop before 31 December y1.
 
     Returns:
         The warning's message, or None when the rows cover the years of the name (or the name
-        does not follow the FULLSET pattern).
+        follows no accepted format, or its format's names carry no years, as ICOS ETC L2
+        names do not).
     """
     path = Path(path)
-    m = FILE_PATTERN.match(path.name)
-    if m is None or len(dates) == 0:
+    found = format_of(path.name)
+    m = found[1] if found is not None else None
+    if m is None or m.groupdict().get("y0") is None or len(dates) == 0:
         return None
     y0, y1 = int(m["y0"]), int(m["y1"])
     first, last = pd.Timestamp(dates.min()), pd.Timestamp(dates.max())
@@ -403,43 +433,70 @@ def ndvi_from_fapar(fapar: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------------
-# FULLSET daily files
+# FLUXNET daily flux files (formats: lue_spie.data.fluxnet_formats)
 # --------------------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class FluxFile:
-    """One FULLSET daily file found in the source folder."""
+    """One daily flux file found in the source folder, with its detected format.
+
+    ``first_year`` and ``last_year`` are those of the file name (None for formats whose names
+    carry no years, as ICOS ETC L2 names).
+    """
 
     site: str
-    first_year: int
-    last_year: int
+    first_year: int | None
+    last_year: int | None
     version: str
     path: Path
+    format: FluxnetFormat = FLUXNET2015_FULLSET
+
+
+def _short(fmt: FluxnetFormat) -> str:
+    """How messages name files of a format (``FULLSET_DD`` for the FLUXNET2015 FULLSET)."""
+    return "FULLSET_DD" if fmt is FLUXNET2015_FULLSET else f"{fmt.name} daily"
 
 
 def find_fluxnet_files(src: str | os.PathLike) -> dict[str, FluxFile]:
-    """FULLSET daily files in ``src`` by site id.
+    """Daily flux files in ``src`` by site id, each with the format detected from its name.
+
+    Every file whose name matches an accepted format
+    (:data:`~lue_spie.data.fluxnet_formats.FORMATS`) is taken; the header is checked when the
+    file is read (:func:`read_fluxnet_site`). Files of other resolutions, the auxiliary
+    products and files that are no FLUXNET files (the site and FAPAR tables) are left alone.
 
     Raises:
-        FileNotFoundError: when ``src`` is missing or holds no such file.
-        ValueError: when a site has more than one file.
+        FileNotFoundError: when ``src`` is missing or holds no file of an accepted format.
+        ValueError: when a site has more than one file (whatever their formats), or a daily
+            FLUXNET-family file matches no accepted format (one line naming the file and the
+            accepted formats with their patterns).
     """
     src = Path(src)
     if not src.is_dir():
         raise FileNotFoundError(f"{src}: FLUXNET source folder not found")
     files: dict[str, FluxFile] = {}
     for p in sorted(src.iterdir()):
-        m = FILE_PATTERN.match(p.name)
-        if not m:
+        found = format_of(p.name)
+        if found is None:
+            if p.is_file() and looks_like_daily_flux_file(p.name):
+                raise FluxFormatError(unknown_format_message(
+                    p, "a daily FLUXNET file whose name matches no accepted format"))
             continue
+        fmt, m = found
         site = m["site"]
         if site in files:
-            raise ValueError(f"{src}: two FULLSET_DD files for site {site}: "
-                             f"{files[site].path.name} and {p.name}; keep one")
-        files[site] = FluxFile(site, int(m["y0"]), int(m["y1"]), m["version"], p)
+            other = files[site]
+            kind = (_short(fmt) if other.format is fmt
+                    else f"daily flux ({other.format.name} and {fmt.name})")
+            raise ValueError(f"{src}: two {kind} files for site {site}: "
+                             f"{other.path.name} and {p.name}; keep one")
+        y0, y1 = m.groupdict().get("y0"), m.groupdict().get("y1")
+        files[site] = FluxFile(site, int(y0) if y0 else None, int(y1) if y1 else None,
+                               m["version"], p, fmt)
     if not files:
         raise FileNotFoundError(f"{src}: no FLUXNET2015 FULLSET daily files "
-                                "(FLX_<SITE>_FLUXNET2015_FULLSET_DD_<y0>-<y1>_<v>.csv)")
+                                f"({FLUXNET2015_FULLSET.file_pattern}) nor files of another "
+                                f"accepted format; accepted: {accepted_formats()}")
     return files
 
 
@@ -465,34 +522,42 @@ def read_fluxnet_site(
     whc: float,
     years: Sequence[int] | None = None,
     min_swc_coverage: float = 0.8,
+    file_format: FluxnetFormat | None = None,
 ) -> tuple[pd.DataFrame, list[str]]:
-    """Read one FULLSET daily file into site-day columns (all but FAPAR, FAPAR_QC and NDVI).
+    """Read one daily flux file into site-day columns (all but FAPAR, FAPAR_QC and NDVI).
 
     Args:
-        path: The CSV file.
+        path: The CSV file, in one of the accepted formats
+            (:data:`~lue_spie.data.fluxnet_formats.FORMATS`).
         site: Site id (written to the ``site`` column).
         lat: Latitude [deg N] for SW_IN_POT.
         elevation: Elevation [m] for missing air pressure.
         whc: Water holding capacity [mm] of the soil-water bucket.
         years: Keep only these calendar years (default: all).
         min_swc_coverage: Fraction of days with SWC_F_MDS_1 needed to use it for W.
+        file_format: The file's format (default: detected from its name).
 
     Returns:
         The table (sorted by date) and a list of notes on the choices made.
 
     Raises:
-        ValueError: naming the file, column and problem (missing column, non-numeric cell,
-            implausible magnitude suggesting wrong units, all-missing GPP, duplicate or
-            out-of-order days).
+        ValueError: naming the file, column and problem (file name or header of no accepted
+            format, missing column, non-numeric cell, implausible magnitude suggesting wrong
+            units, all-missing GPP, duplicate or out-of-order days).
 
     Warns:
         TruncatedFileWarning: when the rows cover less than the years of the file name
             (:func:`check_file_years`); the days present are read and the notes say so.
     """
     path = Path(path)
+    fmt = file_format if file_format is not None else detect_format(path)[0]
     raw = _read_csv(path, "FLUXNET file")
+    fmt.check_header(list(raw.columns), path)
+    raw.columns = fmt.reader_columns(list(raw.columns))
     _require(raw, REQUIRED_FLUX_COLUMNS, path, "FLUXNET file")
     notes: list[str] = []
+    if fmt is not FLUXNET2015_FULLSET:
+        notes.append(f"flux file format: {fmt.name} ({fmt.file_pattern})")
     dates = _dates(raw, "TIMESTAMP", path, fmt="%Y%m%d")
     _check_daily_order(dates, path, "TIMESTAMP")
     truncated = check_file_years(path, dates)
@@ -508,7 +573,7 @@ def read_fluxnet_site(
                              f"{dates.year.min()}-{dates.year.max()})")
 
     def col(name: str) -> np.ndarray:
-        return _numeric(raw, name, path)
+        return _numeric(raw, name, path, missing_value=fmt.missing_value)
 
     def median(x: np.ndarray) -> float:
         return float(np.nanmedian(x)) if np.isfinite(x).any() else float("nan")
@@ -692,10 +757,11 @@ def read_fluxnet_dataset(
     record_features: bool = True,
     progress: bool | Callable[[Iterable[Any]], Iterable[Any]] = False,
 ) -> FluxnetTables:
-    """Read FULLSET daily files plus FAPAR and site tables into validated tidy tables.
+    """Read daily flux files plus FAPAR and site tables into validated tidy tables.
 
     Args:
-        src: Folder with the FULLSET_DD files.
+        src: Folder with the daily flux files (FLUXNET2015 FULLSET or SUBSET, AmeriFlux
+            FLUXNET, ICOS ETC L2 FLUXNET: :func:`find_fluxnet_files`).
         fapar: FAPAR table (CSV).
         sites_csv: Site metadata table (CSV).
         features: Optional feature table (CSV); absent features are NaN.
@@ -709,7 +775,7 @@ def read_fluxnet_dataset(
             record (:func:`lue_spie.data.features.site_features_from_site_day`); a value in
             the feature table always wins. Record-based values describe the years read, not
             the 1970-2000 WorldClim normals, and BIO2, BIO3, BIO5-7 need daily TMIN/TMAX,
-            which FULLSET_DD files lack, so they stay NaN. Each site's provenance notes list
+            which FLUXNET daily files lack, so they stay NaN. Each site's provenance notes list
             what was filled.
         progress: Show a tqdm progress bar over sites.
 
@@ -738,8 +804,8 @@ def read_fluxnet_dataset(
         wanted = [str(s) for s in site_ids]
         unknown = [s for s in wanted if s not in files]
         if unknown:
-            raise ValueError(f"{src}: no FULLSET_DD file for site(s) {unknown}; files exist for "
-                             f"{sorted(files)[:20]}")
+            raise ValueError(f"{src}: no FULLSET_DD file for site(s) {unknown} (nor a daily file "
+                             f"of another accepted format); files exist for {sorted(files)[:20]}")
     not_in_meta = [s for s in wanted if s not in set(meta["site"])]
     if not_in_meta:
         raise ValueError(f"{sites_csv}: no row for site(s) {not_in_meta} (column 'SITE_ID')")
@@ -773,7 +839,8 @@ def read_fluxnet_dataset(
         inputs[f"flux_{s}"] = f.path
         table, site_notes = read_fluxnet_site(
             f.path, site=s, lat=float(m["lat"]), elevation=float(np.nan_to_num(m["elevation"])),
-            whc=float(m["whc"]), years=years, min_swc_coverage=min_swc_coverage)
+            whc=float(m["whc"]), years=years, min_swc_coverage=min_swc_coverage,
+            file_format=f.format)
         fa = fapar_df[fapar_df["site"] == s]
         n_flux = len(table)
         table = table.merge(fa[["date", "FAPAR", "FAPAR_QC"]], on="date", how="inner")
