@@ -18,6 +18,8 @@ import argparse
 import importlib
 import sys
 
+from lue_spie import __version__
+
 # Modules that contribute sub-commands, in the order they appear in --help.
 _COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate.cli", "lue_spie.extrapolate.cli",
                     "lue_spie.assess.cli", "lue_spie.importance.cli", "lue_spie.book.cli",
@@ -44,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lue-spie",
         description="SPIE companion: LUE model, calibration, parameter extrapolation, book.",
     )
+    parser.add_argument("--version", action="version", version=f"lue-spie {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     info = sub.add_parser("info", help="show versions and available devices")
     info.set_defaults(func=_info)

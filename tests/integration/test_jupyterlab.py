@@ -170,3 +170,15 @@ def test_jupyterlab_serves_the_chapters(lab):
 
     # A clean shutdown through the API.
     assert lab.stop() == 0, lab.log()
+
+
+def test_myst_renders_in_the_lab(tmp_path):
+    # The chapters' MyST ({cite:p}, {doc}, admonitions) reads as the book does only with the
+    # jupyterlab-myst extension, installed, enabled and compatible with this JupyterLab.
+    env = {**os.environ, "JUPYTER_CONFIG_DIR": str(tmp_path / "config")}
+    out = subprocess.run([sys.executable, "-m", "jupyterlab.labextensions", "list"],
+                         capture_output=True, text=True, env=env)
+    listing = out.stdout + out.stderr
+    line = next((ln for ln in listing.splitlines() if "jupyterlab-myst" in ln), "")
+    assert "enabled" in line and "OK" in line, listing
+    assert "is not compatible" not in listing, listing
