@@ -1,7 +1,7 @@
 """The ``lue-spie`` command line: thin over the package.
 
 Each step module registers its own sub-command through a ``register_cli(subparsers)``
-function (it adds a parser and sets ``func``), so the CLI grows with the package:
+function (it adds a parser and sets ``func``), so the CLI grows with the package::
 
     lue-spie info                      versions, devices
     lue-spie data synth|fluxnet ...    tidy tables (lue_spie.data.cli)

@@ -191,7 +191,7 @@ def assess_results(results: str | Path | AssessmentInputs,
 
     Args:
         results: The results folder, or inputs already loaded.
-        settings: How to assess (default :class:`AssessSettings()`).
+        settings: How to assess (default: :class:`AssessSettings` with its defaults).
         log: Where progress lines go.
     """
     settings = settings or AssessSettings()

@@ -19,7 +19,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from lue_spie.book.execute import BookError
+from lue_spie.book.publish import PublishSettings, configure
 from lue_spie.layout import BookBuild, BookSources
 
 __all__ = ["BOOK_FILES", "build_book", "check_html"]
@@ -30,12 +33,14 @@ BOOK_FILES: tuple[str, ...] = (BookSources.CONFIG, BookSources.TOC, BookSources.
 
 def build_book(
     root: Path, src: Path, build_dir: Path, *, notebooks: Sequence[str],
-    log: Any = print,
+    publish: PublishSettings | None = None, log: Any = print,
 ) -> Path:
     """Copy the book pages beside the executed notebooks, build the HTML and check it.
 
     The build uses ``-W --keep-going -n``: any Sphinx warning (a broken cross-reference or
-    citation, a missing file) fails it.
+    citation, a missing file) fails it. With a ``publish`` naming a repository, the copied
+    ``_config.yml`` turns on the repository and launch buttons
+    (:func:`lue_spie.book.publish.configure`).
 
     Returns:
         The HTML folder.
@@ -50,6 +55,12 @@ def build_book(
             shutil.copytree(s, d, ignore=shutil.ignore_patterns(".*", "__pycache__"))
         else:
             shutil.copy2(s, d)
+    if publish is not None and publish.published:
+        config_file = src / BookSources.CONFIG
+        config = yaml.safe_load(config_file.read_text(encoding="utf-8"))
+        config_file.write_text(yaml.safe_dump(configure(config, publish), sort_keys=False),
+                               encoding="utf-8")
+        log(f"publishing buttons on: repository {publish.repository_url}")
     cmd = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
            str(src), "--path-output", str(build_dir), "--builder", "html", "--all",
            "-W", "--keep-going", "-n", "-q"]

@@ -30,10 +30,17 @@ def _cli(args: argparse.Namespace) -> int:
         execution = ExecutionSettings(workers=workers, scheduler=scheduler)
         overrides.update({"workers": execution.workers, "scheduler": execution.scheduler})
     try:
+        publish = get_profile(args.profile).publish.with_overrides(
+            repository_url=args.repository_url, branch=args.branch,
+            binderhub_url=args.binderhub_url, jupyterhub_url=args.jupyterhub_url)
+    except ValueError as err:
+        print(f"lue-spie book: error: {err}", file=sys.stderr)
+        return 2
+    try:
         run_pipeline(
             args.profile, overrides=overrides, build_dir=args.build_dir,
             results=args.results, only=args.only, with_html=not args.no_build,
-            source_root=args.source,
+            source_root=args.source, publish=publish,
         )
     except BookError as err:
         print(f"lue-spie book: error: {err}", file=sys.stderr)
@@ -80,6 +87,20 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="run the notebooks but do not build the book")
     add_execution_arguments(p, what="the chapters' independent units (site chunks, method x "
                             "fold)", where="each chapter's kernel")
+    pub = p.add_argument_group(
+        "publishing", "a published book names its repository: repository and issue buttons, "
+        "and on every chapter page launch buttons (Binder; JupyterHub when a hub is named); "
+        "without --repository-url the book is offline and has none")
+    pub.add_argument("--repository-url", default=None, metavar="URL",
+                     help="the repository the book is published from "
+                          "(https://github.com/OWNER/NAME)")
+    pub.add_argument("--branch", default=None,
+                     help="the branch launched chapters open (default: main)")
+    pub.add_argument("--binderhub-url", default=None, metavar="URL",
+                     help="BinderHub building binder/ (default: https://mybinder.org; "
+                          "'' for none)")
+    pub.add_argument("--jupyterhub-url", default=None, metavar="URL",
+                     help="a JupyterHub with nbgitpuller for a JupyterHub button")
     p.add_argument("--source", default=None,
                    help="folder with _toc.yml, _config.yml, book/ and notebooks/ "
                         "(default: found from the working directory)")

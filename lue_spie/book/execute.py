@@ -182,7 +182,8 @@ def resolve_parameters(
         root: The kernels' working directory (default: the working directory).
 
     Returns:
-        Notebook name -> {parameter: value}, holding only the names that notebook declares.
+        For each notebook name, its parameters (name -> value), holding only the names that
+        notebook declares.
 
     Raises:
         ValueError: for an override that no notebook declares.
@@ -261,11 +262,48 @@ def run_notebook(
         papermill.execute_notebook(
             str(source), str(output), parameters=dict(parameters), kernel_name=kernel_name,
             progress_bar=False, cwd=str(cwd or output.parent), start_timeout=start_timeout,
+            kernel_manager_class=private_kernel_manager(),
         )
     except PapermillExecutionError as err:
         raise _notebook_error(source, output, err) from None
     _relative_papermill_paths(output, Path(cwd) if cwd else output.parent)
     return time.perf_counter() - t0
+
+
+def private_kernel_manager() -> type:
+    """The kernel manager the chapters run under: its kernel's traffic is not plain TCP.
+
+    jupyter-client sends a kernel's code and outputs over local TCP sockets, unencrypted by
+    default, and ipykernel says so on stderr for every chapter. This manager asks for
+    CurveZMQ encryption where pyzmq has it and the kernel declares it
+    (``transport_encryption="auto"``), and otherwise uses IPC sockets (Unix domain sockets in
+    a private temporary folder), so the chapters' traffic is never plain TCP and the log
+    holds no warning a reader cannot act on.
+    """
+    import tempfile
+
+    import zmq
+    from jupyter_client import AsyncKernelManager
+    from traitlets import default
+
+    curve = zmq.has("curve")
+
+    class PrivateKernelManager(AsyncKernelManager):
+        @default("transport_encryption")
+        def _encrypt(self) -> str:
+            return "auto" if curve else "disabled"
+
+        @default("transport")
+        def _transport(self) -> str:
+            return "tcp" if curve or os.name == "nt" else "ipc"
+
+        @default("ip")
+        def _ip(self) -> str:
+            if self.transport == "ipc":
+                return os.path.join(tempfile.mkdtemp(prefix="lue-spie-kernel-"), "kernel")
+            return "127.0.0.1"
+
+    return PrivateKernelManager
 
 
 def _relative_papermill_paths(notebook: Path, base: Path) -> None:

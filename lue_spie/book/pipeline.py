@@ -39,6 +39,7 @@ from lue_spie.book.execute import (
     run_notebook,
 )
 from lue_spie.book.profiles import Profile, get_profile
+from lue_spie.book.publish import PublishSettings
 from lue_spie.layout import BookBuild, BookSources, Layout
 from lue_spie.store import atomic_write_json, git_commit, package_versions
 
@@ -85,6 +86,7 @@ def run_pipeline(
     with_html: bool = True,
     source_root: str | os.PathLike | None = None,
     notebooks: Sequence[str] | None = None,
+    publish: PublishSettings | None = None,
     log: Any = print,
 ) -> BookResult:
     """Run the chapters with papermill, then build and check the book.
@@ -100,6 +102,8 @@ def run_pipeline(
         source_root: Folder with ``_toc.yml``, ``_config.yml``, ``book/`` and ``notebooks/``.
         notebooks: The notebooks to run, in order (file names inside ``notebooks/``);
             default: the chapters listed in ``_toc.yml`` (:func:`chapter_notebooks`).
+        publish: Repository and launch buttons of a published book (default: the profile's
+            ``publish``, off unless it names a repository).
         log: Where progress lines go.
 
     Raises:
@@ -147,7 +151,8 @@ def run_pipeline(
                 "pass --no-build"
             )
         t0 = time.perf_counter()
-        html_dir = build_book(root, src, build_dir, notebooks=notebooks, log=log)
+        html_dir = build_book(root, src, build_dir, notebooks=notebooks,
+                              publish=publish or prof.publish, log=log)
         timings["book"] = time.perf_counter() - t0
         log(f"book built in {timings['book']:.1f} s: {html_dir / 'index.html'}")
     timings["total"] = time.perf_counter() - t_start

@@ -30,6 +30,7 @@ from typing import Any
 
 from lue_spie import options
 from lue_spie.assess.settings import AssessSettings, TwinSettings
+from lue_spie.book.publish import PublishSettings
 from lue_spie.calibrate.settings import CalibrationSettings
 from lue_spie.data.settings import DataSettings
 from lue_spie.execution import ExecutionSettings
@@ -110,6 +111,9 @@ class Profile:
         twin: The structural-error twin (:class:`~lue_spie.assess.settings.TwinSettings`).
         importance: The feature importance
             (:class:`~lue_spie.importance.settings.ImportanceSettings`).
+        publish: The repository of a published book and where its chapters launch
+            (:class:`~lue_spie.book.publish.PublishSettings`; not a notebook parameter:
+            it changes the book's buttons, never a result).
     """
 
     name: str
@@ -126,6 +130,7 @@ class Profile:
     assess: AssessSettings = field(default_factory=AssessSettings)
     twin: TwinSettings = field(default_factory=TwinSettings)
     importance: ImportanceSettings = field(default_factory=ImportanceSettings)
+    publish: PublishSettings = field(default_factory=PublishSettings)
 
     def knobs(self) -> dict[str, Knob]:
         """Every knob of the profile by its notebook-parameter name (see the module

@@ -129,7 +129,7 @@ def calibrate_sites(
     Args:
         data: A Dataset, or a ForcingBatch(-like) object (see
             :func:`lue_spie.data.io.as_forcing_batch`).
-        settings: The CMA-ES settings (default :class:`CalibrationSettings()`).
+        settings: The CMA-ES settings (default: :class:`CalibrationSettings` with its defaults).
         sites: Site ids to calibrate (default: all, in the data's order).
         years: Years to use (Dataset input only; default all).
         koeppen: Koeppen types for a batch without them.
@@ -216,7 +216,8 @@ def calibrate_pooled(
         data: As for :func:`calibrate_sites`.
         site_groups: Group name -> site ids (a site may appear in several groups).
         settings: The CMA-ES settings; each group's ES is seeded from ``(seed, group)``.
-        Other arguments: as for :func:`calibrate_sites`.
+        years, koeppen, checkpoint_dir, checkpoint_every, progress, stop_after_gen, callback:
+            As for :func:`calibrate_sites`.
 
     Returns:
         A :class:`CalibrationResult` whose ``table`` has one row per (group, site) with the

@@ -95,7 +95,7 @@ def run(
     Args:
         layout: Where the dataset is and the calibration goes (``layout.data``,
             ``layout.calibration``).
-        settings: CMA-ES settings (default :class:`CalibrationSettings()`).
+        settings: CMA-ES settings (default: :class:`CalibrationSettings` with its defaults).
         execution: Where the work runs (default: in this process; see
             :class:`~lue_spie.execution.ExecutionSettings`).
         sites, years: Selection (default: all).

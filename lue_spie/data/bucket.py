@@ -1,6 +1,6 @@
 """Soil-water bucket for the relative soil water W when no soil-moisture record exists.
 
-A single-layer bucket of capacity ``whc`` [mm] (the site's water holding capacity):
+A single-layer bucket of capacity ``whc`` [mm] (the site's water holding capacity)::
 
     S_t = min(whc, max(0, S_{t-1} + P_t - ET_t)),   ET_t = PET_t * beta(W_{t-1}),
     beta(W) = min(1, W / 0.75),   W = S / whc,

@@ -1,4 +1,4 @@
-"""``lue-spie data ...``: build dataset folders and check the data manifest.
+"""``lue-spie data ...``: build dataset folders and check the data manifest::
 
     lue-spie data synth   --sites N --years Y --seed S --out DIR [--structural-error]
     lue-spie data fluxnet --src DIR --fapar FILE --sites FILE [--features FILE] [--ndvi FILE]

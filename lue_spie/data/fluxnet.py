@@ -115,6 +115,7 @@ from lue_spie.data.fluxnet_formats import (
     unknown_format_message,
 )
 from lue_spie.params import koeppen_main_group
+from lue_spie.progress import progress_bar
 
 #: FLUXNET2015 FULLSET daily file name pattern (the first of the accepted
 #: :data:`~lue_spie.data.fluxnet_formats.FORMATS`).
@@ -825,9 +826,7 @@ def read_fluxnet_dataset(
 
     iterator: Iterable[str] = wanted
     if progress is True:
-        from tqdm.auto import tqdm
-
-        iterator = tqdm(wanted, desc="FLUXNET sites", unit="site")
+        iterator = progress_bar(wanted, desc="FLUXNET sites", unit="site")
     elif callable(progress):
         iterator = progress(wanted)
 

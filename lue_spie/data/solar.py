@@ -1,7 +1,7 @@
 """Potential (extraterrestrial) shortwave radiation from latitude and day of year.
 
 FLUXNET's ``SW_IN_POT`` is the top-of-atmosphere shortwave irradiance on a horizontal surface.
-Its daily mean follows from solar geometry alone (FAO-56, Allen et al. 1998, eq. 21-25):
+Its daily mean follows from solar geometry alone (FAO-56, Allen et al. 1998, eq. 21-25)::
 
     Ra = (S0 / pi) * dr * (ws * sin(phi) * sin(delta) + cos(phi) * cos(delta) * sin(ws))
 

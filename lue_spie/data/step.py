@@ -24,7 +24,8 @@ def run(layout: Layout, settings: DataSettings | None = None, *, seed: int = 0,
 
     Args:
         layout: Where the dataset goes.
-        settings: Which dataset (default :class:`DataSettings()`: a small virtual FLUXNET).
+        settings: Which dataset (default: :class:`DataSettings` with its defaults, a small
+            virtual FLUXNET).
         seed: The virtual FLUXNET's seed (unused for real data).
         sites, years: Real data only: read just these sites and years (virtual data are
             generated whole; later chapters select with their own ``sites``/``years``).

@@ -1,15 +1,16 @@
 """The cross-validated comparison as a step: every method on every fold, resumable, in one call.
 
 :func:`run` reads ``layout.data`` and ``layout.calibration``, makes (or reads) the ten-fold
-split (:mod:`lue_spie.extrapolate.cv`), plans the units of work (:mod:`~lue_spie.extrapolate.
-runner`; one per method and fold, or one per method when it runs its folds together: see the
-``folds`` keyword of :class:`~lue_spie.methods.base.Method`), skips the (method, fold) pairs
-whose files already carry the same key, runs the rest (in this process, or on a Dask cluster
-through :mod:`lue_spie.execution`), and finally gathers each method's folds into one
-parameter table and one GPP table plus the summary of every method, fold and held-out site
-(names in :class:`lue_spie.layout.ExtrapolationFiles` and :class:`~lue_spie.layout.
-MethodFiles`). ``lue-spie extrapolate`` (:mod:`~lue_spie.extrapolate.cli`), the method
-chapters of the book and the structural-error twin run it.
+split (:mod:`lue_spie.extrapolate.cv`), plans the units of work
+(:mod:`~lue_spie.extrapolate.runner`; one per method and fold, or one per method when it runs
+its folds together: see the ``folds`` keyword of :class:`~lue_spie.methods.base.Method`),
+skips the (method, fold) pairs whose files already carry the same key, runs the rest (in this
+process, or on a Dask cluster through :mod:`lue_spie.execution`), and finally gathers each
+method's folds into one parameter table and one GPP table plus the summary of every method,
+fold and held-out site (names in :class:`lue_spie.layout.ExtrapolationFiles` and
+:class:`~lue_spie.layout.MethodFiles`). ``lue-spie extrapolate``
+(:mod:`~lue_spie.extrapolate.cli`), the method chapters of the book and the structural-error
+twin run it.
 """
 
 from __future__ import annotations
@@ -89,7 +90,7 @@ def run(
         layout: Where the dataset and the site calibration are (``layout.data``,
             ``layout.calibration``; the calibration is needed by the methods that learn from
             calibrated vectors) and the results go (``layout.extrapolation``).
-        settings: What to run (default :class:`ExtrapolationSettings()`).
+        settings: What to run (default: :class:`ExtrapolationSettings` with its defaults).
         execution: Where the units run (default: in this process; see
             :class:`~lue_spie.execution.ExecutionSettings`); the results are the same.
         progress: Show a progress bar over units.

@@ -44,9 +44,9 @@ __all__ = [
 # The step's tables are named by :class:`lue_spie.layout.ImportanceTable`; its figures are:
 #: Figure 8: importance by feature class.
 FIGURE8 = "figure8_importance_by_class"
-#: Figure: the most important features overall.
+#: Figure of the most important features overall.
 FEATURES_FIGURE = "importance_features"
-#: Figure: the most important features against the parameters.
+#: Figure of the most important features against the parameters.
 HEATMAP_FIGURE = "importance_heatmap"
 
 

@@ -109,7 +109,7 @@ def driver_recovery(importance: pd.DataFrame, truth_meta: Mapping[str, Any], *,
     Args:
         importance: :attr:`lue_spie.importance.step.ImportanceResult.importance`.
         truth_meta: The generator's ``truth.json``.
-        sites: The sites table (raw features): adds the largest |Spearman correlation| across
+        sites: The sites table (raw features): adds the largest absolute Spearman correlation across
             sites between the best-ranked other variable and the parameter's continuous
             drivers (a proxy explains a high rank).
         truth_r: Per parameter, r between SPIE's predictions and the truth (shown as is;
@@ -181,8 +181,8 @@ def driver_ranks(drivers: pd.DataFrame) -> pd.DataFrame:
         drivers: The ``drivers`` table of :func:`driver_recovery`.
 
     Returns:
-        Index: the parameters (in order); columns: the methods; cells: each true driver with
-        its rank among the variables.
+        A table whose index is the parameters (in order), with one column per method;
+        each cell lists the true drivers with their ranks among the variables.
     """
     methods = [m for m in METHOD_COLUMNS if m in set(drivers["method"])]
     out = {}

@@ -178,7 +178,7 @@ class SiteData:
     # -- daily data ---------------------------------------------------------------------------
     @functools.cached_property
     def site_day(self) -> pd.DataFrame:
-        """The site-day table restricted to :attr:`years`."""
+        """The site-day table restricted to ``years``."""
         sd = self.dataset.site_day
         return sd if self.years is None else sd[sd["date"].dt.year.isin(self.years)]
 
@@ -228,7 +228,9 @@ class Method(abc.ABC):
         class PFTmean(Method, name="PFTmean", family="grouping", order=1,
                       learns_from="calibration"): ...
 
-    Class keywords (an intermediate class may set all but ``name``, which registers):
+    An intermediate class may set all class keywords but ``name``, which registers.
+
+    Class keywords:
         name: The paper's name (``"PFTmean"``, ``"OPT-All"`` ...).
         family: One of :data:`FAMILIES`.
         order: Its place in the paper's order (1-12), None for a method of one's own.
@@ -237,7 +239,9 @@ class Method(abc.ABC):
         folds: One of :data:`FOLDS` (default ``"each"``); ``"batched"`` and ``"stacked"``
             methods implement :meth:`fit_predict_folds`.
 
-    Run context (set by the runner through :meth:`attach`, not hyperparameters):
+    The run context is set by the runner through :meth:`attach` (not hyperparameters).
+
+    Run context:
         workdir: A folder of the unit's own for checkpoints (removed when it finishes).
         results_dir: The method's results folder, for files of its own beside the fold
             tables (SPIE: networks and training curves).

@@ -176,10 +176,10 @@ class MultiNN(FeatureRegression, name="mNN", family="regression", order=10):
         max_iter: Most epochs (2000, the SPIE budget).
         early_stopping: Stop on the loss of 10 % of the training sites held out in the fold.
         patience: Epochs without improvement before stopping.
-        log_targets: Parameters fitted on the log scale between their bounds (kappa).
         seed: Base seed.
     """
 
+    #: Parameters fitted on the log scale between their bounds (kappa).
     log_targets: tuple[str, ...] = ("kappa",)
     hidden: tuple[int, ...] = (16, 16)
     learning_rate: float = 1e-3

@@ -1,7 +1,7 @@
 """Similarity-based method (paper section 2.2.2): Sitesim.
 
 A held-out site takes the calibrated vector of the most similar training site of its PFT,
-with the similarity of Carvalhais et al. (2010):
+with the similarity of Carvalhais et al. (2010)::
 
     D(i, j) = 1 - sum_n (V_in - V_jn)^2 / sum_n (V_in - mean(V_i))^2
 

@@ -17,6 +17,7 @@ skipped and says why.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import io
@@ -24,6 +25,7 @@ import os
 import shutil
 import tempfile
 import threading
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -68,9 +70,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-@pytest.fixture(scope="module")
-def server(ci_book) -> Iterator[str]:
-    handler = functools.partial(_QuietHandler, directory=str(ci_book.html_dir))
+@contextlib.contextmanager
+def _serve(directory: Path) -> Iterator[str]:
+    handler = functools.partial(_QuietHandler, directory=str(directory))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
@@ -80,6 +82,33 @@ def server(ci_book) -> Iterator[str]:
         httpd.shutdown()
         httpd.server_close()
         thread.join(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def server(ci_book) -> Iterator[str]:
+    with _serve(ci_book.html_dir) as url:
+        yield url
+
+
+#: The repository and hub a published test book names (never contacted: links only).
+REPOSITORY = "https://github.com/lue-spie/lue-spie"
+HUB = "https://hub.example.org"
+
+
+@pytest.fixture(scope="module")
+def published_server(ci_book, browser_tools, tmp_path_factory) -> Iterator[str]:
+    """The ci book's executed chapters built again as a published book (a repository named)."""
+    from lue_spie.book import build_book, chapter_notebooks
+    from lue_spie.book.publish import PublishSettings
+
+    tmp = tmp_path_factory.mktemp("published")
+    src = tmp / "src"
+    shutil.copytree(ci_book.build_dir / "src" / "notebooks", src / "notebooks")
+    html = build_book(ROOT, src, tmp / "out", notebooks=chapter_notebooks(ROOT),
+                      publish=PublishSettings(repository_url=REPOSITORY, jupyterhub_url=HUB),
+                      log=lambda _: None)
+    with _serve(html) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -184,3 +213,34 @@ def test_every_page_in_a_browser(ci_book, server, driver):
         drv.set_window_size(1280, 900)
     assert not problems, "\n".join(problems)
     assert n_figures >= 10, f"only {n_figures} figures across the book"
+    # The API reference is built from the docstrings, and the offline book launches nothing.
+    assert "book/api/model.html" in pages
+    drv.get(f"{server}/book/api/model.html")
+    assert drv.find_elements("id", "lue_spie.model.lue.simulate")
+    drv.get(f"{server}/notebooks/03_calibration.html")
+    assert "mybinder.org" not in drv.page_source
+
+
+def test_a_published_book_launches_every_chapter(ci_book, published_server, driver):
+    from lue_spie.book import chapter_notebooks
+
+    drv = driver
+    problems: list[str] = []
+    for nb in chapter_notebooks(ROOT):
+        stem = nb.removesuffix(".ipynb")
+        drv.get(f"{published_server}/notebooks/{stem}.html")
+        _wait_ready(drv)
+        for entry in drv.get_log("browser"):
+            if entry.get("level") == "SEVERE":
+                problems.append(f"{stem}: console error: {entry.get('message')}")
+        links = [a.get_attribute("href") or "" for a in drv.find_elements("css selector", "a")]
+        binder = (f"https://mybinder.org/v2/gh/lue-spie/lue-spie/main"
+                  f"?urlpath=lab/tree/notebooks/{nb}")
+        if binder not in links:
+            problems.append(f"{stem}: no Binder launch link {binder}")
+        hub = [u for u in links if u.startswith(f"{HUB}/hub/user-redirect/git-pull?")]
+        if not hub or f"notebooks/{nb}" not in urllib.parse.unquote(hub[0]):
+            problems.append(f"{stem}: no JupyterHub launch link to notebooks/{nb}")
+        if REPOSITORY not in links:
+            problems.append(f"{stem}: no repository button")
+    assert not problems, "\n".join(problems)

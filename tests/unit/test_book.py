@@ -420,3 +420,15 @@ def test_data_and_calibration_chapters_run_on_real_fluxnet_files(tmp_path):
     assert table["site"].tolist() == ["CH-Lae"] and table["status"].tolist() == ["ok"]
     executed = (tmp_path / "build" / "src" / "notebooks" / "03_calibration.ipynb").read_text()
     assert "Real data: there are no true parameters to compare with." in executed
+
+
+def test_chapter_kernels_talk_encrypted_or_over_private_sockets():
+    import zmq
+
+    from lue_spie.book.execute import private_kernel_manager
+
+    km = private_kernel_manager()(kernel_name="python3")
+    if zmq.has("curve"):
+        assert km.transport == "tcp" and km.transport_encryption == "auto"
+    else:
+        assert km.transport == "ipc" and km.ip.endswith("kernel")

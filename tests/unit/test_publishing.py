@@ -154,6 +154,8 @@ def test_workflow_tests_and_builds_the_book_with_python_3_11():
     assert setup["with"]["cache"] == "pip"
     (upload,) = _uses(book, "actions/upload-pages-artifact")
     assert Path(upload["with"]["path"]) == BookBuild.of("demo").html
+    # The published book names its repository, which turns its launch buttons on.
+    assert "--repository-url" in runs[next(n for n in jobs if jobs[n] is book)]
 
 
 def test_workflow_deploys_pages_only_from_main():

@@ -80,6 +80,7 @@ from lue_spie.data.virtual.vegetation import _ndvi, _phenology
 from lue_spie.data.virtual.weather import WEATHER, _forcing
 from lue_spie.layout import DataFiles
 from lue_spie.params import PARAMETERS
+from lue_spie.progress import progress_bar
 
 __all__ = [
     "GENERATOR_VERSION",
@@ -201,9 +202,7 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
     """
     _check_args(n_sites, n_years, seed, start_year)
     n_sites, n_years, seed = int(n_sites), int(n_years), int(seed)
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=7, desc="virtual FLUXNET", disable=not progress)
+    bar = progress_bar(total=7, desc="virtual FLUXNET", unit="stage", enabled=progress)
     rngs = _rngs(seed, n_sites, n_years)
     sites = _draw_sites(rngs["sites"], n_sites, rngs["crops"])
     dates = pd.date_range(f"{start_year}-01-01", f"{start_year + n_years - 1}-12-31", freq="D")

@@ -91,6 +91,7 @@ from lue_spie.methods.spie.optim import FoldAdam
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.model import FORCING_KEYS
 from lue_spie.params import N_PARAMS, lag_mask
+from lue_spie.progress import progress_bar, progress_mode
 
 __all__ = [
     "TrainConfig",
@@ -661,10 +662,9 @@ def train_folds(
     if ckpt is not None and ckpt.exists():
         tr.load(ckpt, key)
     epochs_at_start = tr.st["epoch"]
-    from tqdm.auto import tqdm
-
-    bar = tqdm(total=cfg.epochs, initial=tr.st["epoch"], desc="SPIE", unit="epoch",
-               disable=(not progress) if progress is not None else None, leave=False)
+    # progress None: a bar in a terminal only, nothing in a log or an executed notebook.
+    bar = progress_bar(total=cfg.epochs, initial=tr.st["epoch"], desc="SPIE", unit="epoch",
+                       enabled=progress if progress is not None else progress_mode() == "bar")
     while not all(tr.st["done"]):
         epoch = tr.st["epoch"] + 1
         active = [k for k in range(tr.n_folds) if not tr.st["done"][k]]

@@ -1,6 +1,6 @@
 """Answers that check themselves: one checker per exercise with a checkable answer.
 
-A student writes the answer of an exercise into a variable and calls
+A student writes the answer of an exercise into a variable and calls::
 
     from lue_spie.teaching import exercises
     exercises.check("03.1", answer, results=results)

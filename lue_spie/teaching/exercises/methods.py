@@ -518,7 +518,7 @@ class CloserThanCalibration(_MethodExercise, exercise_id="08.2"):
     tolerance: ClassVar[float] = 1e-9
 
     def distances(self, results: Any) -> Any:
-        """Per parameter: median |error| / range against the truth, of SPIE and of site
+        """Per parameter: median absolute error / range against the truth, of SPIE and of site
         calibration (columns ``SPIE``, ``site calibration``)."""
         from lue_spie.data import load_dataset
         from lue_spie.extrapolate import views
