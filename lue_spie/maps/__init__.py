@@ -1,0 +1,1 @@
+"""Beyond the towers: parameter and GPP maps of a virtual continent."""
