@@ -36,7 +36,7 @@ from lue_spie.parameter_skill import recovery_scores
 from lue_spie.params import BOUNDS, PARAMETERS, lag_mask
 
 __all__ = ["DAYS_PER_YEAR", "Applicability", "identifiable", "gpp_skill", "parameter_skill",
-           "error_by_distance", "column", "annual"]
+           "error_by_distance", "error_table", "inside_outside", "column", "annual"]
 
 #: Days per year of the mean annual GPP (a mean daily rate times this).
 DAYS_PER_YEAR = 365.25
@@ -202,3 +202,45 @@ def error_by_distance(cells: pd.DataFrame, methods: Sequence[str], bins: int,
                          "q25_abs_error": float(np.quantile(a, 0.25)),
                          "q75_abs_error": float(np.quantile(a, 0.75))})
     return pd.DataFrame(rows)
+
+
+def error_table(gpp: pd.DataFrame, parameters: pd.DataFrame, *,
+                only_identifiable: bool = True) -> pd.DataFrame:
+    """The map-wide errors side by side: one row per method, the RMSE of mean annual GPP
+    [gC m-2 yr-1] and of each (identifiable) parameter in its units.
+
+    Args:
+        gpp: :func:`gpp_skill`.
+        parameters: :func:`parameter_skill`.
+        only_identifiable: Keep only the parameters marked identifiable (all when none is
+            marked, or the mark is missing).
+    """
+    p = parameters
+    if only_identifiable and p["identifiable"].notna().any() \
+            and p["identifiable"].astype(bool).any():
+        p = p[p["identifiable"].astype(bool)]
+    wide = p.pivot(index="method", columns="parameter", values="rmse")
+    wide = wide[[c for c in PARAMETERS if c in wide.columns]]
+    wide.columns = [f"RMSE {c}" for c in wide.columns]
+    out = gpp.set_index("method")[["rmse"]].rename(
+        columns={"rmse": "RMSE GPP [gC m-2 yr-1]"}).join(wide)
+    return out.reindex(list(gpp["method"]))
+
+
+def inside_outside(cells: pd.DataFrame, methods: Sequence[str]) -> pd.DataFrame:
+    """Each method's area-weighted RMSE of mean annual GPP inside and outside the area of
+    applicability [gC m-2 yr-1], with the numbers of cells (NaN where a side is empty)."""
+    truth = annual(cells[column(TRUTH, "gpp_mean")].to_numpy(np.float64))
+    w = cells["cell_area"].to_numpy(np.float64)
+    inside = cells["inside"].to_numpy(bool)
+    rows = []
+    for m in methods:
+        err = annual(cells[column(m, "gpp_mean")].to_numpy(np.float64)) - truth
+        row = {"method": m}
+        for label, sel in (("inside", inside), ("outside", ~inside)):
+            s = _weighted(err[sel], truth[sel], truth[sel] + err[sel], w[sel])
+            row[f"rmse_{label}"] = s["rmse"]
+            row[f"n_{label}"] = s["n_cells"]
+        rows.append(row)
+    return pd.DataFrame(rows, columns=["method", "rmse_inside", "n_inside", "rmse_outside",
+                                       "n_outside"])

@@ -137,7 +137,7 @@ def _folds(layout: Layout) -> dict[str, int] | None:
 
 def run(layout: Layout, settings: MapsSettings | None = None,
         execution: ExecutionSettings | None = None, *, progress: bool = True,
-        with_figures: bool = True, log: Callable[[str], Any] = print) -> MapsResult:
+        with_figures: bool = True, log: Callable[[str], Any] | None = print) -> MapsResult:
     """The ``lue-spie maps`` step (see the module docstring).
 
     Args:
@@ -148,7 +148,7 @@ def run(layout: Layout, settings: MapsSettings | None = None,
             same.
         progress: Show a progress bar over chunks.
         with_figures: Draw the figures.
-        log: Where progress lines go.
+        log: Where progress lines go (None: nowhere).
 
     Raises:
         FileNotFoundError: naming a missing input and the command that writes it.
@@ -157,6 +157,7 @@ def run(layout: Layout, settings: MapsSettings | None = None,
     from lue_spie.data.io import load_dataset
 
     t_all = time.perf_counter()
+    log = log or _quiet
     s = settings or MapsSettings()
     execution = execution or ExecutionSettings()
     timings: dict[str, float] = {}
@@ -256,6 +257,10 @@ def run(layout: Layout, settings: MapsSettings | None = None,
     timings["total"] = time.perf_counter() - t_all
     _write_record(result, files, inputs)
     return result
+
+
+def _quiet(*_: Any) -> None:
+    """A log that writes nothing."""
 
 
 def _attributes(s: MapsSettings, meta: Mapping[str, Any], structural: bool,
