@@ -130,7 +130,7 @@ class Grid:
 class RandomFields:
     """Smooth Gaussian random fields with unit variance, evaluated anywhere.
 
-    Each field is a sum of :data:`_MODES` cosine waves with random directions, wavenumbers
+    Each field is a sum of ``_MODES`` cosine waves with random directions, wavenumbers
     drawn from the spectrum of a Gaussian covariance of correlation length ``L``, and random
     phases (random Fourier features): ``f(x) = sqrt(2/M) sum cos(k_m . x + phi_m)``. Positions
     are in km on a sinusoidal (equal-area) projection about the box's central meridian.
@@ -278,9 +278,9 @@ def pft_map(koeppen: np.ndarray, humid_anomaly: np.ndarray, elevation: np.ndarra
     :data:`~lue_spie.data.virtual.sites.KOEPPEN_BY_PFT`), tilted towards forests where the
     cell is moister than its type's norm and towards shrubs and grasses where it is drier,
     wetlands favoured below 300 m; the PFT with the largest log weight plus its patch field
-    (``patches``, ``(cells, 11)`` smooth fields, one per PFT in :data:`schema.PFTS` order)
-    wins. Evergreen needleleaf forest of type ET only in mountains (above 1200 m, subalpine),
-    not in the arctic tundra.
+    (``patches``, ``(cells, 11)`` smooth fields, one per PFT in the order of
+    :data:`lue_spie.data.schema.PFTS`) wins. Evergreen needleleaf forest of type ET only in
+    mountains (above 1200 m, subalpine), not in the arctic tundra.
     """
     pfts = list(schema.PFTS)
     total = {p: sum(world.KOEPPEN_BY_PFT[p].values()) for p in pfts}
@@ -331,8 +331,8 @@ class Continent:
         return RandomFields(self.seed, 0.5 * (self.grid.lon_min + self.grid.lon_max))
 
     def stage_fields(self, cells: pd.DataFrame) -> dict[str, np.ndarray]:
-        """The coherent fields of the generator's per-site draws (:data:`world.FIELD_DRAWS`)
-        at some cells: stage -> ``(cells, k)``."""
+        """The coherent fields of the generator's per-site draws
+        (:data:`lue_spie.maps.world.FIELD_DRAWS`) at some cells: stage -> ``(cells, k)``."""
         rf = self.fields_source
         lat, lon = cells["lat"].to_numpy(), cells["lon"].to_numpy()
         return {stage: rf.fields(stage, k, lat, lon) for stage, k in world.FIELD_DRAWS.items()}

@@ -6,26 +6,26 @@ units, one variable per quantity with ``units``, ``long_name`` and, where the CF
 one, a ``standard_name``. This store does the same, so xarray and cf_xarray (or any CF tool)
 read it without knowing lue-spie:
 
-=========================  ===========================  =========================================
-variable                   dimensions                   content
-=========================  ===========================  =========================================
-``gpp``                    source, time, lat, lon       daily GPP [g m-2 d-1, i.e. gC m-2 d-1 as
-                                                        FLUXNET; the carbon is in the standard
-                                                        name ``gross_primary_productivity_of_``
-                                                        ``biomass_expressed_as_carbon``]
-``gpp_mean``               source, lat, lon             GPP averaged over the record
-                                                        (``cell_methods: time: mean``)
-``eps_max`` ... ``alpha_W``  source, lat, lon           the 13 parameters, in their units
-``dissimilarity``          lat, lon                     distance to the nearest tower in feature
-                                                        space over the towers' mean distance
-``area_of_applicability``  lat, lon                     1 where the dissimilarity is within the
-                                                        towers' own (0 outside)
-``land_mask``              lat, lon                     1 on land (``land_binary_mask``)
-``elevation``              lat, lon                     ``surface_altitude`` [m]
-``distance_to_coast``      lat, lon                     [km]
-``koeppen``, ``pft``       lat, lon                     flags (``flag_values``, ``flag_meanings``)
-``cell_area``              lat, lon                     ``cell_area`` [m2] (``cell_measures``)
-=========================  ===========================  =========================================
+=============================  ========================  ========================================
+variable                       dimensions                content
+=============================  ========================  ========================================
+``gpp``                        source, time, lat, lon    daily GPP [g m-2 d-1, i.e. gC m-2 d-1 as
+                                                         FLUXNET; the carbon is in the standard
+                                                         name ``gross_primary_productivity_of_``
+                                                         ``biomass_expressed_as_carbon``]
+``gpp_mean``                   source, lat, lon          GPP averaged over the record
+                                                         (``cell_methods: time: mean``)
+``eps_max`` ... ``alpha_W``    source, lat, lon          the 13 parameters, in their units
+``dissimilarity``              lat, lon                  distance to the nearest tower in feature
+                                                         space over the towers' mean distance
+``area_of_applicability``      lat, lon                  1 where the dissimilarity is within the
+                                                         towers' own (0 outside)
+``land_mask``                  lat, lon                  1 on land (``land_binary_mask``)
+``elevation``                  lat, lon                  ``surface_altitude`` [m]
+``distance_to_coast``          lat, lon                  [km]
+``koeppen``, ``pft``           lat, lon                  flags (``flag_values``, ``flag_meanings``)
+``cell_area``                  lat, lon                  ``cell_area`` [m2] (``cell_measures``)
+=============================  ========================  ========================================
 
 The ``source`` coordinate holds ``truth`` (the generator's true parameters and the GPP they
 give, noise-free) and the mapped methods (not ``method``, which is a keyword of xarray's
