@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lue_spie import options
 from lue_spie.book.execute import BookError, parse_overrides
 from lue_spie.book.pipeline import run_pipeline
 from lue_spie.book.profiles import PROFILES, get_profile
 from lue_spie.execution import ExecutionSettings, add_execution_arguments
+from lue_spie.layout import BookBuild, Layout
 
 __all__ = ["register_cli"]
 
@@ -18,6 +20,14 @@ def _knobs(profile: str) -> int:
     for name, knob in get_profile(profile).knobs().items():
         print(f"{name:28s} {knob.value!r:24s} {knob.doc}")
     return 0
+
+
+def _outputs(args: argparse.Namespace) -> dict[str, str | None]:
+    """The folders a build writes (none when it only lists the knobs)."""
+    if args.knobs:
+        return {}
+    return {"--results": args.results or Layout.of(args.profile).root,
+            "--build-dir": args.build_dir or BookBuild.of(args.profile).folder}
 
 
 def _cli(args: argparse.Namespace) -> int:
@@ -105,3 +115,4 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="folder with _toc.yml, _config.yml, book/ and notebooks/ "
                         "(default: found from the working directory)")
     p.set_defaults(func=_cli)
+    options.output_folders(p, _outputs)
