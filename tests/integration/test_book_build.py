@@ -184,3 +184,26 @@ def test_the_build_log_holds_nothing_a_reader_cannot_act_on(ci_book):
     assert "without encryption" not in log
     assert "KeyboardInterrupt" not in log
     assert "Traceback" not in log
+
+
+def test_no_page_of_the_ci_book_speaks_of_another_profile_s_size_or_folder(ci_book):
+    """The ci book's chapters and introduction name only the ci build's sizes and folders.
+
+    The page on rerunning (its profile table) and the decisions page (a recorded experiment)
+    describe other profiles on purpose and are not scanned.
+    """
+    import html as html_lib
+    import re
+
+    forbidden = re.compile(
+        r"results/(demo|paper)|196 (virtual )?sites|\b196 x (8|10)\b|\b(8|10) years\b"
+        r"|the (demo|paper) (book|build)|few dozen")
+    pages = [ci_book.html_dir / "book" / "intro.html",
+             *sorted((ci_book.html_dir / "notebooks").glob("*.html"))]
+    found = []
+    for page in pages:
+        text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+        text = re.sub(r"\s+", " ", text)
+        for m in forbidden.finditer(text):
+            found.append(f"{page.name}: ...{text[max(0, m.start() - 60):m.end() + 40]}...")
+    assert not found, "\n".join(found)
