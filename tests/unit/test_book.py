@@ -432,3 +432,30 @@ def test_chapter_kernels_talk_encrypted_or_over_private_sockets():
         assert km.transport == "tcp" and km.transport_encryption == "auto"
     else:
         assert km.transport == "ipc" and km.ip.endswith("kernel")
+
+
+def test_resolve_parameters_names_every_bad_override_in_one_line():
+    # example_years is no knob: its type is the one its default declares in the cell.
+    declared = {"a.ipynb": {"results": None, "data_n_sites": "24", "example_years": "2",
+                            "example_koeppen": '"Dfb"'}}
+    with pytest.raises(ValueError) as info:
+        book.resolve_parameters(book.get_profile("ci"),
+                                {"n_sites": 3, "data_n_sites": "notanumber",
+                                 "example_years": "two", "example_koeppen": "BWh"},
+                                declared, "res")
+    line = str(info.value)
+    assert "\n" not in line
+    assert "n_sites: no chapter declares" in line
+    assert "data_n_sites" in line and "'notanumber'" in line
+    assert "example_years: 'two' is not int" in line and "a.ipynb" in line
+    assert "example_koeppen:" not in line  # a string where a string is declared fits
+    got = book.resolve_parameters(book.get_profile("ci"), {"example_years": 3}, declared, "res")
+    assert got["a.ipynb"]["example_years"] == 3
+
+
+def test_declared_type_reads_the_default_of_a_parameters_cell():
+    assert book.declared_type("24") is int
+    assert book.declared_type('"Dfb"') is str
+    assert book.declared_type("0.5") is float
+    assert book.declared_type("None") is None
+    assert book.declared_type("Path('x')") is None
