@@ -42,7 +42,7 @@ import pandas as pd
 from pyarrow import ArrowException
 
 from lue_spie.errors import DataError, OutputError, UsageError
-from lue_spie.layout import TablesFolder, provenance_of
+from lue_spie.layout import DataFiles, TablesFolder, provenance_of
 
 __all__ = [
     "sha256_file",
@@ -58,6 +58,7 @@ __all__ = [
     "verify",
     "recorded_inputs",
     "check_made_from",
+    "check_calibration_of",
     "check_output_folder",
     "tidy_output_folder",
     "folders_under",
@@ -387,9 +388,27 @@ def check_made_from(result: str | os.PathLike, inputs: Mapping[str, str | os.Pat
             differ.append(Path(path))
     if differ:
         folders = sorted({str(p.parent) for p in differ})
-        raise DataError(f"{result}: {what} was made from other data than "
+        raise DataError(f"{result}: {what} was computed from other data than "
                         f"{', '.join(folders)} ({', '.join(p.name for p in differ)} "
                         f"differ); {fix}")
+
+
+def check_calibration_of(table: str | os.PathLike, data: DataFiles) -> None:
+    """Refuse a site calibration made from another dataset than ``data`` (the one check every
+    step that combines a calibration with a dataset shares: extrapolate, assess).
+
+    Args:
+        table: The calibration table (``calibration.parquet``; its record lists the dataset
+            files it read, :meth:`~lue_spie.layout.DataFiles.inputs`).
+        data: The dataset the caller is about to combine it with.
+
+    Raises:
+        lue_spie.errors.DataError: one line naming the calibration, the dataset and the fix.
+    """
+    table = Path(table)
+    check_made_from(table, data.inputs(), what="the site calibration",
+                    fix=f"give the calibration of this dataset, or rerun `lue-spie calibrate "
+                        f"--data {data.folder} --out {table.parent}` (or chapter 3)")
 
 
 #: An output place with less free space than this is refused before any work starts.

@@ -224,11 +224,7 @@ def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = 
     cal_sum = store.sha256_file(cal_path) if cal_path.is_file() else None
     if cal_path.is_file() and gpp_calib_path.is_file():
         calibration = store.read_parquet(cal_path)
-        used = store.read_provenance(cal_path).get("inputs", {}).get("site_day", {})
-        if used.get("sha256") not in (None, data_sums[data.site_day.name]):
-            raise ValueError(f"{cal_path}: the site calibration was computed from other data "
-                             f"than {data_dir}; rerun `lue-spie calibrate --data {data_dir} "
-                             f"--out {cal_dir}` (or chapter 3)")
+        store.check_calibration_of(cal_path, data)
         if with_calibration:
             gpp = store.read_parquet(gpp_calib_path, ["site", "date", "GPP_calib"])
             gpp_tables[SITE_CALIB] = gpp.rename(columns={"GPP_calib": "GPP_sim"})

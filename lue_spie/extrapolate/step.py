@@ -112,6 +112,7 @@ def run(
     given = layout.calibration_dir is not None  # named by the user: it must be there
     if cal_path is not None and (needs_cal or given or cal_path.is_file()):
         calibration = store.read_parquet(cal_path)
+        store.check_calibration_of(cal_path, data_files)
     elif needs_cal:
         raise ValueError(f"methods {needs_cal} learn from site-calibrated vectors: give the "
                          "calibration folder (--calib DIR)")
