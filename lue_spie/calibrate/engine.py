@@ -26,8 +26,13 @@ replaces saving and restoring the global state around each of the ~2 x units pyc
 generation, which cost about a fifth of the engine's time). The
 whole optimiser state (ES objects, generators, best points, counters) is pickled atomically
 every ``checkpoint_every`` generations; a run started again with the same settings and data
-resumes from it and ends with exactly the result of an uninterrupted run. A checkpoint written
-with other settings or data is refused with :class:`CheckpointMismatch`.
+resumes from it and ends with exactly the result of an uninterrupted run (and says "resumed
+from generation N"). A callback that keeps a record of the search (:class:`Recording`, such as
+:class:`lue_spie.calibrate.search.ConvergenceRecorder`) is checkpointed with the state, after it
+has seen the generation, so a resumed run's record equals an uninterrupted run's too. A
+checkpoint written with other settings or data is refused with :class:`CheckpointMismatch`; a
+damaged one (cut short, not a checkpoint) is set aside as ``checkpoint.pkl.damaged`` and the
+run starts afresh, with a line saying so.
 
 This module is the engine only; :mod:`lue_spie.calibrate.search` builds units from sites or
 groups and turns the engine's state into result tables.
@@ -39,11 +44,12 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import pickle
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import cma
 import numpy as np
@@ -61,6 +67,7 @@ __all__ = [
     "CalibrationInterrupted",
     "CheckpointMismatch",
     "Engine",
+    "Recording",
     "Unit",
     "run_units",
     "data_checksum",
@@ -78,6 +85,22 @@ class CalibrationInterrupted(RuntimeError):
 
 class CheckpointMismatch(ValueError):
     """A checkpoint exists for other settings or data than the run asked for."""
+
+
+@runtime_checkable
+class Recording(Protocol):
+    """A ``run_units`` callback that keeps a record of the search: its record is saved in the
+    engine's checkpoint and given back on resume, so nothing between the last checkpoint and an
+    interruption is lost or doubled."""
+
+    def __call__(self, generation: int, engine: Engine) -> None: ...
+
+    def record_state(self) -> Any:
+        """The record so far (picklable)."""
+
+    def load_record(self, state: Any) -> None:
+        """Continue from :meth:`record_state` of a checkpoint (None: a fresh start, no
+        record)."""
 
 
 def data_checksum(batch: ForcingBatch) -> str:
@@ -407,6 +430,31 @@ def _settings_hash(settings: CalibrationSettings, checksum: str,
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
+#: The errors of unpickling a file that is not a whole checkpoint (cut short, overwritten).
+_DAMAGED = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+            KeyError, TypeError, ValueError)
+
+
+def _read_checkpoint(ckpt: Path, log: Callable[[str], Any] | None) -> dict[str, Any] | None:
+    """The checkpoint's content, or None when there is none or it is damaged (then it is set
+    aside as ``checkpoint.pkl.damaged``, and ``log`` says so: the run starts afresh)."""
+    if not ckpt.exists():
+        return None
+    try:
+        state = pickle.loads(ckpt.read_bytes())
+        if not isinstance(state, dict) or not isinstance(state.get("engine"), dict):
+            raise ValueError("not a checkpoint of this engine")
+        return state
+    except _DAMAGED as err:
+        aside = ckpt.with_name(ckpt.name + ".damaged")
+        os.replace(ckpt, aside)
+        if log is not None:
+            log(f"set aside the damaged checkpoint {ckpt} as {aside.name} "
+                f"({type(err).__name__}: {' '.join(str(err).split()) or 'cut short'}); "
+                "restarting this calibration from generation 0")
+        return None
+
+
 def run_units(
     batch: ForcingBatch,
     unit_defs: Sequence[tuple[str, list[int]]],
@@ -418,6 +466,7 @@ def run_units(
     stop_after_gen: int | None = None,
     callback: Callable[[int, Engine], None] | None = None,
     desc: str = "calibrate",
+    log: Callable[[str], Any] | None = None,
 ) -> tuple[Engine, str, float]:
     """Run CMA-ES for every unit until all stop; resume from a matching checkpoint.
 
@@ -430,8 +479,11 @@ def run_units(
         progress: Report progress over generations (a bar on a terminal, lines elsewhere).
         stop_after_gen: Test hook: checkpoint and raise :class:`CalibrationInterrupted` after
             this generation.
-        callback: ``callback(generation, engine)`` after each generation.
+        callback: ``callback(generation, engine)`` after each generation; a
+            :class:`Recording` is checkpointed with the state.
         desc: Label of the progress bar.
+        log: Where the lines about the checkpoint go ("resumed from generation N", a damaged
+            checkpoint set aside); None: nowhere.
 
     Returns:
         The engine (its units hold the best vectors), the data checksum and the wall time of
@@ -444,8 +496,9 @@ def run_units(
     engine = Engine(batch, unit_defs, settings)
     key = _settings_hash(settings, checksum, unit_defs)
     ckpt = CalibrationFiles.checkpoint_in(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = pickle.loads(ckpt.read_bytes())
+    recording = callback if isinstance(callback, Recording) else None
+    state = _read_checkpoint(ckpt, log) if ckpt is not None else None
+    if state is not None:
         if state.get("key") != key:
             raise CheckpointMismatch(
                 f"{ckpt}: this checkpoint belongs to a run with other settings or data "
@@ -453,13 +506,20 @@ def run_units(
                 "checkpoint folder to start afresh"
             )
         engine.load(state["engine"])
+        if recording is not None and "record" in state:
+            recording.load_record(state["record"])
+        if log is not None and engine.gen > 0:
+            log(f"resumed from generation {engine.gen} (checkpoint {ckpt})")
+    elif recording is not None:
+        recording.load_record(None)  # a fresh start: a record left by another run is not ours
     engine.start()
 
     def save() -> None:
         if ckpt is not None:
-            blob = pickle.dumps({"key": key, "settings": settings.to_dict(),
-                                 "engine": engine.state()}, protocol=pickle.HIGHEST_PROTOCOL)
-            store.atomic_write_bytes(ckpt, blob)
+            blob = {"key": key, "settings": settings.to_dict(), "engine": engine.state()}
+            if recording is not None:
+                blob["record"] = recording.record_state()
+            store.atomic_write_bytes(ckpt, pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
 
     from lue_spie.progress import progress_bar
 
@@ -473,10 +533,12 @@ def run_units(
             best = [u.best_f for u in engine.units if np.isfinite(u.best_f)]
             bar.set_postfix(active=len(act), median_cost=f"{np.median(best):.4g}"
                             if best else "-", refresh=False)
-            if checkpoint_every and engine.gen % checkpoint_every == 0:
-                save()
+            # The callback sees the generation before it is checkpointed: a checkpoint holds
+            # the record up to its own generation, never one behind.
             if callback is not None:
                 callback(engine.gen, engine)
+            if checkpoint_every and engine.gen % checkpoint_every == 0:
+                save()
             if stop_after_gen is not None and engine.gen >= stop_after_gen:
                 save()
                 raise CalibrationInterrupted(f"stopped after generation {engine.gen} "

@@ -123,6 +123,7 @@ def calibrate_sites(
     progress: bool = False,
     stop_after_gen: int | None = None,
     callback: Callable[[int, Engine], None] | None = None,
+    log: Callable[[str], Any] | None = None,
 ) -> CalibrationResult:
     """Calibrate the LUE model at each site with CMA-ES (SPEC section 2).
 
@@ -141,6 +142,7 @@ def calibrate_sites(
             this generation.
         callback: Called as ``callback(generation, engine)`` after each generation; read
             ``engine.progress()`` (one record per site: generations, best cost, sigma ...).
+        log: Where the lines about the checkpoint go (resumed, damaged and set aside).
 
     Returns:
         A :class:`CalibrationResult`; skipped sites (fewer than 4 good days, constant
@@ -153,7 +155,7 @@ def calibrate_sites(
     engine, checksum, elapsed = run_units(
         b, unit_defs, s, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
         progress=progress, stop_after_gen=stop_after_gen, callback=callback,
-        desc="calibrate sites")
+        desc="calibrate sites", log=log)
     return CalibrationResult(table=_site_table(engine, b, reasons), settings=s,
                              data_checksum=checksum, elapsed_s=elapsed,
                              generations=engine.gen, n_evaluations=engine.n_evaluations)
@@ -289,9 +291,11 @@ class ConvergenceRecorder:
 
     Rows are (``site``, ``generation``, ``best_cost``, ``sigma``, ``popsize``), one per site and
     generation of that site's CMA-ES (restarts included). The record is written atomically
-    to ``path`` every ``every`` generations and by :meth:`write`; a run resumed from a
-    checkpoint appends to the record found at ``path``, so an interrupted and resumed run
-    keeps its whole history.
+    to ``path`` every ``every`` generations and by :meth:`write`. It is a
+    :class:`~lue_spie.calibrate.engine.Recording`: the engine saves the record in its
+    checkpoint and gives it back on resume, so a run killed at any point and resumed keeps
+    exactly the record of an uninterrupted run (the file at ``path`` is only a view of it, read
+    when the checkpoint holds no record).
     """
 
     COLUMNS = ("site", "generation", "best_cost", "sigma", "popsize")
@@ -299,9 +303,18 @@ class ConvergenceRecorder:
     def __init__(self, path: str | os.PathLike, *, every: int = 10) -> None:
         self.path = Path(path)
         self.every = every
-        self.rows: list[dict[str, Any]] = []
-        if self.path.is_file():
-            self.rows = pd.read_parquet(self.path).to_dict("records")
+        rows: list[dict[str, Any]] = []
+        if store.verify(self.path, columns=self.COLUMNS, require_record=False) is None:
+            rows = pd.read_parquet(self.path).to_dict("records")
+        self.load_record(rows)
+
+    def record_state(self) -> list[dict[str, Any]]:
+        """The rows so far (saved in the engine's checkpoint)."""
+        return [dict(r) for r in self.rows]
+
+    def load_record(self, state: list[dict[str, Any]] | None) -> None:
+        """Continue from the rows of a checkpoint (:meth:`record_state`; None: start empty)."""
+        self.rows = [dict(r) for r in state or ()]
         self._seen = {(r["site"], int(r["generation"])) for r in self.rows}
 
     def __call__(self, generation: int, engine: Engine) -> None:
