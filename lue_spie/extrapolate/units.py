@@ -39,7 +39,7 @@ from lue_spie.methods.base import Method, SiteData, get_method
 from lue_spie.metrics import nse
 from lue_spie.params import PARAMETERS
 
-__all__ = ["UnitSpec", "unit_paths", "unit_done", "execute_unit"]
+__all__ = ["UnitSpec", "unit_paths", "unit_done", "fold_damage", "execute_unit"]
 
 
 def unit_paths(out: str | Path, method: str, fold: int) -> dict[str, Path]:
@@ -86,10 +86,29 @@ class UnitSpec:
         return f"{self.method} fold " + ",".join(str(k) for k, _, _ in self.folds)
 
 
+#: The columns each of a fold's files must have to be trusted by a rerun.
+_FOLD_COLUMNS = {"params": ("site", "fold", "nse", "note"), "gpp": ("site", "date", "GPP_sim")}
+
+
+def fold_damage(spec: UnitSpec, fold: int) -> dict[str, str]:
+    """Why each of the fold's files that is there cannot be trusted (cut short, changed
+    since it was written, without its checksum, an unreadable provenance record, columns
+    missing: :func:`lue_spie.store.verify`), by kind (``params``, ``gpp``); empty when
+    every file there verifies. A rerun computes such a fold again."""
+    damage = {}
+    for kind, path in unit_paths(spec.out, spec.method, fold).items():
+        if path.exists():
+            why = store.verify(path, columns=_FOLD_COLUMNS[kind])
+            if why is not None:
+                damage[kind] = why
+    return damage
+
+
 def unit_done(spec: UnitSpec, fold: int) -> bool:
-    """Whether the fold's files exist with this unit's key."""
+    """Whether the fold's files exist, verify (:func:`fold_damage`) and carry this unit's
+    key."""
     paths = unit_paths(spec.out, spec.method, fold)
-    if not all(p.is_file() for p in paths.values()):
+    if not all(p.is_file() for p in paths.values()) or fold_damage(spec, fold):
         return False
     keys = [store.read_provenance(p).get("settings", {}).get("unit_key") for p in
             paths.values()]
