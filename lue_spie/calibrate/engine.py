@@ -34,6 +34,13 @@ checkpoint written with other settings or data is refused with :class:`Checkpoin
 damaged one (cut short, not a checkpoint) is set aside as ``checkpoint.pkl.damaged`` and the
 run starts afresh, with a line saying so.
 
+A failed search is never the end: a unit whose search stops (no regular restart left) with a
+best vector worse than a trivial reference, a daily NSE below 0 (worse than the observations'
+mean) or a cost above that of the centre of the parameter ranges (the search's own start,
+the prior's mean), is restarted from a random point (IPOP) up to :data:`RESCUE_RESTARTS`
+times within ``max_gen``; what still fails is reported by :meth:`Engine.failure` and the site
+table marks it ``failed: ...``, never ``ok``.
+
 This module is the engine only; :mod:`lue_spie.calibrate.search` builds units from sites or
 groups and turns the engine's state into result tables.
 """
@@ -69,6 +76,7 @@ __all__ = [
     "Engine",
     "Recording",
     "Unit",
+    "RESCUE_RESTARTS",
     "run_units",
     "data_checksum",
 ]
@@ -76,6 +84,10 @@ __all__ = [
 #: Cost given to CMA-ES for a candidate whose cost is not finite (never happens with valid
 #: forcing; a guard so one bad candidate cannot stall an ES).
 _BAD_COST = 1e6
+
+#: Restarts beyond ``restarts`` given to a unit whose search ends worse than a trivial
+#: reference (:meth:`Engine.failure`).
+RESCUE_RESTARTS = 2
 _CHECKPOINT_FORMAT = 2
 
 
@@ -128,6 +140,8 @@ class Unit:
         rows: Rows of the batch (sites) evaluated with this unit's vector.
         free: (13,) bool, the searched parameters.
         best_f: Best cost so far; ``best_x`` the full (13,) scaled vector (fixed entries 0).
+        rescues: Restarts given because the search ended worse than a trivial reference
+            (counted in ``restarts`` too).
     """
 
     id: str
@@ -140,6 +154,7 @@ class Unit:
     generations: int = 0
     evaluations: int = 0
     restarts: int = 0
+    rescues: int = 0
     best_f: float = np.inf
     best_x: np.ndarray | None = None
     stop_reason: str = ""
@@ -404,6 +419,23 @@ class Engine:
             return True
         return self.s.max_gen - u.generations >= int(u.es.countiter)
 
+    def failure(self, u: Unit) -> str | None:
+        """Why the unit's best vector is no fit (None when it is one): a daily NSE below 0
+        (worse than the mean of the observations) or a cost above that of the centre of the
+        parameter ranges (the search's start). Pooled units compare their sites' means."""
+        if u.best_x is None:
+            return "no candidate evaluated"
+        x = np.stack([u.best_x, np.full(N_PARAMS, 0.5)])
+        c = self.evaluate_rows(u.rows, self.to_physical(x, u.rows))
+        nse, best, centre = (float(np.mean(c["nse"][:, 0])), float(np.mean(c["cost"][:, 0])),
+                             float(np.mean(c["cost"][:, 1])))
+        if not np.isfinite(nse) or nse < 0:
+            return f"daily NSE {nse:.3g} below 0 (worse than the mean of the observations)"
+        if best > centre:
+            return (f"cost {best:.4g} above {centre:.4g}, that of the centre of the parameter "
+                    "ranges")
+        return None
+
     def _check_stop(self, u: Unit) -> None:
         if u.generations >= self.s.max_gen:
             u.done, u.stop_reason = True, f"max_gen={self.s.max_gen}"
@@ -418,7 +450,18 @@ class Engine:
             _new_es(u, self.s, x0, u.popsize * self.s.incpopsize)
             u.stop_reason = reason
             return
-        u.done, u.stop_reason = True, reason
+        if u.rescues < RESCUE_RESTARTS and self._restart_pays(u):
+            failed = self.failure(u)
+            if failed is not None:
+                u.rescues += 1
+                u.restarts += 1
+                x0 = u.rng.uniform(0.1, 0.9, size=int(u.free.sum()))
+                _new_es(u, self.s, x0, u.popsize * self.s.incpopsize)
+                u.stop_reason = f"{reason}; restarted: {failed}"
+                return
+        u.done = True
+        u.stop_reason = reason if not u.rescues else \
+            f"{reason} (after {u.rescues} restart(s) for a failed fit)"
 
 
 # ----------------------------------------------------------------------------------- driver

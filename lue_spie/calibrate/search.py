@@ -31,7 +31,7 @@ from lue_spie.data.io import ForcingBatch, as_forcing_batch
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.model import FORCING_KEYS
 from lue_spie.parameter_skill import edge_flags_scaled
-from lue_spie.params import PARAMETERS, from_scaled
+from lue_spie.params import N_PARAMS, PARAMETERS, from_scaled
 
 __all__ = [
     "CalibrationResult",
@@ -161,9 +161,25 @@ def calibrate_sites(
                              generations=engine.gen, n_evaluations=engine.n_evaluations)
 
 
+def _fit_status(nse: float, cost: float, centre_cost: float, restarts: int) -> str:
+    """``"ok"``, or ``"failed: why"`` for a site whose best vector is no fit (the engine's
+    rule, :meth:`~lue_spie.calibrate.engine.Engine.failure`, after its rescue restarts): a
+    daily NSE below 0, or a cost above that of the centre of the parameter ranges. Only
+    ``ok`` sites feed the later steps."""
+    after = f"after {restarts} restart(s)"
+    if not np.isfinite(nse) or nse < 0:
+        return f"failed: daily NSE {nse:.3g} below 0 {after}"
+    if cost > centre_cost:
+        return (f"failed: cost {cost:.4g} above {centre_cost:.4g} of the centre of the "
+                f"parameter ranges {after}")
+    return "ok"
+
+
 def _site_table(engine: Engine, b: ForcingBatch, reasons: list[str | None]) -> pd.DataFrame:
     rows, phys, owners = engine.final_rows()
     final = engine.evaluate_rows(rows, phys) if rows else {}
+    centre = engine.evaluate_rows(rows, engine.to_physical(np.full((1, N_PARAMS), 0.5), rows)
+                                  ) if rows else {}
     by_site = {r: j for j, r in enumerate(rows)}
     n_good = _n_good(b)
     records = []
@@ -179,7 +195,9 @@ def _site_table(engine: Engine, b: ForcingBatch, reasons: list[str | None]) -> p
             j = by_site[i]
             u = owners[j]
             edge = edge_flags_scaled(u.best_x, engine.site_masks[i])
-            rec.update({"status": "ok", **dict(zip(PARAMETERS, phys[j, 0].tolist(),
+            status = _fit_status(float(final["nse"][j, 0]), float(final["cost"][j, 0]),
+                                 float(centre["cost"][j, 0]), u.restarts)
+            rec.update({"status": status, **dict(zip(PARAMETERS, phys[j, 0].tolist(),
                                                    strict=True)),
                         "cost": float(final["cost"][j, 0]), "nse": float(final["nse"][j, 0]),
                         "C_ideal": float(final["C_ideal"][j, 0]),

@@ -423,3 +423,24 @@ def test_a_rerun_recomputes_a_damaged_calibration_file_and_says_so(tmp_path):
             f"{paths[kind].name} was unreadable (its checksum differs from the one recorded "
             "when it was written (changed or damaged since))"]
         assert paths[kind].read_bytes() == good[kind]
+
+
+def test_a_failed_fit_is_restarted_and_never_marked_ok():
+    # Observations no LUE vector can follow (negative GPP): every search ends worse than the
+    # mean of the observations, is restarted (the rescue restarts beyond `restarts`), and is
+    # flagged, never `ok`; a fitting site in the same run keeps `ok` and no rescue.
+    from lue_spie.calibrate.engine import RESCUE_RESTARTS
+
+    batch, _ = make_batch(years=1, noise=0.1)
+    obs = batch.GPP_obs.clone()
+    obs[0] = -obs[0] - 1.0
+    bad = dataclasses.replace(batch, GPP_obs=obs)
+    settings = FAST.replace(max_gen=200, tolfunhist=1e-4, tolfun=1e-4)
+    table = calibrate_sites(bad, settings).table.set_index("site")
+    failed = table.loc["S0"]
+    assert failed["status"].startswith("failed: daily NSE") and failed["nse"] < 0
+    assert failed["restarts"] == RESCUE_RESTARTS
+    assert f"after {RESCUE_RESTARTS} restart(s) for a failed fit" in failed["stop_reason"]
+    fine = table.drop(index="S0")
+    assert (fine["status"] == "ok").all() and (fine["nse"] > 0).all()
+    assert (fine["restarts"] == 0).all()
