@@ -233,6 +233,13 @@ def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = 
             files += [cal_path, gpp_calib_path]
 
     found = find_methods(layout.extrapolation)
+    if methods is not None:
+        # Checked before any method is read, against every method the folder holds.
+        available = [*([SITE_CALIB] if SITE_CALIB in gpp_tables else []), *found]
+        absent = [m for m in methods if m not in available]
+        if absent:
+            raise ValueError(f"{results}: no results of method(s) {absent}; the folder holds "
+                             f"{method_order(available) if available else 'none'}")
     for name, mfiles in found.items():
         if methods is not None and name not in methods:
             continue
@@ -245,11 +252,6 @@ def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = 
                                             ["site", *PARAMETERS]]
         files += [mfiles.params, mfiles.gpp]
 
-    if methods is not None:
-        absent = [m for m in methods if m not in gpp_tables]
-        if absent:
-            raise ValueError(f"{results}: no results of method(s) {absent}; found "
-                             f"{method_order(gpp_tables)}")
     if not gpp_tables:
         raise FileNotFoundError(f"{results}: neither a site calibration ({cal_dir}) nor any "
                                 f"method ({layout.extrapolation.folder}) to assess")
