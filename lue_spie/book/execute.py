@@ -22,7 +22,7 @@ import yaml
 
 from lue_spie.book.profiles import Profile
 from lue_spie.data.settings import DataSettings
-from lue_spie.errors import UsageError
+from lue_spie.errors import LueSpieError, UsageError
 from lue_spie.store import atomic_write_text
 
 __all__ = [
@@ -48,8 +48,9 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-class BookError(RuntimeError):
-    """The book pipeline failed (build or checks); the message says where and why."""
+class BookError(LueSpieError, RuntimeError):
+    """The book pipeline failed (build or checks); the message says where and why (exit
+    status 1 under the command line's rule, :mod:`lue_spie.errors`)."""
 
 
 class NotebookError(BookError):
