@@ -252,3 +252,30 @@ def test_kill_9_during_extrapolation_then_rerun_equals_an_uninterrupted_run(worl
                     out, *EXTRAPOLATE)
     assert done.returncode == 0, done.stderr
     assert _bytes(out) == _bytes(world / "exA")
+
+
+# --- failed fits --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("seed", [2, 4])
+def test_with_default_settings_no_site_far_below_its_truth_is_marked_ok(tmp_path, seed):
+    # Eight virtual sites x three years (an arid shrubland, OSH in BWh, among them) calibrated
+    # with the default settings: a site whose daily NSE ends far below what its true
+    # parameters score is never `ok` (it is restarted, and flagged when it still fails).
+    from lue_spie import calibrate
+    from lue_spie.calibrate import CalibrationSettings
+    from lue_spie.data.io import load_dataset
+    from lue_spie.evaluate import evaluate_params
+    from lue_spie.layout import Layout
+    from lue_spie.params import PARAMETERS
+
+    data = virtual.generate(8, 3, seed, tmp_path / "data")
+    dataset = load_dataset(data)
+    assert ((dataset.sites["PFT"] == "OSH") & (dataset.sites["koeppen"] == "BWh")).any()
+    paths = calibrate.run(Layout(data_dir=data, calibration_dir=tmp_path / "cal"),
+                          CalibrationSettings(device="cpu"), log=lambda *_: None)
+    table = store.read_parquet(paths["table"])
+    truth = evaluate_params(dataset, dataset.truth[["site", *PARAMETERS]])
+    both = table.merge(truth[["site", "nse"]], on="site", suffixes=("", "_true"))
+    far_below = both["nse"] < both["nse_true"] - 0.1
+    assert not (far_below & (both["status"] == "ok")).any(), both.to_string()
+    assert (both.loc[both["status"] != "ok", "status"].str.startswith("failed: ")).all()
