@@ -28,8 +28,8 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow]
 ROOT = Path(__file__).resolve().parents[2]
 #: A calibration short enough for a test, long enough to be killed between checkpoints.
 CALIBRATE = ["--max-gen", "40", "--popsize", "6", "--checkpoint-every", "3", "--no-progress"]
-EXTRAPOLATE = ["--methods", "PFTmean", "Sitesim", "--folds", "3", "--seed", "1",
-               "--no-progress"]
+EXTRAPOLATE = ["--methods", "PFTmean", "Sitesim", "SPIE", "--param", "SPIE.epochs=100",
+               "--folds", "3", "--seed", "1", "--no-progress"]
 
 
 def lue_spie(*args: str | Path) -> subprocess.CompletedProcess:
@@ -240,14 +240,23 @@ def test_kill_9_during_calibration_then_rerun_equals_an_uninterrupted_run(world,
                                   pd.read_parquet(world / "calA" / "convergence.parquet"))
 
 
-def test_kill_9_during_extrapolation_then_rerun_equals_an_uninterrupted_run(world, tmp_path):
+@pytest.mark.parametrize(("when", "after"), [
+    ("a first fold is written", 0.0),
+    ("SPIE has checkpointed its training", 0.0),
+])
+def test_kill_9_during_extrapolation_then_rerun_equals_an_uninterrupted_run(world, tmp_path,
+                                                                             when, after):
     out = tmp_path / "ex"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "extrapolate", "--data",
                                 str(world / "A"), "--calib", str(world / "calA"), "--out",
                                 str(out), *EXTRAPOLATE], env=env,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    _kill_when(running, lambda: any(out.glob("*/fold*.params.parquet")), after=0.0)
+    ready = {"a first fold is written": lambda: any(out.glob("*/fold*.params.parquet")),
+             "SPIE has checkpointed its training":
+                 lambda: any(out.glob("SPIE/work/*/spie_checkpoint.pt"))}[when]
+    _kill_when(running, ready, after=after)
+    assert not (out / "SPIE" / "fold2.params.parquet").exists()  # killed before SPIE ended
     done = lue_spie("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
                     out, *EXTRAPOLATE)
     assert done.returncode == 0, done.stderr
