@@ -32,8 +32,9 @@ import os
 import platform
 import re
 import subprocess
+import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,8 @@ __all__ = [
     "check_made_from",
     "check_calibration_of",
     "check_output_folder",
+    "set_aside_damaged",
+    "DAMAGED_SUFFIX",
     "tidy_output_folder",
     "folders_under",
     "explain_os_error",
@@ -409,6 +412,37 @@ def check_calibration_of(table: str | os.PathLike, data: DataFiles) -> None:
     check_made_from(table, data.inputs(), what="the site calibration",
                     fix=f"give the calibration of this dataset, or rerun `lue-spie calibrate "
                         f"--data {data.folder} --out {table.parent}` (or chapter 3)")
+
+
+#: Suffix given to a damaged checkpoint set aside (:func:`set_aside_damaged`).
+DAMAGED_SUFFIX = ".damaged"
+
+
+def set_aside_damaged(path: str | os.PathLike, err: BaseException, *, what: str = "checkpoint",
+                      log: Callable[[str], Any] | None = None) -> Path:
+    """Move a damaged file (a checkpoint cut short or overwritten) out of the way, as
+    ``NAME.damaged``, so that its unit starts afresh, and say so in one line.
+
+    Args:
+        path: The damaged file.
+        err: What reading it raised (named in the line).
+        what: The file in words (``"checkpoint"``, ``"SPIE checkpoint"``).
+        log: Where the line goes (default: standard error).
+
+    Returns:
+        Where the file now lies.
+    """
+    path = Path(path)
+    aside = path.with_name(path.name + DAMAGED_SUFFIX)
+    os.replace(path, aside)
+    reason = " ".join(str(err).split())[:200] or "cut short"
+    line = (f"set aside the damaged {what} {path} as {aside.name} ({type(err).__name__}: "
+            f"{reason}); restarting its unit from the beginning")
+    if log is None:
+        print(line, file=sys.stderr)
+    else:
+        log(line)
+    return aside
 
 
 #: An output place with less free space than this is refused before any work starts.

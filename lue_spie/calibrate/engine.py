@@ -32,7 +32,8 @@ from generation N"). A callback that keeps a record of the search (:class:`Recor
 has seen the generation, so a resumed run's record equals an uninterrupted run's too. A
 checkpoint written with other settings or data is refused with :class:`CheckpointMismatch`; a
 damaged one (cut short, not a checkpoint) is set aside as ``checkpoint.pkl.damaged`` and the
-run starts afresh, with a line saying so.
+run starts afresh, with a line saying so (:func:`lue_spie.store.set_aside_damaged`; on standard
+error when no ``log`` is given, as for the pooled searches of OPT-All and OPT-PFT).
 
 A failed search is never the end: a unit whose search stops (no regular restart left) with a
 best vector worse than a trivial reference, a daily NSE below 0 (worse than the observations'
@@ -51,7 +52,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import os
 import pickle
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -480,7 +480,7 @@ _DAMAGED = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, Index
 
 def _read_checkpoint(ckpt: Path, log: Callable[[str], Any] | None) -> dict[str, Any] | None:
     """The checkpoint's content, or None when there is none or it is damaged (then it is set
-    aside as ``checkpoint.pkl.damaged``, and ``log`` says so: the run starts afresh)."""
+    aside as ``checkpoint.pkl.damaged`` with a line saying so, and the run starts afresh)."""
     if not ckpt.exists():
         return None
     try:
@@ -489,12 +489,7 @@ def _read_checkpoint(ckpt: Path, log: Callable[[str], Any] | None) -> dict[str, 
             raise ValueError("not a checkpoint of this engine")
         return state
     except _DAMAGED as err:
-        aside = ckpt.with_name(ckpt.name + ".damaged")
-        os.replace(ckpt, aside)
-        if log is not None:
-            log(f"set aside the damaged checkpoint {ckpt} as {aside.name} "
-                f"({type(err).__name__}: {' '.join(str(err).split()) or 'cut short'}); "
-                "restarting this calibration from generation 0")
+        store.set_aside_damaged(ckpt, err, log=log)
         return None
 
 
@@ -526,7 +521,8 @@ def run_units(
             :class:`Recording` is checkpointed with the state.
         desc: Label of the progress bar.
         log: Where the lines about the checkpoint go ("resumed from generation N", a damaged
-            checkpoint set aside); None: nowhere.
+            checkpoint set aside); None: no resume line, a damaged checkpoint on standard
+            error.
 
     Returns:
         The engine (its units hold the best vectors), the data checksum and the wall time of

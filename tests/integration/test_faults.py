@@ -288,3 +288,20 @@ def test_with_default_settings_no_site_far_below_its_truth_is_marked_ok(tmp_path
     far_below = both["nse"] < both["nse_true"] - 0.1
     assert not (far_below & (both["status"] == "ok")).any(), both.to_string()
     assert (both.loc[both["status"] != "ok", "status"].str.startswith("failed: ")).all()
+
+
+def test_a_damaged_spie_checkpoint_is_set_aside_and_training_restarts(world, tmp_path):
+    out = tmp_path / "ex"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "extrapolate", "--data",
+                                str(world / "A"), "--calib", str(world / "calA"), "--out",
+                                str(out), *EXTRAPOLATE], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(running, lambda: any(out.glob("SPIE/work/*/spie_checkpoint.pt")), after=0.0)
+    (ckpt,) = out.glob("SPIE/work/*/spie_checkpoint.pt")
+    ckpt.write_bytes(ckpt.read_bytes()[:300])
+    done = lue_spie("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
+                    out, *EXTRAPOLATE)
+    assert done.returncode == 0, done.stderr
+    assert f"set aside the damaged SPIE checkpoint {ckpt}" in done.stderr
+    assert _bytes(out) == _bytes(world / "exA")
