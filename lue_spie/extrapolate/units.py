@@ -93,12 +93,16 @@ _FOLD_COLUMNS = {"params": ("site", "fold", "nse", "note"), "gpp": ("site", "dat
 def fold_damage(spec: UnitSpec, fold: int) -> dict[str, str]:
     """Why each of the fold's files that is there cannot be trusted (cut short, changed
     since it was written, without its checksum, an unreadable provenance record, columns
-    missing: :func:`lue_spie.store.verify`), by kind (``params``, ``gpp``); empty when
-    every file there verifies. A rerun computes such a fold again."""
+    missing: :func:`lue_spie.store.verify`), by kind (``params``, ``gpp``, and SPIE's
+    ``network`` and ``curves``); empty when every file there verifies. A rerun computes such a
+    fold again."""
     damage = {}
-    for kind, path in unit_paths(spec.out, spec.method, fold).items():
+    # A method's own results beside its fold files (SPIE's network and training curves) are
+    # verified as well when they are there.
+    own = {"network": spec.files.network(fold), "curves": spec.files.curves(fold)}
+    for kind, path in {**unit_paths(spec.out, spec.method, fold), **own}.items():
         if path.exists():
-            why = store.verify(path, columns=_FOLD_COLUMNS[kind])
+            why = store.verify(path, columns=_FOLD_COLUMNS.get(kind))
             if why is not None:
                 damage[kind] = why
     return damage
@@ -162,7 +166,8 @@ def _write_fold(spec: UnitSpec, data: SiteData, fold: int, test: Sequence[str],
 def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
     """Run one unit: fit, predict, evaluate and write every fold it holds.
 
-    Folds whose files already carry this unit's key are skipped. How the pending folds run
+    Folds whose files already carry this unit's key and verify are skipped (all folds of a
+    ``"stacked"`` unit run again when one of them has to). How the pending folds run
     follows the method's ``folds`` keyword (:data:`lue_spie.methods.base.FOLDS`):
     ``"batched"`` and ``"stacked"`` methods fit and predict them in one
     :meth:`~lue_spie.methods.base.Method.fit_predict_folds` call (also a single fold, so
@@ -183,6 +188,11 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
     workdir = spec.files.unit_work_dir([k for k, _, _ in spec.folds])
     method = _build(spec, workdir)
     mode = type(method).folds
+    if mode == "stacked":
+        # Stacked folds train as one (SPIE: one stacked network, one data stream): a fold
+        # trained again without its unit's other folds is not bit for bit the fold of the
+        # whole stack, so a rerun that finds one fold missing or damaged trains them all.
+        pending = list(spec.folds)
     if mode in ("batched", "stacked"):
         t0 = time.perf_counter()
         preds = method.fit_predict_folds(data, [(k, list(tr), list(te))

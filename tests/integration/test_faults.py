@@ -184,7 +184,8 @@ def test_a_damaged_checkpoint_is_set_aside_and_the_run_restarts(world, tmp_path)
 
 
 @pytest.mark.parametrize("name", ["PFTmean/fold1.params.parquet", "Sitesim/fold2.gpp.parquet",
-                                  "folds.parquet"])
+                                  "SPIE/fold0.network.pt", "SPIE/fold2.curves.parquet",
+                                  "SPIE/fold1.params.parquet", "folds.parquet"])
 def test_a_damaged_extrapolation_file_is_recomputed(world, tmp_path, name):
     out = tmp_path / "ex"
     subprocess.run(["cp", "-r", str(world / "exA"), str(out)], check=True)
@@ -194,6 +195,21 @@ def test_a_damaged_extrapolation_file_is_recomputed(world, tmp_path, name):
     assert done.returncode == 0, done.stderr
     assert "recomputed " in done.stdout and "was unreadable" in done.stdout
     assert _bytes(out) == _bytes(world / "exA")
+    assert _bytes(out, "*.pt") == _bytes(world / "exA", "*.pt")
+
+
+def test_a_damaged_network_file_is_named_by_importance(world, tmp_path, capsys):
+    results = tmp_path / "results"
+    results.mkdir()
+    for name, source in (("data", world / "A"), ("calibration", world / "calA"),
+                         ("extrapolation", world / "exA")):
+        subprocess.run(["cp", "-r", str(source), str(results / name)], check=True)
+    network = results / "extrapolation" / "SPIE" / "fold1.network.pt"
+    network.write_bytes(network.read_bytes()[:400])
+    rc = cli.main(["importance", "--results", str(results), "--no-figures", "--quiet"])
+    line = one_line(capsys.readouterr().err)
+    assert rc == 1 and f"{network}: its checksum differs" in line
+    assert "lue-spie extrapolate --methods SPIE" in line
 
 
 def test_an_invalid_provenance_record_is_named(world, tmp_path, capsys):
