@@ -362,12 +362,16 @@ def test_cli_reports_a_failing_notebook_in_one_message(tmp_path, capsys):
     ])
     (root / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_bad\n")
-    rc = book_cli._cli(argparse.Namespace(
-        profile="ci", parameters=None, build_dir=str(tmp_path / "b"),
-        results=str(tmp_path / "r"), only=None, no_build=True, source=str(root)))
+    from lue_spie.cli import main
+
+    rc = main(["book", "--profile", "ci", "--build-dir", str(tmp_path / "b"), "--results",
+               str(tmp_path / "r"), "--no-build", "--source", str(root)])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "01_bad.ipynb failed in cell 1" in err and "RuntimeError: chapter broke" in err
+    line = err.strip().splitlines()[-1]  # one line under the command line's rule
+    assert line.startswith("lue-spie book: error: ")
+    assert "01_bad.ipynb failed in cell 1" in line and "RuntimeError: chapter broke" in line
+    assert "the executed copy with the full traceback is" in line
 
 
 def test_chapter_helpers_on_a_small_table():
