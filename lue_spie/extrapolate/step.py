@@ -37,7 +37,7 @@ from lue_spie.extrapolate.runner import gather, plan_units, run_units
 from lue_spie.extrapolate.settings import ExtrapolationSettings
 from lue_spie.extrapolate.units import fold_damage, unit_done
 from lue_spie.layout import ExtrapolationFiles, Layout
-from lue_spie.methods.base import SiteData, method_class
+from lue_spie.methods.base import SiteData, get_method, method_class
 
 __all__ = ["ExtrapolationResult", "run", "read_method_results"]
 
@@ -112,6 +112,8 @@ def run(
     settings = settings or ExtrapolationSettings()
     execution = execution or ExecutionSettings()
     names = settings.method_names()
+    for name in names:  # a bad hyperparameter is refused before anything is written
+        get_method(name, **dict(settings.method_params.get(name, {})))
     data_files = layout.data
     dataset = load_dataset(data_files.folder)
     needs_cal = [n for n in names if method_class(n).learns_from == "calibration"]

@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
+from lue_spie.errors import LueSpieError
 from lue_spie.evaluate import evaluate_params, simulate_params
 from lue_spie.layout import ExtrapolationFiles, MethodFiles
 from lue_spie.methods.base import Method, SiteData, get_method
@@ -181,9 +182,22 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
         Fold -> paths of the written files.
     """
     pending = [f for f in spec.folds if not unit_done(spec, f[0])]
-    written: dict[int, dict[str, Path]] = {}
     if not pending:
-        return written
+        return {}
+    try:
+        return _execute(spec, data, pending)
+    except ValueError as err:  # a hyperparameter or data the method refuses: name the unit
+        if err.args and isinstance(err.args[0], str) and not isinstance(err, LueSpieError):
+            err.args = (f"{spec.label}: {err.args[0]} (hyperparameters: --param "
+                        f"{spec.method}.NAME=VALUE)", *err.args[1:])
+        raise
+
+
+def _execute(spec: UnitSpec, data: SiteData,
+             pending: list[tuple[int, Sequence[str], Sequence[str]]]
+             ) -> dict[int, dict[str, Path]]:
+    """:func:`execute_unit` for its pending folds."""
+    written: dict[int, dict[str, Path]] = {}
     # Each unit its own work folder: units of one method may run at once on a Dask cluster.
     workdir = spec.files.unit_work_dir([k for k, _, _ in spec.folds])
     method = _build(spec, workdir)
