@@ -8,6 +8,7 @@ function (it adds a parser and sets ``func``), so the CLI grows with the package
     lue-spie calibrate ...             site calibration (lue_spie.calibrate)
     lue-spie extrapolate ...           the methods under cross-validation (lue_spie.extrapolate)
     lue-spie importance --results ...  feature importance of SPIE (lue_spie.importance.step)
+    lue-spie maps --results ...        maps of a virtual continent (lue_spie.maps.step)
     lue-spie book --profile ...        papermill + Jupyter Book (lue_spie.book)
     lue-spie course --profile ... --out DIR   student and teacher copies (lue_spie.teaching.course)
 
@@ -33,7 +34,8 @@ from lue_spie.errors import DATA, USAGE, LueSpieError
 
 # Modules that contribute sub-commands, in the order they appear in --help.
 _COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate.cli", "lue_spie.extrapolate.cli",
-                    "lue_spie.assess.cli", "lue_spie.importance.cli", "lue_spie.book.cli",
+                    "lue_spie.assess.cli", "lue_spie.importance.cli", "lue_spie.maps.cli",
+                    "lue_spie.book.cli",
                     "lue_spie.teaching.cli")
 
 

@@ -171,6 +171,13 @@ def ensure_threads() -> None:
         apply_threads()
 
 
+def _on_a_page() -> bool:
+    """In a Jupyter kernel that no person drives (a chapter run by papermill for the book)."""
+    from lue_spie.progress import progress_mode
+
+    return "ipykernel" in sys.modules and progress_mode() != "bar"
+
+
 class SchedulerUnreachable(ValueError):
     """No Dask scheduler answers at the given address (a bad ``--scheduler`` value)."""
 
@@ -406,8 +413,13 @@ class Executor:
                                         processes=True, silence_logs=level,
                                         dashboard_address=f"127.0.0.1:{port}")
         self.client = Client(self.cluster, set_as_default=False)
-        self.log(f"started a local Dask cluster: {s.workers} worker process(es) x 1 thread in "
-                 f"{time.perf_counter() - t0:.1f} s; dashboard: {self.dashboard_link}")
+        if _on_a_page():
+            # A book page: the start-up time and a dashboard on a port of the machine that
+            # built it mean nothing to a reader.
+            self.log(f"started a local Dask cluster: {s.workers} worker process(es) x 1 thread")
+        else:
+            self.log(f"started a local Dask cluster: {s.workers} worker process(es) x 1 thread "
+                     f"in {time.perf_counter() - t0:.1f} s; dashboard: {self.dashboard_link}")
 
     def close(self) -> None:
         """Cancel what is still queued and shut the cluster down (idempotent)."""

@@ -9,18 +9,23 @@ A book build (and a user who runs the steps one by one) fills one results folder
                                     networks and training curves)
     RESULTS/assessment/             one table per stem (parquet + CSV), figures/, the record
     RESULTS/importance/             one table per stem (parquet + CSV), figures/, the record
+    RESULTS/maps/                   the virtual continent: continent.zarr (CF), chunks/, the
+                                    cells and the error tables (parquet + CSV), figures/, the
+                                    record
     RESULTS/twin/                   a whole results folder again: the structural-error twin
 
 Every step reads and writes through the objects below, so a name is spelled once: a
 :class:`Layout` for a results folder, and one small class per step folder
 (:class:`DataFiles`, :class:`CalibrationFiles`, :class:`ExtrapolationFiles` with its
-:class:`MethodFiles`, :class:`AssessmentFiles`, :class:`ImportanceFiles`). A step run from
-the command line with folders of the user's choosing (``lue-spie calibrate --data D --out
-O``) uses the step-folder classes on those folders; the file names inside are the same.
+:class:`MethodFiles`, :class:`AssessmentFiles`, :class:`ImportanceFiles`,
+:class:`MapsFiles`). A step run from the command line with folders of the user's choosing
+(``lue-spie calibrate --data D --out O``) uses the step-folder classes on those folders;
+the file names inside are the same.
 
-Tables of the assessment and the importance analysis are named by the members of
-:class:`AssessmentTable` and :class:`ImportanceTable` (string enums: a member is its file
-stem), so the step that writes a table and every reader name it the same way.
+Tables of the assessment, the importance analysis and the maps are named by the members of
+:class:`AssessmentTable`, :class:`ImportanceTable` and :class:`MapsTable` (string enums: a
+member is its file stem), so the step that writes a table and every reader name it the same
+way.
 """
 
 from __future__ import annotations
@@ -40,6 +45,8 @@ __all__ = [
     "MethodFiles",
     "AssessmentFiles",
     "ImportanceFiles",
+    "MapsFiles",
+    "MapsTable",
     "ComparisonFiles",
     "BookSources",
     "BookBuild",
@@ -373,6 +380,17 @@ class ImportanceTable(enum.StrEnum):
     DRIVER_SUMMARY = "driver_summary"
 
 
+class MapsTable(enum.StrEnum):
+    """The tables of the maps of the virtual continent (:mod:`lue_spie.maps`)."""
+
+    CELLS = "cells"
+    GPP_SKILL = "gpp_skill"
+    PARAMETER_SKILL = "parameter_skill"
+    IDENTIFIABLE = "identifiable"
+    DISTANCE = "error_by_distance"
+    TOWERS = "towers"
+
+
 @dataclass(frozen=True)
 class TablesFolder:
     """A folder of named tables (parquet with provenance, and CSV), figures and a record."""
@@ -416,6 +434,40 @@ class ImportanceFiles(TablesFolder):
     @property
     def record(self) -> Path:
         """Settings, inputs with checksums and every file written."""
+        return Path(self.folder) / self.RECORD
+
+
+@dataclass(frozen=True)
+class MapsFiles(TablesFolder):
+    """The maps of the virtual continent (``lue-spie maps``): the CF Zarr store, one table
+    per finished chunk (the done markers), the gathered tables, figures and the record."""
+
+    STORE = "continent.zarr"
+    CHUNKS_DIR = "chunks"
+    RECORD = "maps.json"
+
+    @property
+    def store(self) -> Path:
+        """The Zarr store (CF conventions): parameters and daily GPP per method and the
+        truth, on the continent's latitude-longitude grid."""
+        return Path(self.folder) / self.STORE
+
+    @property
+    def chunks_dir(self) -> Path:
+        """The tables of the finished chunks (each one the chunk's done marker)."""
+        return Path(self.folder) / self.CHUNKS_DIR
+
+    def chunk_table(self, row: int, col: int) -> Path:
+        """The table of the cells of chunk ``(row, col)`` (in chunks of the grid)."""
+        return self.chunks_dir / f"chunk{int(row):03d}-{int(col):03d}.parquet"
+
+    def chunk_tables(self) -> list[Path]:
+        """Every finished chunk's table, by name."""
+        return sorted(self.chunks_dir.glob("chunk*.parquet"))
+
+    @property
+    def record(self) -> Path:
+        """Settings, inputs with checksums, the continent, timings and every file written."""
         return Path(self.folder) / self.RECORD
 
 
@@ -548,8 +600,8 @@ class Layout:
 
     Args:
         root: The results folder (optional when every folder a step needs is given).
-        data_dir, calibration_dir, extrapolation_dir, assessment_dir, importance_dir: A step
-            folder elsewhere than under ``root``.
+        data_dir, calibration_dir, extrapolation_dir, assessment_dir, importance_dir, maps_dir: A
+            step folder elsewhere than under ``root``.
     """
 
     root: Path | None = None
@@ -558,6 +610,7 @@ class Layout:
     extrapolation_dir: Path | None = None
     assessment_dir: Path | None = None
     importance_dir: Path | None = None
+    maps_dir: Path | None = None
 
     DATA = "data"
     EXAMPLE = "model/example"
@@ -565,6 +618,7 @@ class Layout:
     EXTRAPOLATION = "extrapolation"
     ASSESSMENT = "assessment"
     IMPORTANCE = "importance"
+    MAPS = "maps"
     TWIN = "twin"
     RUN_RECORD = "run.json"
     ROOT = "results"
@@ -576,7 +630,7 @@ class Layout:
 
     def __post_init__(self) -> None:
         for f in ("root", "data_dir", "calibration_dir", "extrapolation_dir", "assessment_dir",
-                  "importance_dir"):
+                  "importance_dir", "maps_dir"):
             value = getattr(self, f)
             if value is not None:
                 object.__setattr__(self, f, Path(value))
@@ -621,6 +675,11 @@ class Layout:
         """The feature-importance tables and figures."""
         return ImportanceFiles(self._folder(self.importance_dir, self.IMPORTANCE,
                                             "feature-importance"))
+
+    @property
+    def maps(self) -> MapsFiles:
+        """The maps of the virtual continent."""
+        return MapsFiles(self._folder(self.maps_dir, self.MAPS, "maps"))
 
     @property
     def twin(self) -> Layout:

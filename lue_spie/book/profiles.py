@@ -3,10 +3,10 @@
 A :class:`Profile` holds the settings object of each step (:class:`DataSettings`,
 :class:`CalibrationSettings`, :class:`ExtrapolationSettings` with the methods'
 hyperparameters, :class:`AssessSettings`, :class:`TwinSettings`, :class:`ImportanceSettings`,
-:class:`ExecutionSettings`) and the few knobs every chapter shares (``seed``, ``device``,
-``sites``, ``years``, ``n_show``). A chapter's papermill parameters are those knobs under
-one naming rule, so a knob reads the same from the command line to the chapter
-(:meth:`Profile.knobs`):
+:class:`MapsSettings`, :class:`ExecutionSettings`) and the few knobs every chapter shares
+(``seed``, ``device``, ``sites``, ``years``, ``n_show``). A chapter's papermill
+parameters are those knobs under one naming rule, so a knob reads the same from the command
+line to the chapter (:meth:`Profile.knobs`):
 
 - a shared knob keeps its name (``seed``), and so do the execution settings (``workers``,
   ``scheduler``: the ``--workers`` of every command);
@@ -36,6 +36,7 @@ from lue_spie.data.settings import DataSettings
 from lue_spie.execution import ExecutionSettings
 from lue_spie.extrapolate.settings import ExtrapolationSettings
 from lue_spie.importance.settings import ImportanceSettings
+from lue_spie.maps.settings import MapsSettings
 from lue_spie.methods.base import method_class
 
 __all__ = ["Knob", "Profile", "PROFILES", "get_profile", "method_slug", "SHARED"]
@@ -47,7 +48,7 @@ SHARED: tuple[str, ...] = ("seed", "device", "sites", "years", "n_show")
 _FROM_SHARED = ("seed", "device", "sites", "years")
 _CHOSEN_BY_CHAPTER = {"extrapolate": ("methods", "method_params"), "assess": ("methods",)}
 #: The sections of a profile whose fields are knobs ``<section>_<field>``.
-_SECTIONS = ("data", "calibrate", "extrapolate", "assess", "twin", "importance")
+_SECTIONS = ("data", "calibrate", "extrapolate", "assess", "twin", "importance", "maps")
 
 
 def method_slug(method: str) -> str:
@@ -111,6 +112,7 @@ class Profile:
         twin: The structural-error twin (:class:`~lue_spie.assess.settings.TwinSettings`).
         importance: The feature importance
             (:class:`~lue_spie.importance.settings.ImportanceSettings`).
+        maps: The maps of a virtual continent (:class:`~lue_spie.maps.settings.MapsSettings`).
         publish: The repository of a published book and where its chapters launch
             (:class:`~lue_spie.book.publish.PublishSettings`; not a notebook parameter:
             it changes the book's buttons, never a result).
@@ -130,6 +132,7 @@ class Profile:
     assess: AssessSettings = field(default_factory=AssessSettings)
     twin: TwinSettings = field(default_factory=TwinSettings)
     importance: ImportanceSettings = field(default_factory=ImportanceSettings)
+    maps: MapsSettings = field(default_factory=MapsSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
 
     def knobs(self) -> dict[str, Knob]:
@@ -204,6 +207,7 @@ PROFILES: dict[str, Profile] = {
             assess=AssessSettings(n_groups=200),
             twin=TwinSettings(enabled=True),
             importance=ImportanceSettings(background=None, pd_grid=10),
+            maps=MapsSettings(resolution=2.5, chunk=8),
         ),
         Profile(
             name="demo",
@@ -219,6 +223,7 @@ PROFILES: dict[str, Profile] = {
             assess=AssessSettings(n_groups=200),
             twin=TwinSettings(enabled=False),
             importance=ImportanceSettings(background=None, pd_grid=20),
+            maps=MapsSettings(resolution=1.0, chunk=16),
         ),
         Profile(
             name="paper",
@@ -235,6 +240,7 @@ PROFILES: dict[str, Profile] = {
                 "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
                 "sRF", "mRF", "mNN", "SPIE", "P-model")),
             importance=ImportanceSettings(background=None, pd_grid=50),
+            maps=MapsSettings(resolution=0.5, chunk=16),
         ),
     )
 }

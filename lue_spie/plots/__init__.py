@@ -9,7 +9,7 @@ Where a figure needs model curves (the sensitivity functions across their driver
 The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
 :mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration`,
 :mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.spie`, :mod:`~lue_spie.plots.assessment`,
-:mod:`~lue_spie.plots.importance` ...); every public function
+:mod:`~lue_spie.plots.importance`, :mod:`~lue_spie.plots.maps` ...); every public function
 is also available here, as ``lue_spie.plots.<name>``.
 """
 
@@ -45,6 +45,14 @@ from lue_spie.plots.importance import (
     importance_features,
     importance_heatmap,
     partial_dependence_curves,
+)
+from lue_spie.plots.maps import (
+    continent_map,
+    dissimilarity_map,
+    error_by_distance,
+    gpp_error_maps,
+    gpp_maps,
+    parameter_maps,
 )
 from lue_spie.plots.methods import (
     fold_composition,
@@ -114,4 +122,10 @@ __all__ = [
     "importance_features",
     "importance_heatmap",
     "partial_dependence_curves",
+    "continent_map",
+    "parameter_maps",
+    "gpp_maps",
+    "gpp_error_maps",
+    "dissimilarity_map",
+    "error_by_distance",
 ]

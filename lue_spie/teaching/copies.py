@@ -269,7 +269,8 @@ def _replace_in_outputs(nb: Any, old: str, new: str) -> None:
             if "text" in out and isinstance(out["text"], str):
                 out["text"] = sub(out["text"])
             for key, value in out.get("data", {}).items():
-                if key.startswith("text/") and isinstance(value, str):
+                # text/* and the glued records (application/papermill.record/text/plain)
+                if (key.startswith("text/") or "/text/" in key) and isinstance(value, str):
                     out["data"][key] = sub(value)
 
 

@@ -245,13 +245,17 @@ def test_relocate_results_rewrites_parameters_and_outputs():
         nbformat.v4.new_output("stream", text="/abs/build/results/data: 24 sites\n"),
         nbformat.v4.new_output("display_data", data={
             "text/html": "<td>/abs/build/results/data/x.parquet</td>",
-            "text/plain": "/abs/build/src/notebooks/a.ipynb"})]
+            "text/plain": "/abs/build/src/notebooks/a.ipynb"}),
+        # a glued value (lue_spie.book.glue) is a papermill record of its own MIME type
+        nbformat.v4.new_output("display_data", data={
+            "application/papermill.record/text/plain": "'/abs/build/results'"})]
     nb.cells.insert(5, out)
     nb.metadata["papermill"] = {"parameters": {"results": "/abs/build/results"},
                                 "input_path": "/abs/src/notebooks/05.ipynb",
                                 "output_path": "/abs/build/src/notebooks/05.ipynb"}
     old = copies.relocate_results(nb, "results", also={"/abs/build/src/notebooks": "."})
     assert old == "/abs/build/results"
+    assert out.outputs[2]["data"] == {"application/papermill.record/text/plain": "'results'"}
     # A relative folder (as the book's kernels saw it) is rewritten as a whole path only.
     rel = _chapter(injected="results/ci")
     out = new_code_cell("print(1)", id="p2")

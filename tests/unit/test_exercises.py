@@ -271,6 +271,22 @@ def _wrong_08_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
     return out
 
 
+def _maps_table(ctx: dict, name: str) -> pd.DataFrame:
+    return pd.read_parquet(Path(ctx["results"]) / "maps" / f"{name}.parquet")
+
+
+def _wrong_12_1(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    skill = _maps_table(ctx, "gpp_skill")
+    others = [m for m in skill["method"] if m != a]
+    return [(m, {a}) for m in others] + [("truth", {a}), ("nonsense", {a}), (3, {a}),
+                                         (skill, {a})]
+
+
+def _wrong_12_2(a: Any, ctx: dict) -> list[tuple[Any, set[str]]]:
+    shown = {f"{a:.1%}", f"{a:.3f}"}
+    return [(1.0 - a, shown), (100.0 * a, shown), (a + 0.05, shown), ("half", shown)]
+
+
 WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
     "01.1": _wrong_01_1, "01.2": _wrong_01_2, "01.3": _wrong_01_3, "02.1": _wrong_02_1,
     "02.2": _wrong_02_2, "02.3": _wrong_02_3, "03.1": _wrong_03_1,
@@ -278,7 +294,7 @@ WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
     "05.2": _wrong_05_2, "06.1": _wrong_06_1, "06.4": _wrong_06_4, "07.1": _wrong_07_1,
     "07.3": _wrong_07_3, "08.1": _wrong_08_1, "08.2": _wrong_08_2, "09.1": _wrong_09_1,
     "10.1": _wrong_10_1, "11.1": _wrong_11_1,
-    "11.2": _wrong_11_2,
+    "11.2": _wrong_11_2, "12.1": _wrong_12_1, "12.2": _wrong_12_2,
 }
 
 
@@ -1042,6 +1058,55 @@ def importance_results(tmp_path_factory) -> Path:
     return results
 
 
+@pytest.fixture(scope="module")
+def maps_results(tmp_path_factory) -> Path:
+    """RESULTS/maps as the maps chapter writes it (the two tables the checkers read): the
+    method with the smallest RMSE is not the one with the largest R2, and the cells differ in
+    area so that the share of the cells and of the area inside differ."""
+    results = tmp_path_factory.mktemp("maps_results")
+    skill = pd.DataFrame({"method": ["SPIE", "PFTmean", "OPT-PFT", "sRF"],
+                          "rmse": [150.0, 380.0, 350.0, 430.0], "bias": [1.0, 2.0, 3.0, 4.0],
+                          "r2": [0.90, 0.95, 0.80, 0.60], "relative_rmse": [0.1] * 4,
+                          "n_cells": [40] * 4})
+    rng = np.random.default_rng(SEED)
+    cells = pd.DataFrame({"site": [f"C{i:03d}" for i in range(40)],
+                          "cell_area": np.linspace(1.0, 3.0, 40),
+                          "inside": rng.random(40) < np.linspace(0.95, 0.3, 40)})
+    (results / "maps").mkdir()
+    skill.to_parquet(results / "maps" / "gpp_skill.parquet")
+    cells.to_parquet(results / "maps" / "cells.parquet")
+    return results
+
+
+def _answer_12_1(results: Path) -> tuple[Any, dict]:
+    skill = pd.read_parquet(results / "maps" / "gpp_skill.parquet")
+    return str(skill.loc[skill["rmse"].idxmin(), "method"]), {"results": str(results)}
+
+
+def _answer_12_2(results: Path) -> tuple[Any, dict]:
+    cells = pd.read_parquet(results / "maps" / "cells.parquet")
+    return float(cells["inside"].mean()), {"results": str(results)}
+
+
+def test_12_1_best_map(maps_results):
+    answer, ctx = _answer_12_1(maps_results)
+    assert answer == "SPIE"
+    assert_right_and_wrong("12.1", answer, ctx)
+    assert "largest R2" in exercises.feedback("12.1", "PFTmean", **ctx).message
+    assert "measured against" in exercises.feedback("12.1", "truth", **ctx).message
+
+
+def test_12_2_share_inside(maps_results):
+    cells = pd.read_parquet(maps_results / "maps" / "cells.parquet")
+    share = float(cells["inside"].mean())
+    ctx = {"results": str(maps_results)}
+    assert_right_and_wrong("12.2", share, ctx)
+    assert "percentage" in exercises.feedback("12.2", 100 * share, **ctx).message
+    assert "outside" in exercises.feedback("12.2", 1 - share, **ctx).message
+    area = float((cells["cell_area"] * cells["inside"]).sum() / cells["cell_area"].sum())
+    assert "area" in exercises.feedback("12.2", area, **ctx).message
+
+
 def _answer_11_1(results: Path) -> tuple[Any, dict]:
     t = pd.read_parquet(results / "importance" / "importance_by_class.parquet")
     return t.set_index("feature_class")["mean"].idxmax(), {"results": results}
@@ -1098,6 +1163,7 @@ ANSWERS: dict[str, tuple[str | None, Callable[[Any], tuple[Any, dict]]]] = {
     "08.1": ("spie_results", _answer_08_1), "08.2": ("spie_results", _answer_08_2),
     "09.1": ("scores_results", _answer_09_1), "10.1": ("bounds_results", _answer_10_1),
     "11.1": ("importance_results", _answer_11_1), "11.2": ("importance_results", _answer_11_2),
+    "12.1": ("maps_results", _answer_12_1), "12.2": ("maps_results", _answer_12_2),
 }
 
 _SLOW_FIXTURES = {"method_results", "spie_results"}

@@ -55,8 +55,9 @@ answer: ``_number``, ``_strings``, ``_month`` ...), and the checkers by chapter:
 :mod:`~lue_spie.teaching.exercises.model` (chapter 1), :mod:`~lue_spie.teaching.exercises.data`
 (2), :mod:`~lue_spie.teaching.exercises.calibration` (3),
 :mod:`~lue_spie.teaching.exercises.methods` (4-8),
-:mod:`~lue_spie.teaching.exercises.assessment` (9-10) and
-:mod:`~lue_spie.teaching.exercises.importance` (11). A new chapter module is added to the
+:mod:`~lue_spie.teaching.exercises.assessment` (9-10),
+:mod:`~lue_spie.teaching.exercises.importance` (11) and
+:mod:`~lue_spie.teaching.exercises.maps` (12). A new chapter module is added to the
 imports below, or its checkers are never registered.
 """
 
@@ -67,6 +68,7 @@ from lue_spie.teaching.exercises import assessment as assessment
 from lue_spie.teaching.exercises import calibration as calibration
 from lue_spie.teaching.exercises import data as data
 from lue_spie.teaching.exercises import importance as importance
+from lue_spie.teaching.exercises import maps as maps
 from lue_spie.teaching.exercises import methods as methods
 from lue_spie.teaching.exercises import model as model
 from lue_spie.teaching.exercises.base import (
