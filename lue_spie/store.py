@@ -43,7 +43,7 @@ import pandas as pd
 from pyarrow import ArrowException
 
 from lue_spie.errors import DataError, OutputError, UsageError
-from lue_spie.layout import DataFiles, TablesFolder, provenance_of
+from lue_spie.layout import TABLE_SUFFIX, DataFiles, TablesFolder, provenance_of
 
 __all__ = [
     "sha256_file",
@@ -296,12 +296,12 @@ def verify(path: str | os.PathLike, *, columns: Sequence[str] | None = None,
         return f"its provenance record {provenance_path(path).name} is unreadable"
     output = record.get("output") if record else None
     if require_record and not (isinstance(output, Mapping) and output.get("sha256")):
-        return ("it has no provenance record with its checksum" if record or not
-                provenance_path(path).exists() else "its provenance record holds no checksum")
+        return ("its provenance record holds no checksum" if provenance_path(path).exists()
+                else "it has no provenance record")
     problem = _checksum_problem(path, record)
     if problem:
         return problem
-    if path.suffix == ".parquet":
+    if path.suffix == TABLE_SUFFIX:
         import pyarrow.parquet as pq
 
         try:
