@@ -55,9 +55,13 @@ __all__ = [
     "TablesFolder",
     "ImportanceTable",
     "PROVENANCE_SUFFIX",
+    "TABLE_SUFFIX",
     "provenance_of",
     "method_folder_name",
 ]
+
+#: Suffix of a table of the results (a parquet file, whose schema a reader can check).
+TABLE_SUFFIX = ".parquet"
 
 #: Suffix of the provenance record beside a table: ``X.parquet`` -> ``X.provenance.json``.
 PROVENANCE_SUFFIX = ".provenance.json"

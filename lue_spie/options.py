@@ -12,6 +12,11 @@ that section). This module turns such a class into
   ``lue-spie book``) is checked against the field's type before anything runs, with a
   one-line error naming the knob and what it expects.
 
+A command writes to its ``--out`` folder, or declares the folders it writes
+(:func:`output_folders`): ``lue-spie`` checks each of them before the command runs (a file, a
+read-only file system, no permission, no space: :func:`lue_spie.store.check_output_folder`)
+and tidies them after a failure.
+
 The types a knob may have: ``bool``, ``int``, ``float``, ``str``, ``tuple[X, ...]`` of those,
 and any of them ``| None``.
 """
@@ -25,13 +30,17 @@ import inspect
 import re
 import types
 import typing
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
-__all__ = ["field_docs", "knobs", "coerce", "add_arguments", "from_args", "KnobError"]
+from lue_spie.errors import UsageError
+
+__all__ = ["field_docs", "knobs", "coerce", "add_arguments", "from_args", "KnobError",
+           "output_folders", "declared_output_folders"]
 
 
-class KnobError(ValueError):
+class KnobError(UsageError):
     """A value that does not fit its knob (names the knob and what it expects)."""
 
 
@@ -206,3 +215,28 @@ def from_args(cls: type, args: argparse.Namespace, *, exclude: Iterable[str] = (
               if hasattr(args, f.name)}
     values.update(extra)
     return cls(**values)
+
+
+#: The namespace attribute under which a command declares its output folders.
+_OUTPUTS = "output_folders"
+
+
+def output_folders(parser: argparse.ArgumentParser,
+                   places: Callable[[argparse.Namespace], Mapping[str, Any]]) -> None:
+    """Declare the folders a command writes, so that ``lue-spie`` checks them before the
+    command runs and tidies them after a failure (:func:`lue_spie.cli.main`).
+
+    Args:
+        parser: The command's parser.
+        places: From the parsed arguments, how the user names each folder (``"--out"``) ->
+            the folder (None: the command writes none there this time).
+    """
+    parser.set_defaults(**{_OUTPUTS: places})
+
+
+def declared_output_folders(args: argparse.Namespace) -> dict[str, Path]:
+    """The output folders of a parsed command, by option: those it declared
+    (:func:`output_folders`), else its ``--out`` when it has one."""
+    places = getattr(args, _OUTPUTS, None)
+    found = places(args) if places is not None else {"--out": getattr(args, "out", None)}
+    return {option: Path(folder) for option, folder in found.items() if folder is not None}

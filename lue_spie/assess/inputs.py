@@ -224,11 +224,7 @@ def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = 
     cal_sum = store.sha256_file(cal_path) if cal_path.is_file() else None
     if cal_path.is_file() and gpp_calib_path.is_file():
         calibration = store.read_parquet(cal_path)
-        used = store.read_provenance(cal_path).get("inputs", {}).get("site_day", {})
-        if used.get("sha256") not in (None, data_sums[data.site_day.name]):
-            raise ValueError(f"{cal_path}: the site calibration was computed from other data "
-                             f"than {data_dir}; rerun `lue-spie calibrate --data {data_dir} "
-                             f"--out {cal_dir}` (or chapter 3)")
+        store.check_calibration_of(cal_path, data)
         if with_calibration:
             gpp = store.read_parquet(gpp_calib_path, ["site", "date", "GPP_calib"])
             gpp_tables[SITE_CALIB] = gpp.rename(columns={"GPP_calib": "GPP_sim"})
@@ -237,6 +233,13 @@ def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = 
             files += [cal_path, gpp_calib_path]
 
     found = find_methods(layout.extrapolation)
+    if methods is not None:
+        # Checked before any method is read, against every method the folder holds.
+        available = [*([SITE_CALIB] if SITE_CALIB in gpp_tables else []), *found]
+        absent = [m for m in methods if m not in available]
+        if absent:
+            raise ValueError(f"{results}: no results of method(s) {absent}; the folder holds "
+                             f"{method_order(available) if available else 'none'}")
     for name, mfiles in found.items():
         if methods is not None and name not in methods:
             continue
@@ -249,11 +252,6 @@ def load_results(results: str | Path | Layout, *, years: Sequence[int] | None = 
                                             ["site", *PARAMETERS]]
         files += [mfiles.params, mfiles.gpp]
 
-    if methods is not None:
-        absent = [m for m in methods if m not in gpp_tables]
-        if absent:
-            raise ValueError(f"{results}: no results of method(s) {absent}; found "
-                             f"{method_order(gpp_tables)}")
     if not gpp_tables:
         raise FileNotFoundError(f"{results}: neither a site calibration ({cal_dir}) nor any "
                                 f"method ({layout.extrapolation.folder}) to assess")

@@ -17,6 +17,7 @@ from lue_spie.book.execute import (
     BookError,
     NotebookError,
     chapter_notebooks,
+    declared_type,
     find_source_root,
     notebook_parameters,
     parse_overrides,
@@ -29,5 +30,6 @@ from lue_spie.book.profiles import PROFILES, Profile, get_profile
 __all__ = [
     "Profile", "PROFILES", "BookError", "BookResult", "NotebookError", "get_profile",
     "parse_overrides", "chapter_notebooks", "notebook_parameters", "resolve_parameters",
+    "declared_type",
     "find_source_root", "run_notebook", "run_pipeline", "build_book", "check_html",
 ]

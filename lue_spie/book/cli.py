@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from lue_spie.book.execute import BookError, parse_overrides
+from lue_spie import options
+from lue_spie.book.execute import parse_overrides
 from lue_spie.book.pipeline import run_pipeline
 from lue_spie.book.profiles import PROFILES, get_profile
 from lue_spie.execution import ExecutionSettings, add_execution_arguments
+from lue_spie.layout import BookBuild, Layout
 
 __all__ = ["register_cli"]
 
@@ -20,6 +21,14 @@ def _knobs(profile: str) -> int:
     return 0
 
 
+def _outputs(args: argparse.Namespace) -> dict[str, str | None]:
+    """The folders a build writes (none when it only lists the knobs)."""
+    if args.knobs:
+        return {}
+    return {"--results": args.results or Layout.of(args.profile).root,
+            "--build-dir": args.build_dir or BookBuild.of(args.profile).folder}
+
+
 def _cli(args: argparse.Namespace) -> int:
     if getattr(args, "knobs", False):
         return _knobs(args.profile)
@@ -29,22 +38,16 @@ def _cli(args: argparse.Namespace) -> int:
         # Validated here, so that a bad value is one line before any chapter runs.
         execution = ExecutionSettings(workers=workers, scheduler=scheduler)
         overrides.update({"workers": execution.workers, "scheduler": execution.scheduler})
-    try:
-        publish = get_profile(args.profile).publish.with_overrides(**{
-            name: getattr(args, name, None)
-            for name in ("repository_url", "branch", "binderhub_url", "jupyterhub_url")})
-    except ValueError as err:
-        print(f"lue-spie book: error: {err}", file=sys.stderr)
-        return 2
-    try:
-        run_pipeline(
-            args.profile, overrides=overrides, build_dir=args.build_dir,
-            results=args.results, only=args.only, with_html=not args.no_build,
-            source_root=args.source, publish=publish,
-        )
-    except BookError as err:
-        print(f"lue-spie book: error: {err}", file=sys.stderr)
-        return 1
+    # A bad value (exit 2) or a failed chapter or build (BookError, exit 1) is one line under
+    # the command line's rule (lue_spie.cli.main).
+    publish = get_profile(args.profile).publish.with_overrides(**{
+        name: getattr(args, name, None)
+        for name in ("repository_url", "branch", "binderhub_url", "jupyterhub_url")})
+    run_pipeline(
+        args.profile, overrides=overrides, build_dir=args.build_dir,
+        results=args.results, only=args.only, with_html=not args.no_build,
+        source_root=args.source, publish=publish,
+    )
     return 0
 
 
@@ -105,3 +108,4 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="folder with _toc.yml, _config.yml, book/ and notebooks/ "
                         "(default: found from the working directory)")
     p.set_defaults(func=_cli)
+    options.output_folders(p, _outputs)

@@ -10,6 +10,7 @@ names the notebook and the cell.
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import time
@@ -21,6 +22,7 @@ import yaml
 
 from lue_spie.book.profiles import Profile
 from lue_spie.data.settings import DataSettings
+from lue_spie.errors import LueSpieError, UsageError
 from lue_spie.store import atomic_write_text
 
 __all__ = [
@@ -32,6 +34,7 @@ __all__ = [
     "chapter_notebooks",
     "notebook_parameters",
     "resolve_parameters",
+    "declared_type",
     "run_notebook",
 ]
 
@@ -45,8 +48,9 @@ def _jsonable(value: Any) -> Any:
     return list(value) if isinstance(value, tuple) else value
 
 
-class BookError(RuntimeError):
-    """The book pipeline failed (build or checks); the message says where and why."""
+class BookError(LueSpieError, RuntimeError):
+    """The book pipeline failed (build or checks); the message says where and why (exit
+    status 1 under the command line's rule, :mod:`lue_spie.errors`)."""
 
 
 class NotebookError(BookError):
@@ -158,6 +162,37 @@ def notebook_parameters(path: str | os.PathLike) -> dict[str, Any]:
     return {name: info.get("default") for name, info in declared.items()}
 
 
+def declared_type(default: Any) -> type | None:
+    """The type a parameters cell declares for a name by its default value (``24`` -> int,
+    ``"Dfb"`` -> str), or None when the default (``None``, an expression) says nothing."""
+    if not isinstance(default, str):
+        return None if default is None else type(default)
+    try:
+        value = ast.literal_eval(default)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+    return None if value is None else type(value)
+
+
+#: The values a declared type accepts (an int is a fine float, a tuple a fine list).
+_ACCEPTS: dict[type, tuple[type, ...]] = {float: (int, float), list: (list, tuple),
+                                           tuple: (list, tuple)}
+
+
+def _misfit(name: str, value: Any, declared: Mapping[str, Mapping[str, Any]]) -> str | None:
+    """Why ``value`` does not fit the type that the notebooks' parameters cells declare for
+    ``name`` (None when it fits or no cell declares a type)."""
+    for notebook, names in declared.items():
+        tp = declared_type(names.get(name)) if name in names else None
+        if tp is None or value is None:
+            continue
+        accepts = _ACCEPTS.get(tp, (tp,))
+        if isinstance(value, bool) and tp is not bool or not isinstance(value, accepts):
+            return (f"{name}: {value!r} is not {tp.__name__} (as {notebook} declares it: "
+                    f"{name} = {names[name]})")
+    return None
+
+
 def resolve_parameters(
     profile: Profile,
     overrides: Mapping[str, Any],
@@ -186,21 +221,34 @@ def resolve_parameters(
         notebook declares.
 
     Raises:
-        ValueError: for an override that no notebook declares.
-        lue_spie.options.KnobError: for a value that does not fit its knob's type (one line
-            naming the knob), before any notebook runs.
+        lue_spie.errors.UsageError: before any notebook runs, one line naming every override
+            that no notebook declares and every value that does not fit its knob's type (or,
+            for a parameter that is no knob, the type of its default in the parameters cell).
     """
     known = set().union(*[set(d) for d in declared.values()]) if declared else set()
+    problems: list[str] = []
     unknown = sorted(set(overrides) - known)
     if unknown:
-        raise ValueError(
-            f"-p {', '.join(unknown)}: no chapter declares such a parameter; the parameters "
-            f"are {sorted(known)}"
-        )
+        problems.append(f"{', '.join(unknown)}: no chapter declares such a parameter (the "
+                        f"parameters are {sorted(known)})")
     knobs = profile.knobs()
     values = profile.parameters()
     for name, value in overrides.items():
-        values[name] = _jsonable(knobs[name].coerce(value)) if name in knobs else value
+        if name in unknown:
+            continue
+        if name in knobs:
+            try:
+                values[name] = _jsonable(knobs[name].coerce(value))
+            except ValueError as err:
+                problems.append(str(err).removeprefix("-p "))
+            continue
+        problem = _misfit(name, value, declared)
+        if problem:
+            problems.append(problem)
+        values[name] = value
+    if problems:
+        raise UsageError(f"-p {'; '.join(problems)}; `lue-spie book --knobs` lists the "
+                         "parameters and their types")
     base = Path(root or Path.cwd()).resolve()
     values["results"] = _relative(Path(results), base)
     for name in PATH_PARAMETERS:

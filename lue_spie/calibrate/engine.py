@@ -26,8 +26,21 @@ replaces saving and restoring the global state around each of the ~2 x units pyc
 generation, which cost about a fifth of the engine's time). The
 whole optimiser state (ES objects, generators, best points, counters) is pickled atomically
 every ``checkpoint_every`` generations; a run started again with the same settings and data
-resumes from it and ends with exactly the result of an uninterrupted run. A checkpoint written
-with other settings or data is refused with :class:`CheckpointMismatch`.
+resumes from it and ends with exactly the result of an uninterrupted run (and says "resumed
+from generation N"). A callback that keeps a record of the search (:class:`Recording`, such as
+:class:`lue_spie.calibrate.search.ConvergenceRecorder`) is checkpointed with the state, after it
+has seen the generation, so a resumed run's record equals an uninterrupted run's too. A
+checkpoint written with other settings or data is refused with :class:`CheckpointMismatch`; a
+damaged one (cut short, not a checkpoint) is set aside as ``checkpoint.pkl.damaged`` and the
+run starts afresh, with a line saying so (:func:`lue_spie.store.set_aside_damaged`; on standard
+error when no ``log`` is given, as for the pooled searches of OPT-All and OPT-PFT).
+
+A failed search is never the end: a unit whose search stops (no regular restart left) with a
+best vector worse than a trivial reference, a daily NSE below 0 (worse than the observations'
+mean) or a cost above that of the centre of the parameter ranges (the search's own start,
+the prior's mean), is restarted from a random point (IPOP) up to :data:`RESCUE_RESTARTS`
+times within ``max_gen``; what still fails is reported by :meth:`Engine.failure` and the site
+table marks it ``failed: ...``, never ``ok``.
 
 This module is the engine only; :mod:`lue_spie.calibrate.search` builds units from sites or
 groups and turns the engine's state into result tables.
@@ -43,7 +56,7 @@ import pickle
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import cma
 import numpy as np
@@ -61,7 +74,9 @@ __all__ = [
     "CalibrationInterrupted",
     "CheckpointMismatch",
     "Engine",
+    "Recording",
     "Unit",
+    "RESCUE_RESTARTS",
     "run_units",
     "data_checksum",
 ]
@@ -69,6 +84,10 @@ __all__ = [
 #: Cost given to CMA-ES for a candidate whose cost is not finite (never happens with valid
 #: forcing; a guard so one bad candidate cannot stall an ES).
 _BAD_COST = 1e6
+
+#: Restarts beyond ``restarts`` given to a unit whose search ends worse than a trivial
+#: reference (:meth:`Engine.failure`).
+RESCUE_RESTARTS = 2
 _CHECKPOINT_FORMAT = 2
 
 
@@ -78,6 +97,22 @@ class CalibrationInterrupted(RuntimeError):
 
 class CheckpointMismatch(ValueError):
     """A checkpoint exists for other settings or data than the run asked for."""
+
+
+@runtime_checkable
+class Recording(Protocol):
+    """A ``run_units`` callback that keeps a record of the search: its record is saved in the
+    engine's checkpoint and given back on resume, so nothing between the last checkpoint and an
+    interruption is lost or doubled."""
+
+    def __call__(self, generation: int, engine: Engine) -> None: ...
+
+    def record_state(self) -> Any:
+        """The record so far (picklable)."""
+
+    def load_record(self, state: Any) -> None:
+        """Continue from :meth:`record_state` of a checkpoint (None: a fresh start, no
+        record)."""
 
 
 def data_checksum(batch: ForcingBatch) -> str:
@@ -105,6 +140,8 @@ class Unit:
         rows: Rows of the batch (sites) evaluated with this unit's vector.
         free: (13,) bool, the searched parameters.
         best_f: Best cost so far; ``best_x`` the full (13,) scaled vector (fixed entries 0).
+        rescues: Restarts given because the search ended worse than a trivial reference
+            (counted in ``restarts`` too).
     """
 
     id: str
@@ -117,6 +154,7 @@ class Unit:
     generations: int = 0
     evaluations: int = 0
     restarts: int = 0
+    rescues: int = 0
     best_f: float = np.inf
     best_x: np.ndarray | None = None
     stop_reason: str = ""
@@ -381,6 +419,23 @@ class Engine:
             return True
         return self.s.max_gen - u.generations >= int(u.es.countiter)
 
+    def failure(self, u: Unit) -> str | None:
+        """Why the unit's best vector is no fit (None when it is one): a daily NSE below 0
+        (worse than the mean of the observations) or a cost above that of the centre of the
+        parameter ranges (the search's start). Pooled units compare their sites' means."""
+        if u.best_x is None:
+            return "no candidate evaluated"
+        x = np.stack([u.best_x, np.full(N_PARAMS, 0.5)])
+        c = self.evaluate_rows(u.rows, self.to_physical(x, u.rows))
+        nse, best, centre = (float(np.mean(c["nse"][:, 0])), float(np.mean(c["cost"][:, 0])),
+                             float(np.mean(c["cost"][:, 1])))
+        if not np.isfinite(nse) or nse < 0:
+            return f"daily NSE {nse:.3g} below 0 (worse than the mean of the observations)"
+        if best > centre:
+            return (f"cost {best:.4g} above {centre:.4g}, that of the centre of the parameter "
+                    "ranges")
+        return None
+
     def _check_stop(self, u: Unit) -> None:
         if u.generations >= self.s.max_gen:
             u.done, u.stop_reason = True, f"max_gen={self.s.max_gen}"
@@ -395,7 +450,18 @@ class Engine:
             _new_es(u, self.s, x0, u.popsize * self.s.incpopsize)
             u.stop_reason = reason
             return
-        u.done, u.stop_reason = True, reason
+        if u.rescues < RESCUE_RESTARTS and self._restart_pays(u):
+            failed = self.failure(u)
+            if failed is not None:
+                u.rescues += 1
+                u.restarts += 1
+                x0 = u.rng.uniform(0.1, 0.9, size=int(u.free.sum()))
+                _new_es(u, self.s, x0, u.popsize * self.s.incpopsize)
+                u.stop_reason = f"{reason}; restarted: {failed}"
+                return
+        u.done = True
+        u.stop_reason = reason if not u.rescues else \
+            f"{reason} (after {u.rescues} restart(s) for a failed fit)"
 
 
 # ----------------------------------------------------------------------------------- driver
@@ -405,6 +471,26 @@ def _settings_hash(settings: CalibrationSettings, checksum: str,
                        "units": [[u, list(r)] for u, r in unit_defs],
                        "format": _CHECKPOINT_FORMAT}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()
+
+
+#: The errors of unpickling a file that is not a whole checkpoint (cut short, overwritten).
+_DAMAGED = (pickle.UnpicklingError, EOFError, AttributeError, ImportError, IndexError,
+            KeyError, TypeError, ValueError)
+
+
+def _read_checkpoint(ckpt: Path, log: Callable[[str], Any] | None) -> dict[str, Any] | None:
+    """The checkpoint's content, or None when there is none or it is damaged (then it is set
+    aside as ``checkpoint.pkl.damaged`` with a line saying so, and the run starts afresh)."""
+    if not ckpt.exists():
+        return None
+    try:
+        state = pickle.loads(ckpt.read_bytes())
+        if not isinstance(state, dict) or not isinstance(state.get("engine"), dict):
+            raise ValueError("not a checkpoint of this engine")
+        return state
+    except _DAMAGED as err:
+        store.set_aside_damaged(ckpt, err, log=log)
+        return None
 
 
 def run_units(
@@ -418,6 +504,7 @@ def run_units(
     stop_after_gen: int | None = None,
     callback: Callable[[int, Engine], None] | None = None,
     desc: str = "calibrate",
+    log: Callable[[str], Any] | None = None,
 ) -> tuple[Engine, str, float]:
     """Run CMA-ES for every unit until all stop; resume from a matching checkpoint.
 
@@ -430,8 +517,12 @@ def run_units(
         progress: Report progress over generations (a bar on a terminal, lines elsewhere).
         stop_after_gen: Test hook: checkpoint and raise :class:`CalibrationInterrupted` after
             this generation.
-        callback: ``callback(generation, engine)`` after each generation.
+        callback: ``callback(generation, engine)`` after each generation; a
+            :class:`Recording` is checkpointed with the state.
         desc: Label of the progress bar.
+        log: Where the lines about the checkpoint go ("resumed from generation N", a damaged
+            checkpoint set aside); None: no resume line, a damaged checkpoint on standard
+            error.
 
     Returns:
         The engine (its units hold the best vectors), the data checksum and the wall time of
@@ -444,8 +535,9 @@ def run_units(
     engine = Engine(batch, unit_defs, settings)
     key = _settings_hash(settings, checksum, unit_defs)
     ckpt = CalibrationFiles.checkpoint_in(checkpoint_dir) if checkpoint_dir is not None else None
-    if ckpt is not None and ckpt.exists():
-        state = pickle.loads(ckpt.read_bytes())
+    recording = callback if isinstance(callback, Recording) else None
+    state = _read_checkpoint(ckpt, log) if ckpt is not None else None
+    if state is not None:
         if state.get("key") != key:
             raise CheckpointMismatch(
                 f"{ckpt}: this checkpoint belongs to a run with other settings or data "
@@ -453,13 +545,20 @@ def run_units(
                 "checkpoint folder to start afresh"
             )
         engine.load(state["engine"])
+        if recording is not None and "record" in state:
+            recording.load_record(state["record"])
+        if log is not None and engine.gen > 0:
+            log(f"resumed from generation {engine.gen} (checkpoint {ckpt})")
+    elif recording is not None:
+        recording.load_record(None)  # a fresh start: a record left by another run is not ours
     engine.start()
 
     def save() -> None:
         if ckpt is not None:
-            blob = pickle.dumps({"key": key, "settings": settings.to_dict(),
-                                 "engine": engine.state()}, protocol=pickle.HIGHEST_PROTOCOL)
-            store.atomic_write_bytes(ckpt, blob)
+            blob = {"key": key, "settings": settings.to_dict(), "engine": engine.state()}
+            if recording is not None:
+                blob["record"] = recording.record_state()
+            store.atomic_write_bytes(ckpt, pickle.dumps(blob, protocol=pickle.HIGHEST_PROTOCOL))
 
     from lue_spie.progress import progress_bar
 
@@ -473,10 +572,12 @@ def run_units(
             best = [u.best_f for u in engine.units if np.isfinite(u.best_f)]
             bar.set_postfix(active=len(act), median_cost=f"{np.median(best):.4g}"
                             if best else "-", refresh=False)
-            if checkpoint_every and engine.gen % checkpoint_every == 0:
-                save()
+            # The callback sees the generation before it is checkpointed: a checkpoint holds
+            # the record up to its own generation, never one behind.
             if callback is not None:
                 callback(engine.gen, engine)
+            if checkpoint_every and engine.gen % checkpoint_every == 0:
+                save()
             if stop_after_gen is not None and engine.gen >= stop_after_gen:
                 save()
                 raise CalibrationInterrupted(f"stopped after generation {engine.gen} "

@@ -31,7 +31,7 @@ from lue_spie.data.io import ForcingBatch, as_forcing_batch
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.model import FORCING_KEYS
 from lue_spie.parameter_skill import edge_flags_scaled
-from lue_spie.params import PARAMETERS, from_scaled
+from lue_spie.params import N_PARAMS, PARAMETERS, from_scaled
 
 __all__ = [
     "CalibrationResult",
@@ -123,6 +123,7 @@ def calibrate_sites(
     progress: bool = False,
     stop_after_gen: int | None = None,
     callback: Callable[[int, Engine], None] | None = None,
+    log: Callable[[str], Any] | None = None,
 ) -> CalibrationResult:
     """Calibrate the LUE model at each site with CMA-ES (SPEC section 2).
 
@@ -141,6 +142,7 @@ def calibrate_sites(
             this generation.
         callback: Called as ``callback(generation, engine)`` after each generation; read
             ``engine.progress()`` (one record per site: generations, best cost, sigma ...).
+        log: Where the lines about the checkpoint go (resumed, damaged and set aside).
 
     Returns:
         A :class:`CalibrationResult`; skipped sites (fewer than 4 good days, constant
@@ -153,15 +155,31 @@ def calibrate_sites(
     engine, checksum, elapsed = run_units(
         b, unit_defs, s, checkpoint_dir=checkpoint_dir, checkpoint_every=checkpoint_every,
         progress=progress, stop_after_gen=stop_after_gen, callback=callback,
-        desc="calibrate sites")
+        desc="calibrate sites", log=log)
     return CalibrationResult(table=_site_table(engine, b, reasons), settings=s,
                              data_checksum=checksum, elapsed_s=elapsed,
                              generations=engine.gen, n_evaluations=engine.n_evaluations)
 
 
+def _fit_status(nse: float, cost: float, centre_cost: float, restarts: int) -> str:
+    """``"ok"``, or ``"failed: why"`` for a site whose best vector is no fit (the engine's
+    rule, :meth:`~lue_spie.calibrate.engine.Engine.failure`, after its rescue restarts): a
+    daily NSE below 0, or a cost above that of the centre of the parameter ranges. Only
+    ``ok`` sites feed the later steps."""
+    after = f"after {restarts} restart(s)"
+    if not np.isfinite(nse) or nse < 0:
+        return f"failed: daily NSE {nse:.3g} below 0 {after}"
+    if cost > centre_cost:
+        return (f"failed: cost {cost:.4g} above {centre_cost:.4g} of the centre of the "
+                f"parameter ranges {after}")
+    return "ok"
+
+
 def _site_table(engine: Engine, b: ForcingBatch, reasons: list[str | None]) -> pd.DataFrame:
     rows, phys, owners = engine.final_rows()
     final = engine.evaluate_rows(rows, phys) if rows else {}
+    centre = engine.evaluate_rows(rows, engine.to_physical(np.full((1, N_PARAMS), 0.5), rows)
+                                  ) if rows else {}
     by_site = {r: j for j, r in enumerate(rows)}
     n_good = _n_good(b)
     records = []
@@ -177,7 +195,9 @@ def _site_table(engine: Engine, b: ForcingBatch, reasons: list[str | None]) -> p
             j = by_site[i]
             u = owners[j]
             edge = edge_flags_scaled(u.best_x, engine.site_masks[i])
-            rec.update({"status": "ok", **dict(zip(PARAMETERS, phys[j, 0].tolist(),
+            status = _fit_status(float(final["nse"][j, 0]), float(final["cost"][j, 0]),
+                                 float(centre["cost"][j, 0]), u.restarts)
+            rec.update({"status": status, **dict(zip(PARAMETERS, phys[j, 0].tolist(),
                                                    strict=True)),
                         "cost": float(final["cost"][j, 0]), "nse": float(final["nse"][j, 0]),
                         "C_ideal": float(final["C_ideal"][j, 0]),
@@ -289,9 +309,11 @@ class ConvergenceRecorder:
 
     Rows are (``site``, ``generation``, ``best_cost``, ``sigma``, ``popsize``), one per site and
     generation of that site's CMA-ES (restarts included). The record is written atomically
-    to ``path`` every ``every`` generations and by :meth:`write`; a run resumed from a
-    checkpoint appends to the record found at ``path``, so an interrupted and resumed run
-    keeps its whole history.
+    to ``path`` every ``every`` generations and by :meth:`write`. It is a
+    :class:`~lue_spie.calibrate.engine.Recording`: the engine saves the record in its
+    checkpoint and gives it back on resume, so a run killed at any point and resumed keeps
+    exactly the record of an uninterrupted run (the file at ``path`` is only a view of it, read
+    when the checkpoint holds no record).
     """
 
     COLUMNS = ("site", "generation", "best_cost", "sigma", "popsize")
@@ -299,9 +321,18 @@ class ConvergenceRecorder:
     def __init__(self, path: str | os.PathLike, *, every: int = 10) -> None:
         self.path = Path(path)
         self.every = every
-        self.rows: list[dict[str, Any]] = []
-        if self.path.is_file():
-            self.rows = pd.read_parquet(self.path).to_dict("records")
+        rows: list[dict[str, Any]] = []
+        if store.verify(self.path, columns=self.COLUMNS, require_record=False) is None:
+            rows = pd.read_parquet(self.path).to_dict("records")
+        self.load_record(rows)
+
+    def record_state(self) -> list[dict[str, Any]]:
+        """The rows so far (saved in the engine's checkpoint)."""
+        return [dict(r) for r in self.rows]
+
+    def load_record(self, state: list[dict[str, Any]] | None) -> None:
+        """Continue from the rows of a checkpoint (:meth:`record_state`; None: start empty)."""
+        self.rows = [dict(r) for r in state or ()]
         self._seen = {(r["site"], int(r["generation"])) for r in self.rows}
 
     def __call__(self, generation: int, engine: Engine) -> None:

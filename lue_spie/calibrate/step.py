@@ -31,6 +31,7 @@ from lue_spie.data.io import load_dataset
 from lue_spie.evaluate import simulate_calibrated
 from lue_spie.execution import ExecutionSettings, Executor
 from lue_spie.layout import CalibrationFiles, DataFiles, Layout
+from lue_spie.params import PARAMETERS
 
 __all__ = ["run", "write_results"]
 
@@ -113,6 +114,45 @@ def run(
         Name -> path of the files written (``table``, ``gpp_calib``, ``convergence``).
     """
     settings = settings or CalibrationSettings()
+    out = layout.calibration
+    damaged = _drop_untrusted(out)
+    paths = _run(layout, settings, execution, sites=sites, years=years,
+                 checkpoint_every=checkpoint_every, progress=progress,
+                 restart_on_mismatch=restart_on_mismatch, log=log, chunk_sites=chunk_sites)
+    for name, why in damaged:
+        log(f"recomputed the site calibration in {out.folder}: its file {name} was unreadable "
+            f"({why})")
+    return paths
+
+
+#: The columns each file of the step must have to be trusted by a rerun.
+_COLUMNS = {"table": ("site", "status", *PARAMETERS), "gpp_calib": ("site", "date", "GPP_calib"),
+            "convergence": ConvergenceRecorder.COLUMNS}
+
+
+def _drop_untrusted(out: CalibrationFiles) -> list[tuple[str, str]]:
+    """Remove the step's files that a rerun cannot trust (cut short, changed since written,
+    without their checksum, or with an unreadable provenance record), so that it computes them
+    again; returns (file name, why) for each."""
+    dropped = []
+    for kind, columns in _COLUMNS.items():
+        path = getattr(out, kind)
+        if not path.exists():  # nothing to distrust; a record left alone describes nothing
+            store.provenance_path(path).unlink(missing_ok=True)
+            continue
+        why = store.verify(path, columns=columns)
+        if why is not None:
+            path.unlink(missing_ok=True)
+            store.provenance_path(path).unlink(missing_ok=True)
+            dropped.append((path.name, why))
+    return dropped
+
+
+def _run(layout: Layout, settings: CalibrationSettings, execution: ExecutionSettings | None,
+         *, sites: Sequence[str] | None, years: Sequence[int] | None, checkpoint_every: int,
+         progress: bool, restart_on_mismatch: bool, log: Callable[[str], Any],
+         chunk_sites: int | None) -> dict[str, Path]:
+    """:func:`run` once its untrusted files are gone."""
     data, out = layout.data, layout.calibration
     kept = _kept_result(data, out, settings, sites=sites, years=years)
     if kept is not None:
@@ -160,7 +200,7 @@ def _run_in_process(data: DataFiles, out: CalibrationFiles, settings: Calibratio
         recorder = ConvergenceRecorder(conv_path)
         result = calibrate_sites(dataset, settings, sites=sites, years=years,
                                  checkpoint_dir=ckpt, checkpoint_every=checkpoint_every,
-                                 progress=progress, callback=recorder)
+                                 progress=progress, callback=recorder, log=log)
         return result, recorder
 
     try:
@@ -194,7 +234,7 @@ def _kept_result(data: DataFiles, out: CalibrationFiles, settings: CalibrationSe
     try:
         prov = store.read_provenance(paths["table"])
         gpp_prov = store.read_provenance(paths["gpp_calib"])
-    except (FileNotFoundError, json.JSONDecodeError):
+    except (FileNotFoundError, ValueError):  # ValueError: an unreadable record (DataError)
         return None
     done = prov.get("settings", {})
     want = {k: v for k, v in settings.to_dict().items() if k != "device"}

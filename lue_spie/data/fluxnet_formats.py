@@ -78,6 +78,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from lue_spie.constants import FLUXNET_MISSING
+from lue_spie.errors import DataError
 
 __all__ = [
     "AMERIFLUX_FLUXNET", "FLUXNET2015_FULLSET", "FLUXNET2015_SUBSET", "FORMATS",
@@ -91,7 +92,7 @@ _SITE = r"(?P<site>[A-Z]{2}-[A-Za-z0-9]{3})"
 _YEARS = r"(?P<y0>\d{4})-(?P<y1>\d{4})"
 
 
-class FluxFormatError(ValueError):
+class FluxFormatError(DataError):
     """A flux file of no accepted format, or whose header does not fit its format (one line)."""
 
 

@@ -34,6 +34,7 @@ from lue_spie.data.schema import (
     validate_site_day,
     validate_sites,
 )
+from lue_spie.errors import DataError
 from lue_spie.layout import DataFiles
 from lue_spie.params import PARAMETERS
 
@@ -218,23 +219,23 @@ def _check_consistency(site_day: pd.DataFrame, sites: pd.DataFrame, folder: str)
     table_sites = set(sites["site"])
     unknown = sorted(day_sites - table_sites)
     if unknown:
-        raise ValueError(f"{folder}: site_day has sites missing from the sites table: "
+        raise DataError(f"{folder}: site_day has sites missing from the sites table: "
                          f"{unknown[:10]}")
     empty = sorted(table_sites - day_sites)
     if empty:
-        raise ValueError(f"{folder}: sites without any site_day rows: {empty[:10]}")
+        raise DataError(f"{folder}: sites without any site_day rows: {empty[:10]}")
 
 
 def _validate_truth(truth: pd.DataFrame, sites: pd.DataFrame, source: str) -> None:
     missing = [c for c in ("site", *PARAMETERS) if c not in truth.columns]
     if missing:
-        raise ValueError(f"{source}: missing column(s) {missing}")
+        raise DataError(f"{source}: missing column(s) {missing}")
     if set(truth["site"]) != set(sites["site"]):
-        raise ValueError(f"{source}: its sites differ from the sites table")
+        raise DataError(f"{source}: its sites differ from the sites table")
     values = truth[list(PARAMETERS)].to_numpy(dtype=float)
     if not np.isfinite(values).all():
         bad = sorted({PARAMETERS[j] for j in np.nonzero(~np.isfinite(values))[1]})
-        raise ValueError(f"{source}: non-finite true parameters in column(s) {bad}")
+        raise DataError(f"{source}: non-finite true parameters in column(s) {bad}")
 
 
 def load_dataset(path: str | os.PathLike) -> Dataset:
@@ -266,7 +267,7 @@ def load_dataset(path: str | os.PathLike) -> Dataset:
         try:
             truth_meta = json.loads((folder / TRUTH_META_FILE).read_text())
         except json.JSONDecodeError as err:
-            raise ValueError(f"{folder / TRUTH_META_FILE}: not valid JSON ({err})") from err
+            raise DataError(f"{folder / TRUTH_META_FILE}: not valid JSON ({err})") from err
     return Dataset(folder, site_day, sites, truth, truth_meta)
 
 
@@ -523,7 +524,7 @@ def to_forcing(
     in_record = np.zeros((n_sites, n_days), dtype=bool)
     in_record[site_code, day_code] = True
     if int(in_record.sum()) != len(df):
-        raise ValueError(f"to_forcing: {len(df) - int(in_record.sum())} duplicate (site, date) "
+        raise DataError(f"to_forcing: {len(df) - int(in_record.sum())} duplicate (site, date) "
                          "rows; validate the table with schema.validate_site_day")
 
     def to_t(a: np.ndarray) -> torch.Tensor:
@@ -535,7 +536,7 @@ def to_forcing(
         empty_rows = np.isnan(arr).all(axis=1)
         if empty_rows.any():
             bad = [site_list[i] for i in np.flatnonzero(empty_rows)]
-            raise ValueError(f"to_forcing: forcing {key!r} has no values at site(s) {bad[:10]}"
+            raise DataError(f"to_forcing: forcing {key!r} has no values at site(s) {bad[:10]}"
                              " in the selected period; nothing to fill gaps from")
         forcing[key] = to_t(arr)
     extra = {key: to_t(fill_gaps(scatter(key))) for key in EXTRA_KEYS if key in df.columns}

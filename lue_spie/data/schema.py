@@ -44,6 +44,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from lue_spie.errors import DataError
 from lue_spie.params import koeppen_main_group
 
 # --------------------------------------------------------------------------------------------
@@ -343,7 +344,7 @@ def coerce_sites(df: pd.DataFrame) -> pd.DataFrame:
 
 def _fail(source: str, column: str | None, problem: str) -> None:
     where = f"{source}: column {column!r}: " if column else f"{source}: "
-    raise ValueError(where + problem)
+    raise DataError(where + problem)
 
 
 def _example(df: pd.DataFrame, bad: np.ndarray, column: str) -> str:

@@ -10,7 +10,6 @@ import yaml
 
 from lue_spie.data.io import years_argument
 from lue_spie.execution import add_execution_arguments, execution_from_args
-from lue_spie.extrapolate.cv import TooFewSites
 from lue_spie.extrapolate.settings import ExtrapolationSettings
 from lue_spie.extrapolate.step import run
 from lue_spie.layout import Layout
@@ -61,9 +60,6 @@ def _cli(args: argparse.Namespace) -> int:
         layout = Layout(data_dir=args.data, calibration_dir=args.calib,
                         extrapolation_dir=args.out)
         result = run(layout, settings, execution_from_args(args), progress=not args.no_progress)
-    except TooFewSites as err:
-        print(f"lue-spie extrapolate: {err}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print(f"lue-spie extrapolate: interrupted; run the same command again to resume "
               f"(finished folds in {args.out} are kept)", file=sys.stderr)

@@ -29,7 +29,7 @@ from lue_spie import store
 from lue_spie.layout import ExtrapolationFiles
 from lue_spie.params import koeppen_main_group
 
-__all__ = ["FoldSplit", "make_folds", "write_folds", "read_folds", "TooFewSites"]
+__all__ = ["FoldSplit", "make_folds", "write_folds", "read_folds", "TooFewSites", "FOLD_COLUMNS"]
 
 
 class TooFewSites(ValueError):
@@ -175,6 +175,10 @@ def write_folds(split: FoldSplit, results: ExtrapolationFiles | str | Path) -> P
     return store.write_parquet(split.table, _files(results).folds, prov)
 
 
+#: The columns of a split's table (``folds.parquet``).
+FOLD_COLUMNS: tuple[str, ...] = ("site", "PFT", "koeppen", "main_group", "fold", "single_type")
+
+
 def read_folds(results: ExtrapolationFiles | str | Path) -> FoldSplit:
     """Read the split of a results folder.
 
@@ -182,8 +186,7 @@ def read_folds(results: ExtrapolationFiles | str | Path) -> FoldSplit:
         FileNotFoundError: when the folder has no split yet.
     """
     path = _files(results).folds
-    table = store.read_parquet(path, columns=["site", "PFT", "koeppen", "main_group", "fold",
-                                              "single_type"])
+    table = store.read_parquet(path, columns=list(FOLD_COLUMNS))
     prov = store.read_provenance(path)
     settings = prov.get("settings", {})
     return FoldSplit(table=table, n_folds=int(settings.get("n_folds", table["fold"].max() + 1)),

@@ -26,12 +26,18 @@ import pandas as pd
 from lue_spie import store
 from lue_spie.data.io import load_dataset
 from lue_spie.execution import ExecutionSettings
-from lue_spie.extrapolate.cv import FoldSplit, make_folds, read_folds, write_folds
+from lue_spie.extrapolate.cv import (
+    FOLD_COLUMNS,
+    FoldSplit,
+    make_folds,
+    read_folds,
+    write_folds,
+)
 from lue_spie.extrapolate.runner import gather, plan_units, run_units
 from lue_spie.extrapolate.settings import ExtrapolationSettings
-from lue_spie.extrapolate.units import unit_done
+from lue_spie.extrapolate.units import fold_damage, unit_done
 from lue_spie.layout import ExtrapolationFiles, Layout
-from lue_spie.methods.base import SiteData, method_class
+from lue_spie.methods.base import SiteData, get_method, method_class
 
 __all__ = ["ExtrapolationResult", "run", "read_method_results"]
 
@@ -66,7 +72,10 @@ def _split(data: SiteData, out: ExtrapolationFiles, n_folds: int, seed: int, log
     if sites is not None:
         table = table[table["site"].isin(data.check_sites(sites, "sites"))]
     fresh = make_folds(table, n_folds, seed)
-    if out.folds.is_file():
+    why = store.verify(out.folds, columns=FOLD_COLUMNS) if out.folds.exists() else None
+    if why is not None:
+        log(f"recomputed the split in {out.folds}: its file was unreadable ({why})")
+    elif out.folds.is_file():
         old = read_folds(out)
         if old.checksum() == fresh.checksum():
             return old
@@ -103,6 +112,8 @@ def run(
     settings = settings or ExtrapolationSettings()
     execution = execution or ExecutionSettings()
     names = settings.method_names()
+    for name in names:  # a bad hyperparameter is refused before anything is written
+        get_method(name, **dict(settings.method_params.get(name, {})))
     data_files = layout.data
     dataset = load_dataset(data_files.folder)
     needs_cal = [n for n in names if method_class(n).learns_from == "calibration"]
@@ -112,6 +123,7 @@ def run(
     given = layout.calibration_dir is not None  # named by the user: it must be there
     if cal_path is not None and (needs_cal or given or cal_path.is_file()):
         calibration = store.read_parquet(cal_path)
+        store.check_calibration_of(cal_path, data_files)
     elif needs_cal:
         raise ValueError(f"methods {needs_cal} learn from site-calibrated vectors: give the "
                          "calibration folder (--calib DIR)")
@@ -128,12 +140,17 @@ def run(
     # On a cluster the units get an absolute folder: workers need not share our directory.
     folder = Path(out.folder).resolve() if execution.distributed else Path(out.folder)
     units = plan_units(settings, split, folder, context, cluster=execution.distributed)
+    damaged = {(u.method, k): why for u in units for k, _, _ in u.folds
+               for why in [fold_damage(u, k)] if why}
     skipped = [(u.method, k) for u in units for k, _, _ in u.folds if unit_done(u, k)]
     todo = [u for u in units if any(not unit_done(u, k) for k, _, _ in u.folds)]
     if skipped:
         log(f"{len(skipped)} (method, fold) result(s) already in {out.folder} with the same "
             "settings and data: skipped")
     ran = run_units(todo, data, execution, out, progress=progress, log=log)
+    for (method, k), why in damaged.items():
+        for kind, reason in why.items():
+            log(f"recomputed fold {k} of {method}: its {kind} file was unreadable ({reason})")
     for name in names:  # each unit removed its own work folder; now their empty parent
         with contextlib.suppress(OSError):
             out.method(name).work_dir.rmdir()

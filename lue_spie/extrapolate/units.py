@@ -33,13 +33,14 @@ import numpy as np
 import pandas as pd
 
 from lue_spie import store
+from lue_spie.errors import LueSpieError
 from lue_spie.evaluate import evaluate_params, simulate_params
 from lue_spie.layout import ExtrapolationFiles, MethodFiles
 from lue_spie.methods.base import Method, SiteData, get_method
 from lue_spie.metrics import nse
 from lue_spie.params import PARAMETERS
 
-__all__ = ["UnitSpec", "unit_paths", "unit_done", "execute_unit"]
+__all__ = ["UnitSpec", "unit_paths", "unit_done", "fold_damage", "execute_unit"]
 
 
 def unit_paths(out: str | Path, method: str, fold: int) -> dict[str, Path]:
@@ -86,10 +87,33 @@ class UnitSpec:
         return f"{self.method} fold " + ",".join(str(k) for k, _, _ in self.folds)
 
 
+#: The columns each of a fold's files must have to be trusted by a rerun.
+_FOLD_COLUMNS = {"params": ("site", "fold", "nse", "note"), "gpp": ("site", "date", "GPP_sim")}
+
+
+def fold_damage(spec: UnitSpec, fold: int) -> dict[str, str]:
+    """Why each of the fold's files that is there cannot be trusted (cut short, changed
+    since it was written, without its checksum, an unreadable provenance record, columns
+    missing: :func:`lue_spie.store.verify`), by kind (``params``, ``gpp``, and SPIE's
+    ``network`` and ``curves``); empty when every file there verifies. A rerun computes such a
+    fold again."""
+    damage = {}
+    # A method's own results beside its fold files (SPIE's network and training curves) are
+    # verified as well when they are there.
+    own = {"network": spec.files.network(fold), "curves": spec.files.curves(fold)}
+    for kind, path in {**unit_paths(spec.out, spec.method, fold), **own}.items():
+        if path.exists():
+            why = store.verify(path, columns=_FOLD_COLUMNS.get(kind))
+            if why is not None:
+                damage[kind] = why
+    return damage
+
+
 def unit_done(spec: UnitSpec, fold: int) -> bool:
-    """Whether the fold's files exist with this unit's key."""
+    """Whether the fold's files exist, verify (:func:`fold_damage`) and carry this unit's
+    key."""
     paths = unit_paths(spec.out, spec.method, fold)
-    if not all(p.is_file() for p in paths.values()):
+    if not all(p.is_file() for p in paths.values()) or fold_damage(spec, fold):
         return False
     keys = [store.read_provenance(p).get("settings", {}).get("unit_key") for p in
             paths.values()]
@@ -143,7 +167,8 @@ def _write_fold(spec: UnitSpec, data: SiteData, fold: int, test: Sequence[str],
 def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
     """Run one unit: fit, predict, evaluate and write every fold it holds.
 
-    Folds whose files already carry this unit's key are skipped. How the pending folds run
+    Folds whose files already carry this unit's key and verify are skipped (all folds of a
+    ``"stacked"`` unit run again when one of them has to). How the pending folds run
     follows the method's ``folds`` keyword (:data:`lue_spie.methods.base.FOLDS`):
     ``"batched"`` and ``"stacked"`` methods fit and predict them in one
     :meth:`~lue_spie.methods.base.Method.fit_predict_folds` call (also a single fold, so
@@ -157,13 +182,31 @@ def execute_unit(spec: UnitSpec, data: SiteData) -> dict[int, dict[str, Path]]:
         Fold -> paths of the written files.
     """
     pending = [f for f in spec.folds if not unit_done(spec, f[0])]
-    written: dict[int, dict[str, Path]] = {}
     if not pending:
-        return written
+        return {}
+    try:
+        return _execute(spec, data, pending)
+    except ValueError as err:  # a hyperparameter or data the method refuses: name the unit
+        if err.args and isinstance(err.args[0], str) and not isinstance(err, LueSpieError):
+            err.args = (f"{spec.label}: {err.args[0]} (hyperparameters: --param "
+                        f"{spec.method}.NAME=VALUE)", *err.args[1:])
+        raise
+
+
+def _execute(spec: UnitSpec, data: SiteData,
+             pending: list[tuple[int, Sequence[str], Sequence[str]]]
+             ) -> dict[int, dict[str, Path]]:
+    """:func:`execute_unit` for its pending folds."""
+    written: dict[int, dict[str, Path]] = {}
     # Each unit its own work folder: units of one method may run at once on a Dask cluster.
     workdir = spec.files.unit_work_dir([k for k, _, _ in spec.folds])
     method = _build(spec, workdir)
     mode = type(method).folds
+    if mode == "stacked":
+        # Stacked folds train as one (SPIE: one stacked network, one data stream): a fold
+        # trained again without its unit's other folds is not bit for bit the fold of the
+        # whole stack, so a rerun that finds one fold missing or damaged trains them all.
+        pending = list(spec.folds)
     if mode in ("batched", "stacked"):
         t0 = time.perf_counter()
         preds = method.fit_predict_folds(data, [(k, list(tr), list(te))

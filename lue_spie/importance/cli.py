@@ -6,6 +6,7 @@ import argparse
 
 from lue_spie import options
 from lue_spie.importance.settings import ALL, COMBINED, ImportanceSettings
+from lue_spie.layout import Layout
 
 __all__ = ["register_cli"]
 
@@ -17,7 +18,7 @@ def _cli(args: argparse.Namespace) -> int:
     import torch
 
     from lue_spie.importance.step import run
-    from lue_spie.layout import ImportanceFiles, ImportanceTable, Layout
+    from lue_spie.layout import ImportanceFiles, ImportanceTable
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -80,3 +81,5 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
                    help="draw the figures (--no-figures: tables only)")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cli)
+    options.output_folders(p, lambda a: {"--out": a.out or
+                                         Layout(a.results).importance.folder})

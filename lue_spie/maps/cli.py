@@ -7,6 +7,7 @@ import sys
 
 from lue_spie import options
 from lue_spie.execution import add_execution_arguments, execution_from_args
+from lue_spie.layout import Layout
 from lue_spie.maps.settings import MapsSettings
 
 __all__ = ["register_cli"]
@@ -18,7 +19,7 @@ _LISTS = ("methods",)
 def _cli(args: argparse.Namespace) -> int:
     import torch
 
-    from lue_spie.layout import Layout, MapsTable
+    from lue_spie.layout import MapsTable
     from lue_spie.maps.step import run
 
     if args.threads:
@@ -78,3 +79,6 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--quiet", action="store_true", help="no progress lines")
     p.set_defaults(func=_cli)
+    # The maps folder (default RESULTS/maps) is checked before any work (lue_spie.cli.main).
+    options.output_folders(p, lambda a: {"--out": a.out or
+                                         Layout(a.results, maps_dir=a.out).maps.folder})

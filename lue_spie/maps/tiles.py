@@ -112,10 +112,12 @@ def unit_key(run_key: str, tile: tuple[int, int]) -> str:
 
 
 def chunk_done(files: MapsFiles, tile: tuple[int, int], key: str) -> bool:
-    """Whether the chunk's table is there with the same key (then its region is written)."""
+    """Whether the chunk's table is there, verifies (:func:`lue_spie.store.verify`: not cut
+    short or changed since it was written) and carries the same key (then its region is
+    written); a damaged one is computed again."""
     path = files.chunk_table(*tile)
-    return path.is_file() and store.read_provenance(path).get("settings", {}).get(
-        "unit_key") == key
+    return store.verify(path) is None and store.read_provenance(path).get(
+        "settings", {}).get("unit_key") == key
 
 
 @torch.no_grad()

@@ -362,12 +362,16 @@ def test_cli_reports_a_failing_notebook_in_one_message(tmp_path, capsys):
     ])
     (root / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/01_bad\n")
-    rc = book_cli._cli(argparse.Namespace(
-        profile="ci", parameters=None, build_dir=str(tmp_path / "b"),
-        results=str(tmp_path / "r"), only=None, no_build=True, source=str(root)))
+    from lue_spie.cli import main
+
+    rc = main(["book", "--profile", "ci", "--build-dir", str(tmp_path / "b"), "--results",
+               str(tmp_path / "r"), "--no-build", "--source", str(root)])
     err = capsys.readouterr().err
     assert rc == 1
-    assert "01_bad.ipynb failed in cell 1" in err and "RuntimeError: chapter broke" in err
+    line = err.strip().splitlines()[-1]  # one line under the command line's rule
+    assert line.startswith("lue-spie book: error: ")
+    assert "01_bad.ipynb failed in cell 1" in line and "RuntimeError: chapter broke" in line
+    assert "the executed copy with the full traceback is" in line
 
 
 def test_chapter_helpers_on_a_small_table():
@@ -432,3 +436,30 @@ def test_chapter_kernels_talk_encrypted_or_over_private_sockets():
         assert km.transport == "tcp" and km.transport_encryption == "auto"
     else:
         assert km.transport == "ipc" and km.ip.endswith("kernel")
+
+
+def test_resolve_parameters_names_every_bad_override_in_one_line():
+    # example_years is no knob: its type is the one its default declares in the cell.
+    declared = {"a.ipynb": {"results": None, "data_n_sites": "24", "example_years": "2",
+                            "example_koeppen": '"Dfb"'}}
+    with pytest.raises(ValueError) as info:
+        book.resolve_parameters(book.get_profile("ci"),
+                                {"n_sites": 3, "data_n_sites": "notanumber",
+                                 "example_years": "two", "example_koeppen": "BWh"},
+                                declared, "res")
+    line = str(info.value)
+    assert "\n" not in line
+    assert "n_sites: no chapter declares" in line
+    assert "data_n_sites" in line and "'notanumber'" in line
+    assert "example_years: 'two' is not int" in line and "a.ipynb" in line
+    assert "example_koeppen:" not in line  # a string where a string is declared fits
+    got = book.resolve_parameters(book.get_profile("ci"), {"example_years": 3}, declared, "res")
+    assert got["a.ipynb"]["example_years"] == 3
+
+
+def test_declared_type_reads_the_default_of_a_parameters_cell():
+    assert book.declared_type("24") is int
+    assert book.declared_type('"Dfb"') is str
+    assert book.declared_type("0.5") is float
+    assert book.declared_type("None") is None
+    assert book.declared_type("Path('x')") is None

@@ -351,3 +351,96 @@ def test_one_calibration_step_for_cli_and_book(tmp_path):
     assert any("starting afresh" in n for n in notes)
     conv = store.read_parquet(paths["convergence"])
     assert set(conv["site"]) == set(first["site"])
+
+
+class _KilledRecorder(ConvergenceRecorder):
+    """The step's convergence record, in a run that dies right after generation ``stop_at``
+    (after the record saw it, before any later checkpoint), as a kill between two
+    checkpoints would."""
+
+    def __init__(self, path, *, every, stop_at):
+        super().__init__(path, every=every)
+        self.stop_at = stop_at
+
+    def __call__(self, generation, engine):
+        super().__call__(generation, engine)
+        if generation == self.stop_at:
+            raise KeyboardInterrupt
+
+
+def _recorded(batch, folder, *, stop_at=None, every=3):
+    """Calibrate with a convergence record (its file written every 4 generations) and a
+    checkpoint every ``every`` generations; with ``stop_at``, killed after that generation."""
+    rec = _KilledRecorder(folder / "convergence.parquet", every=4, stop_at=stop_at)
+    notes: list[str] = []
+    try:
+        calibrate_sites(batch, FAST.replace(max_gen=14), checkpoint_dir=folder,
+                        checkpoint_every=every, callback=rec, log=notes.append)
+    except KeyboardInterrupt:
+        pass
+    return rec, notes
+
+
+def test_resume_keeps_the_whole_convergence_record(tmp_path):
+    # The record is checkpointed with the engine: interrupted at generation 7, the engine's
+    # checkpoint is of generation 6 and the record's file of generation 4; generations 5 and 6
+    # are neither lost nor doubled, and the rerun says where it resumed.
+    batch, _ = make_batch(years=1)
+    reference, notes = _recorded(batch, tmp_path / "a")
+    assert not any("resumed" in n for n in notes)
+    _recorded(batch, tmp_path / "b", stop_at=7)
+    assert pd.read_parquet(tmp_path / "b" / "convergence.parquet")["generation"].max() == 4
+    resumed, notes = _recorded(batch, tmp_path / "b")
+    assert notes == [f"resumed from generation 6 (checkpoint {tmp_path / 'b' / 'checkpoint.pkl'})"]
+    pd.testing.assert_frame_equal(resumed.frame(), reference.frame())
+
+
+def test_a_damaged_checkpoint_is_set_aside_and_the_run_restarts(tmp_path):
+    batch, _ = make_batch(years=1)
+    reference, _ = _recorded(batch, tmp_path / "a")
+    _recorded(batch, tmp_path / "b", stop_at=8)
+    ckpt = tmp_path / "b" / "checkpoint.pkl"
+    ckpt.write_bytes(ckpt.read_bytes()[:300])  # cut short
+    again, notes = _recorded(batch, tmp_path / "b")
+    assert len(notes) == 1 and notes[0].startswith(f"set aside the damaged checkpoint {ckpt} "
+                                                   "as checkpoint.pkl.damaged")
+    assert (tmp_path / "b" / "checkpoint.pkl.damaged").is_file()
+    pd.testing.assert_frame_equal(again.frame(), reference.frame())
+
+
+def test_a_rerun_recomputes_a_damaged_calibration_file_and_says_so(tmp_path):
+    data_dir = virtual.generate(n_sites=3, n_years=1, seed=0, out=tmp_path / "vf")
+    layout = Layout(data_dir=data_dir, calibration_dir=tmp_path / "cal")
+    settings = CalibrationSettings(device="cpu", max_gen=4)
+    paths = calibrate.run(layout, settings, log=lambda *_: None)
+    good = {k: p.read_bytes() for k, p in paths.items()}
+    for kind in ("table", "gpp_calib", "convergence"):
+        paths[kind].write_bytes(good[kind][: len(good[kind]) // 2])
+        notes: list[str] = []
+        calibrate.run(layout, settings, log=notes.append)
+        assert [n for n in notes if n.startswith("recomputed")] == [
+            f"recomputed the site calibration in {tmp_path / 'cal'}: its file "
+            f"{paths[kind].name} was unreadable (its checksum differs from the one recorded "
+            "when it was written (changed or damaged since))"]
+        assert paths[kind].read_bytes() == good[kind]
+
+
+def test_a_failed_fit_is_restarted_and_never_marked_ok():
+    # Observations no LUE vector can follow (negative GPP): every search ends worse than the
+    # mean of the observations, is restarted (the rescue restarts beyond `restarts`), and is
+    # flagged, never `ok`; a fitting site in the same run keeps `ok` and no rescue.
+    from lue_spie.calibrate.engine import RESCUE_RESTARTS
+
+    batch, _ = make_batch(years=1, noise=0.1)
+    obs = batch.GPP_obs.clone()
+    obs[0] = -obs[0] - 1.0
+    bad = dataclasses.replace(batch, GPP_obs=obs)
+    settings = FAST.replace(max_gen=200, tolfunhist=1e-4, tolfun=1e-4)
+    table = calibrate_sites(bad, settings).table.set_index("site")
+    failed = table.loc["S0"]
+    assert failed["status"].startswith("failed: daily NSE") and failed["nse"] < 0
+    assert failed["restarts"] == RESCUE_RESTARTS
+    assert f"after {RESCUE_RESTARTS} restart(s) for a failed fit" in failed["stop_reason"]
+    fine = table.drop(index="S0")
+    assert (fine["status"] == "ok").all() and (fine["nse"] > 0).all()
+    assert (fine["restarts"] == 0).all()

@@ -10,6 +10,7 @@ from lue_spie import calibrate, extrapolate, store
 from lue_spie.calibrate import CalibrationSettings
 from lue_spie.cli import main
 from lue_spie.data import virtual
+from lue_spie.errors import DataError
 from lue_spie.extrapolate import ExtrapolationSettings, unit_paths
 from lue_spie.extrapolate.cli import parse_method_params
 from lue_spie.layout import Layout
@@ -98,7 +99,7 @@ def test_cli_runs_and_reports_bad_input_in_one_line(small, tmp_path, capsys):
     rc = main(["extrapolate", "--data", str(small / "data"), "--out", str(tmp_path / "bad"),
                "--methods", "sRF", "--no-progress"])
     assert rc == 2 and "--calib" in capsys.readouterr().err
-    assert not list((tmp_path / "bad").rglob("*.params.parquet"))  # nothing half-written
+    assert not (tmp_path / "bad").exists()  # refused before anything was written
 
 
 def test_a_calibration_of_other_sites_is_refused(small, tmp_path):
@@ -130,3 +131,36 @@ def test_summary_holds_every_method_of_the_split_and_sites_select(small, tmp_pat
                                                    sites=tuple(sub)),
                              progress=False, log=lambda *_: None)
     assert sorted(picked.split.sites) == sub and sorted(picked.summary["site"]) == sub
+
+
+def test_a_damaged_fold_file_is_recomputed_and_said(small, tmp_path):
+    out = tmp_path / "ex"
+    settings = ExtrapolationSettings(methods=("PFTmean",), n_folds=5, seed=1)
+    layout = Layout(small, extrapolation_dir=out)
+    extrapolate.run(layout, settings, progress=False, log=lambda *_: None)
+    params3, gpp1 = unit_paths(out, "PFTmean", 3)["params"], unit_paths(out, "PFTmean", 1)["gpp"]
+    good = {p: p.read_bytes() for p in (params3, gpp1, out / "folds.parquet")}
+    params3.write_bytes(good[params3][:-40])  # cut short
+    store.provenance_path(gpp1).write_text("{", encoding="utf-8")  # an invalid record
+    (out / "folds.parquet").write_bytes(good[out / "folds.parquet"][:100])
+    notes: list[str] = []
+    again = extrapolate.run(layout, settings, progress=False, log=notes.append)
+    assert sorted(again.ran) == ["PFTmean fold 1", "PFTmean fold 3"]
+    assert "recomputed fold 3 of PFTmean: its params file was unreadable (its checksum " \
+           "differs from the one recorded when it was written (changed or damaged since))" \
+        in notes
+    assert "recomputed fold 1 of PFTmean: its gpp file was unreadable (its provenance record " \
+           "fold1.gpp.provenance.json is unreadable)" in notes
+    assert any(n.startswith(f"recomputed the split in {out / 'folds.parquet'}") for n in notes)
+    assert {p: p.read_bytes() for p in good} == good  # the same results, bit for bit
+
+
+def test_a_calibration_of_another_dataset_is_refused_before_any_work(small, tmp_path):
+    other = virtual.generate(14, 1, 9, tmp_path / "other")
+    layout = Layout(data_dir=other, calibration_dir=small / "calibration",
+                    extrapolation_dir=tmp_path / "ex")
+    with pytest.raises(DataError, match=r"calibration.parquet: the site calibration was "
+                                        r"computed from other data than .*other"):
+        extrapolate.run(layout, ExtrapolationSettings(methods=("PFTmean",), n_folds=5),
+                        progress=False, log=lambda *_: None)
+    assert not (tmp_path / "ex").exists()

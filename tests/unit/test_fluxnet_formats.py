@@ -87,7 +87,7 @@ def cli_error(stderr: str) -> str:
     """The command's error message: exactly one line of stderr (beside a progress bar)."""
     lines = [line for line in stderr.splitlines() if "error:" in line]
     assert len(lines) == 1, stderr
-    assert lines[0].startswith("lue-spie data: error: ")
+    assert lines[0].startswith("lue-spie data fluxnet: error: ")  # the command as typed
     return lines[0]
 
 
@@ -238,7 +238,7 @@ def test_unknown_daily_file_name_is_a_one_line_error(tmp_path, capsys):
     rc = main(["data", "fluxnet", "--src", str(src), "--fapar", str(fapar), "--sites",
                str(sites), "--out", str(tmp_path / "o")])
     message = cli_error(capsys.readouterr().err)
-    assert rc == 2 and unknown in message
+    assert rc == 1 and unknown in message  # data that cannot be read: exit 1
     _assert_lists_formats(message)
     assert not (tmp_path / "o").exists()
     # A file read directly by a name of no format.
@@ -270,7 +270,7 @@ def test_header_of_no_daily_format_is_a_one_line_error(tmp_path, capsys, columns
     rc = main(["data", "fluxnet", "--src", str(src), "--fapar", str(fapar), "--sites",
                str(sites), "--out", str(out)])
     message = cli_error(capsys.readouterr().err)
-    assert rc == 2 and name in message and not out.exists()
+    assert rc == 1 and name in message and not out.exists()
     _assert_lists_formats(message)
 
 

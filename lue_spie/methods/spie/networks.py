@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
+import pickle
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -50,7 +51,8 @@ from torch import nn
 
 from lue_spie import store
 from lue_spie.data.features import feature_matrix
-from lue_spie.layout import MethodFiles, provenance_of
+from lue_spie.errors import DataError
+from lue_spie.layout import MethodFiles
 from lue_spie.methods.spie.mapping import BoundsMapping
 from lue_spie.methods.spie.network import sequential_from_layers
 from lue_spie.params import PARAMETERS, lag_mask
@@ -135,12 +137,8 @@ class FoldNetwork:
         """Write ``folder/fold<k>.network.pt`` atomically (and its provenance record)."""
         buf = io.BytesIO()
         torch.save(self.to_dict(), buf)
-        path = store.atomic_write_bytes(network_path(folder, self.fold), buf.getvalue())
-        if provenance is not None:
-            record = dict(provenance)
-            record["output"] = {"file": path.name, "sha256": store.sha256_file(path)}
-            store.atomic_write_json(provenance_of(path), record)
-        return path
+        return store.write_result_bytes(network_path(folder, self.fold), buf.getvalue(),
+                                        provenance)
 
 
 class SPIENetworks:
@@ -257,6 +255,8 @@ def load_networks(path: str | Path) -> SPIENetworks:
     Raises:
         FileNotFoundError: when there is no network file (naming the command that writes it).
         ValueError: for a file of another format or version.
+        lue_spie.errors.DataError: for a file cut short or changed since it was written
+            (naming it and the command that recomputes it).
     """
     path = Path(path)
     files = [path] if path.is_file() else MethodFiles(path).networks() if path.is_dir() else []
@@ -265,7 +265,15 @@ def load_networks(path: str | Path) -> SPIENetworks:
                                 "`lue-spie extrapolate --methods SPIE ...` first")
     nets = []
     for f in files:
-        d = torch.load(f, map_location="cpu", weights_only=True)
+        why = store.verify(f, require_record=False)
+        if why is None:
+            try:
+                d = torch.load(f, map_location="cpu", weights_only=True)
+            except (RuntimeError, EOFError, OSError, pickle.UnpicklingError) as err:
+                why = f"not a readable network file ({' '.join(str(err).split())[:120]})"
+        if why is not None:
+            raise DataError(f"{f}: {why}; run `lue-spie extrapolate --methods SPIE ...` on "
+                            "its results folder again (it recomputes the damaged fold)")
         nets.append(FoldNetwork.from_dict(d, source=str(f)))
     return SPIENetworks(nets)
 

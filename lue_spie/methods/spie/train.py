@@ -68,6 +68,7 @@ import hashlib
 import io
 import json
 import math
+import pickle
 import time
 import warnings
 from collections.abc import Callable, Sequence
@@ -660,7 +661,16 @@ def train_folds(
         else None
     key = _checkpoint_key(cfg, plans, td, tr.dtype, tr.device) if ckpt is not None else ""
     if ckpt is not None and ckpt.exists():
-        tr.load(ckpt, key)
+        from lue_spie.calibrate.engine import CheckpointMismatch
+
+        try:
+            tr.load(ckpt, key)
+        except CheckpointMismatch:
+            raise
+        except (RuntimeError, EOFError, OSError, ValueError, KeyError, TypeError,
+                pickle.UnpicklingError) as err:  # cut short or overwritten: start afresh
+            store.set_aside_damaged(ckpt, err, what="SPIE checkpoint")
+            tr = _Trainer(cfg, td, plans, profile)
     epochs_at_start = tr.st["epoch"]
     # progress None: a bar in a terminal only, nothing in a log or an executed notebook.
     bar = progress_bar(total=cfg.epochs, initial=tr.st["epoch"], desc="SPIE", unit="epoch",
