@@ -9,4 +9,18 @@ Modules map onto the paper's sections: :mod:`lue_spie.params` and :mod:`lue_spie
 (data), and so on.
 """
 
+import os as _os
+import sys as _sys
+
+# Idle OpenMP threads sleep instead of spinning. The fused evaluation kernel (Numba's OpenMP
+# layer) shares torch's libgomp; with the default wait policy a kernel thread keeps spinning
+# after each population while torch trains SPIE on the next core, which made SPIE's training
+# several times slower on two cores (benchmarks/RESULTS.md, "OpenMP wait policy"). libgomp
+# reads the variable when it is loaded (with torch), so it is set before anything imports
+# torch; a process that imported torch first keeps the kernel on one thread instead
+# (lue_spie.execution.apply_threads). A value the user set is kept.
+OMP_PASSIVE: bool = ("torch" not in _sys.modules
+                     or _os.environ.get("OMP_WAIT_POLICY", "").upper() == "PASSIVE")
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 __version__ = "0.1.0"

@@ -154,6 +154,12 @@ def apply_threads(kernel: int | None = None, torch_threads: int | None = None) -
 
     # Numba's pool has one thread per core of the machine; the kernel uses the first n.
     n_kernel = max(1, min(n_kernel, numba.config.NUMBA_NUM_THREADS))
+    import lue_spie
+
+    if not lue_spie.OMP_PASSIVE:
+        # torch was imported before lue_spie, so libgomp's idle threads spin: a second kernel
+        # thread would spin beside torch's work (see lue_spie/__init__.py).
+        n_kernel = 1
     numba.set_num_threads(n_kernel)
     _APPLIED.kernel = n_kernel
     if torch_threads is not None and torch_threads > 0:

@@ -317,3 +317,31 @@ def test_host_shares_divide_cores_between_workers_of_a_host():
         list(workers.items())[:2])) == {"tcp://a:1": 1, "tcp://a:2": 1}
     with pytest.raises(ValueError, match="kernel_threads"):
         execution.ExecutionSettings(kernel_threads=-1)
+
+
+def _run_python(code: str, **env: str) -> str:
+    import os
+    import subprocess
+    import sys
+
+    environ = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"} | env
+    return subprocess.run([sys.executable, "-c", code], env=environ, check=True,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_idle_openmp_threads_sleep_once_lue_spie_is_imported_first():
+    # libgomp (torch's, shared by the kernel) reads the policy when torch loads it.
+    got = _run_python("import os, lue_spie, torch; "
+                      "print(lue_spie.OMP_PASSIVE, os.environ['OMP_WAIT_POLICY'])")
+    assert got == "True PASSIVE"
+    # A policy the user chose is kept.
+    got = _run_python("import os, lue_spie; print(os.environ['OMP_WAIT_POLICY'])",
+                      OMP_WAIT_POLICY="ACTIVE")
+    assert got == "ACTIVE"
+
+
+def test_torch_imported_first_keeps_the_kernel_on_one_thread():
+    got = _run_python("import torch, lue_spie\n"
+                      "from lue_spie.execution import apply_threads, usable_cores\n"
+                      "print(lue_spie.OMP_PASSIVE, apply_threads()['kernel'])")
+    assert got == "False 1"
