@@ -3,16 +3,19 @@
 The question: how hard must the virtual FLUXNET be for the paper's baselines to fail as they
 do on its 196 real sites (each of the ten parameter baselines positive in daily NSE at no
 more than 41 % of the sites, Figure 2), while site calibration still fits every site (median
-in-sample daily NSE within 0.03 of the true parameters', or above 0.9)? SPIE is then run on
+in-sample daily NSE above 0.9, or within 0.03 of the true parameters')? SPIE is then run on
 that world and its share is *measured*, a test of the paper's claim rather than a setting.
 
 The procedure, in one dimension so that it chooses nothing but a single number:
 
 1. The ``literature`` world (:data:`lue_spie.data.virtual.worlds.LITERATURE`) puts every dial
-   at its published value (the data chapter's table of dials).
-2. A factor ``k`` moves every dial together from its neutral (smooth-world) value:
-   ``literature.scaled("all", k)`` (``k = 1`` is the literature world, ``k = 2`` twice as
-   far from the smooth world). No dial is singled out.
+   at its published value (the data chapter's table of dials). Its observation and
+   identifiability dials (the fAPAR product's and the fluxes' biases, record lengths, gaps)
+   are measured quantities and stay there.
+2. What no study measures is how much *this model's* parameters vary between sites of one
+   PFT. A factor ``k`` multiplies that spread: every term of the truth's spread, those of the
+   features and the unexplained one alike (``literature.multiplied("parameters", k)``), so
+   that their proportions stay those of the literature world.
 3. For a ``k``, one point is run (:func:`lue_spie.payoff.points.run_point`): the world is
    generated, calibrated, and the ten parameter baselines are cross-validated with the
    demo profile's settings. The eight cheap ones (grouping, similarity, regression) run
@@ -24,10 +27,16 @@ The procedure, in one dimension so that it chooses nothing but a single number:
    years); if the ten baselines exceed ``--confirm-max`` there, ``k`` grows by
    ``--confirm-step`` and the confirmation repeats (at most ``--confirm-tries`` times).
 
+A first design moved every dial together (observation and identifiability too); it met the
+baselines' target only where site calibration fell well below the paper's in-sample fit (a
+median of 0.76 at four times the published values), so the observation dials were fixed at
+their anchors (``benchmarks/RESULTS.md`` keeps that log too).
+
 It reads only what :func:`~lue_spie.payoff.points.score_point` reads for the ten baselines:
 the dataset's truth, the calibration table and the baselines' rows of the extrapolation
-summary, in folders where SPIE never ran. ``BASELINES`` cannot hold SPIE (checked), and
-``tests/unit/test_set_paper_world.py`` runs the procedure with SPIE booby-trapped.
+summary, in folders where SPIE never ran (a folder with SPIE results is refused).
+``BASELINES`` cannot hold SPIE (checked), and ``tests/unit/test_set_paper_world.py`` runs a
+try with SPIE booby-trapped and every table read recorded.
 
 Every try is logged (its ``k``, its dial values, the truth's and calibration's medians and
 every baseline's share and median) to ``OUT/tries.json`` and as a markdown table to
@@ -67,8 +76,10 @@ BASELINES: tuple[str, ...] = tuple(m for m in paper_order() if m not in ("SPIE",
 POOLED: tuple[str, ...] = ("OPT-All", "OPT-PFT")
 #: The paper's share of sites with a positive daily NSE that no baseline exceeds (Figure 2).
 TARGET = 0.41
-#: How far below the true parameters' median daily NSE calibration's may fall.
+#: How far from the true parameters' median daily NSE calibration's may lie, unless it is
+#: above :data:`CALIB_LEVEL` (in-sample fit at the noise ceiling, or at the paper's level).
 CALIB_TOLERANCE = 0.03
+CALIB_LEVEL = 0.9
 
 
 def _check_methods(methods: Sequence[str]) -> None:
@@ -77,8 +88,8 @@ def _check_methods(methods: Sequence[str]) -> None:
 
 
 def world_at(k: float) -> World:
-    """The literature world with every dial moved by the factor ``k``."""
-    return get_world("literature").scaled("all", k, name=f"literature x{k:g}")
+    """The literature world with the spread of its parameters multiplied by ``k``."""
+    return get_world("literature").multiplied("parameters", k, name=f"literature spread*{k:g}")
 
 
 def _settings(profile: Profile, methods: Sequence[str], device: str
@@ -120,7 +131,7 @@ def try_world(k: float, folder: Path, *, n_sites: int, n_years: int, seed: int,
     s = scores.set_index("method")
     base = s.loc[ran]
     truth_med, calib_med = s.loc[TRUTH, "median_nse"], s.loc[SITE_CALIB, "median_nse"]
-    calib_ok = bool(calib_med >= truth_med - CALIB_TOLERANCE or calib_med > 0.9)
+    calib_ok = bool(abs(calib_med - truth_med) <= CALIB_TOLERANCE or calib_med > CALIB_LEVEL)
     met = bool(len(ran) == len(BASELINES) and (base["share_positive"] <= target).all()
                and calib_ok)
     return {"k": k, "n_sites": n_sites, "n_years": n_years, "seed": seed,
@@ -223,6 +234,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"command": " ".join(["set_paper_world.py", *(argv or sys.argv[1:])]),
              "profile": profile.name, "baselines": list(BASELINES), "target": args.target,
              "dials_at_k1": world_at(1.0).dials(), "all_dials": list(ALL_DIALS),
+             "scaled": "parameters (multiplied)",
              "git_commit": store.git_commit(), "load": _load()}
     records: list[dict[str, Any]] = []
 

@@ -37,6 +37,7 @@ from lue_spie.execution import ExecutionSettings
 from lue_spie.extrapolate.settings import ExtrapolationSettings
 from lue_spie.importance.settings import ImportanceSettings
 from lue_spie.methods.base import method_class
+from lue_spie.payoff.settings import PayoffSettings
 
 __all__ = ["Knob", "Profile", "PROFILES", "get_profile", "method_slug", "SHARED"]
 
@@ -47,7 +48,7 @@ SHARED: tuple[str, ...] = ("seed", "device", "sites", "years", "n_show")
 _FROM_SHARED = ("seed", "device", "sites", "years")
 _CHOSEN_BY_CHAPTER = {"extrapolate": ("methods", "method_params"), "assess": ("methods",)}
 #: The sections of a profile whose fields are knobs ``<section>_<field>``.
-_SECTIONS = ("data", "calibrate", "extrapolate", "assess", "twin", "importance")
+_SECTIONS = ("data", "calibrate", "extrapolate", "assess", "twin", "importance", "payoff")
 
 
 def method_slug(method: str) -> str:
@@ -111,6 +112,9 @@ class Profile:
         twin: The structural-error twin (:class:`~lue_spie.assess.settings.TwinSettings`).
         importance: The feature importance
             (:class:`~lue_spie.importance.settings.ImportanceSettings`).
+        payoff: When SPIE pays off: the sweep over two dials of the virtual world, run at a
+            small size or read from the published table of a larger one
+            (:class:`~lue_spie.payoff.settings.PayoffSettings`).
         publish: The repository of a published book and where its chapters launch
             (:class:`~lue_spie.book.publish.PublishSettings`; not a notebook parameter:
             it changes the book's buttons, never a result).
@@ -130,6 +134,7 @@ class Profile:
     assess: AssessSettings = field(default_factory=AssessSettings)
     twin: TwinSettings = field(default_factory=TwinSettings)
     importance: ImportanceSettings = field(default_factory=ImportanceSettings)
+    payoff: PayoffSettings = field(default_factory=PayoffSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
 
     def knobs(self) -> dict[str, Knob]:
@@ -188,6 +193,13 @@ def _methods(*, opt: Mapping[str, Any], rf_trees: int, spie_epochs: int = 2000,
             "P-model": {"settings": {"window_days": pmodel_window_days}}}
 
 
+#: The ci book runs a tiny pay-off sweep (four points of 16 sites x 2 years, short searches);
+#: the demo and paper books show the published table of a larger sweep instead.
+_CI_SWEEP = PayoffSettings(run=True, x_factors=(0.0, 1.0), y_factors=(0.0, 1.0), n_sites=16,
+                           n_years=2, n_folds=4, calibrate_max_gen=60, opt_max_gen=30,
+                           rf_trees=50, spie_epochs=200, dtype="float64")
+_PUBLISHED_SWEEP = PayoffSettings(run=False)
+
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
@@ -204,6 +216,7 @@ PROFILES: dict[str, Profile] = {
             assess=AssessSettings(n_groups=200),
             twin=TwinSettings(enabled=True),
             importance=ImportanceSettings(background=None, pd_grid=10),
+            payoff=_CI_SWEEP,
         ),
         Profile(
             name="demo",
@@ -219,6 +232,7 @@ PROFILES: dict[str, Profile] = {
             assess=AssessSettings(n_groups=200),
             twin=TwinSettings(enabled=False),
             importance=ImportanceSettings(background=None, pd_grid=20),
+            payoff=_PUBLISHED_SWEEP,
         ),
         Profile(
             name="paper",
@@ -235,6 +249,7 @@ PROFILES: dict[str, Profile] = {
                 "PFTmean", "Climmean", "PFTmed", "Climmed", "Sitesim", "OPT-All", "OPT-PFT",
                 "sRF", "mRF", "mNN", "SPIE", "P-model")),
             importance=ImportanceSettings(background=None, pd_grid=50),
+            payoff=_PUBLISHED_SWEEP,
         ),
     )
 }

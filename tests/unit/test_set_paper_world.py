@@ -46,9 +46,14 @@ def test_the_ten_parameter_baselines_and_never_spie(procedure):
         procedure._settings(_tiny_profile(), ["PFTmean", "SPIE"], "cpu")
 
 
-def test_the_factor_scales_the_literature_world(procedure):
-    assert procedure.world_at(1.0).dials() == WORLDS["literature"].dials()
-    assert procedure.world_at(0.0).dials() == WORLDS["smooth"].dials()
+def test_the_factor_multiplies_the_literature_worlds_parameter_spread(procedure):
+    lit = WORLDS["literature"]
+    assert procedure.world_at(1.0).dials() == lit.dials()
+    two = procedure.world_at(2.0)
+    for d in ("feature_spread", "within_pft", "site_spread"):
+        assert getattr(two, d) == pytest.approx(2 * getattr(lit, d))
+    for d in ("fapar_offset_sd", "gpp_scale_sd", "record_min_share", "gap_share"):
+        assert getattr(two, d) == getattr(lit, d)
 
 
 def test_search_brackets_then_bisects_to_the_smallest_factor_that_meets(procedure):

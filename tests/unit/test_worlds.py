@@ -98,10 +98,17 @@ def test_scaled_moves_dials_from_their_neutral_value_and_clips():
         lit.scaled("nope", 1.0)
 
 
-def test_the_paper_world_is_the_literature_world_scaled():
+def test_the_paper_world_is_the_literature_world_with_its_spread_multiplied():
     from lue_spie.data.virtual.worlds import LITERATURE, PAPER_FACTOR
 
-    assert WORLDS["paper"].dials() == LITERATURE.scaled("all", PAPER_FACTOR).dials()
+    paper = WORLDS["paper"]
+    assert paper.dials() == LITERATURE.multiplied("parameters", PAPER_FACTOR).dials()
+    for d in GROUPS["equifinality"]:
+        assert getattr(paper, d) == getattr(LITERATURE, d)
+    assert paper.within_pft / paper.site_spread == pytest.approx(
+        LITERATURE.within_pft / LITERATURE.site_spread)
+    with pytest.raises(ValueError, match="factor"):
+        LITERATURE.multiplied("parameters", -1.0)
 
 
 def test_every_dial_cites_a_reference_of_the_book():
@@ -188,3 +195,17 @@ def test_flux_biases_are_recorded_and_the_tables_valid(hard):
     assert np.std(obs["partition_share"]) > 0
     schema.validate_site_day(hard.site_day, "hard")
     assert hard.truth_meta["difficulty"]["name"] == "hard"
+
+
+def test_dial_table_and_indicators(smooth, hard):
+    from lue_spie.data.virtual.worlds import dial_table, world_indicators
+
+    rows = dial_table("literature")
+    assert [r["dial"] for r in rows] == list(ALL_DIALS)
+    assert all(r["this world"] == r["literature"] for r in rows)
+    ind = {name: world_indicators(vf.truth, vf.sites, vf.site_day,
+                                  vf.truth_meta["world"]["c4_sites"])
+           for name, vf in (("smooth", smooth), ("hard", hard))}
+    assert ind["hard"]["eps_max_pft_r2"] < ind["smooth"]["eps_max_pft_r2"]
+    assert ind["hard"]["good_day_share"] < ind["smooth"]["good_day_share"]
+    assert 0 < ind["smooth"]["eps_max_cv_c3"] < 1 and ind["smooth"]["topt_sd"] > 0
