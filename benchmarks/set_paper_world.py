@@ -9,13 +9,14 @@ that world and its share is *measured*, a test of the paper's claim rather than 
 The procedure, in one dimension so that it chooses nothing but a single number:
 
 1. The ``literature`` world (:data:`lue_spie.data.virtual.worlds.LITERATURE`) puts every dial
-   at its published value (the data chapter's table of dials). Its observation and
-   identifiability dials (the fAPAR product's and the fluxes' biases, record lengths, gaps)
-   are measured quantities and stay there.
-2. What no study measures is how much *this model's* parameters vary between sites of one
-   PFT. A factor ``k`` multiplies that spread: every term of the truth's spread, those of the
-   features and the unexplained one alike (``literature.multiplied("parameters", k)``), so
-   that their proportions stay those of the literature world.
+   at its published value (the data chapter's table of dials).
+2. Record lengths and gaps are well measured (FLUXNET2015's site-years, the share of
+   gap-filled half-hours) and stay at their values. The rest is published only as ranges or
+   not at all for this model: the spread of its parameters between sites of one PFT, and how
+   far a site's fAPAR product and its flux processing stray. A factor ``k`` multiplies all of
+   those together (``literature.multiplied(UNCERTAIN, k)``), each term of the truth's spread,
+   explained or not, and each bias alike, so their proportions stay those of the literature
+   world.
 3. For a ``k``, one point is run (:func:`lue_spie.payoff.points.run_point`): the world is
    generated, calibrated, and the ten parameter baselines are cross-validated with the
    demo profile's settings. The eight cheap ones (grouping, similarity, regression) run
@@ -23,14 +24,17 @@ The procedure, in one dimension so that it chooses nothing but a single number:
    OPT-PFT) run as well.
 4. ``k`` is bracketed (doubled until a world meets the target, within ``--k-max``) and then
    bisected ``--tries`` times; the chosen ``k`` is the smallest one that met the target and
-   the calibration check. With ``--confirm`` it is run again at the demo size (196 sites x 8
-   years); if the ten baselines exceed ``--confirm-max`` there, ``k`` grows by
+   the calibration check: calibration's median in-sample daily NSE within 0.03 of the
+   world's noise ceiling (the noise-free observed signal against the observations, recorded
+   by the generator) or above 0.9. With ``--confirm`` it is run again at the demo size (196
+   sites x 8 years); if the ten baselines exceed ``--confirm-max`` there, ``k`` grows by
    ``--confirm-step`` and the confirmation repeats (at most ``--confirm-tries`` times).
 
-A first design moved every dial together (observation and identifiability too); it met the
-baselines' target only where site calibration fell well below the paper's in-sample fit (a
-median of 0.76 at four times the published values), so the observation dials were fixed at
-their anchors (``benchmarks/RESULTS.md`` keeps that log too).
+Two earlier designs are in ``benchmarks/RESULTS.md`` with their logs: moving every dial from
+its neutral value (records and gaps too: sites without a single good day at twice the
+published values) and multiplying the parameters' spread alone (the baselines still above
+the target at four times the literature spread, with the parameters piling up at their
+bounds).
 
 It reads only what :func:`~lue_spie.payoff.points.score_point` reads for the ten baselines:
 the dataset's truth, the calibration table and the baselines' rows of the extrapolation
@@ -63,21 +67,31 @@ from typing import Any
 from lue_spie import extrapolate, store
 from lue_spie.book.profiles import PROFILES, Profile
 from lue_spie.calibrate import CalibrationSettings
-from lue_spie.data.virtual.worlds import ALL_DIALS, World, get_world
+from lue_spie.data.virtual.worlds import ALL_DIALS, GROUPS, World, get_world
 from lue_spie.extrapolate import ExtrapolationSettings
 from lue_spie.layout import Layout
 from lue_spie.methods.base import paper_order
-from lue_spie.payoff.points import SITE_CALIB, TRUTH, PointSpec, run_point, score_point
+from lue_spie.payoff.points import (
+    NOISE_CEILING,
+    SITE_CALIB,
+    TRUTH,
+    PointSpec,
+    run_point,
+    score_point,
+)
 
 #: The ten parameter baselines: the paper's methods but SPIE and the P-model (which predicts
 #: GPP, not parameters), in the paper's order.
 BASELINES: tuple[str, ...] = tuple(m for m in paper_order() if m not in ("SPIE", "P-model"))
+#: The dials the factor multiplies: the parameters' spread and the observation biases (the
+#: measured record lengths and gaps stay at their published values).
+UNCERTAIN: tuple[str, ...] = (*GROUPS["parameters"], *GROUPS["observation"])
 #: The pooled optimisations, run only when the cheap baselines meet the target.
 POOLED: tuple[str, ...] = ("OPT-All", "OPT-PFT")
 #: The paper's share of sites with a positive daily NSE that no baseline exceeds (Figure 2).
 TARGET = 0.41
-#: How far from the true parameters' median daily NSE calibration's may lie, unless it is
-#: above :data:`CALIB_LEVEL` (in-sample fit at the noise ceiling, or at the paper's level).
+#: How far below the world's noise ceiling (median daily NSE) calibration's may lie, unless
+#: it is above :data:`CALIB_LEVEL` (in-sample fit at the noise ceiling, or at the paper's).
 CALIB_TOLERANCE = 0.03
 CALIB_LEVEL = 0.9
 
@@ -88,8 +102,8 @@ def _check_methods(methods: Sequence[str]) -> None:
 
 
 def world_at(k: float) -> World:
-    """The literature world with the spread of its parameters multiplied by ``k``."""
-    return get_world("literature").multiplied("parameters", k, name=f"literature spread*{k:g}")
+    """The literature world with its uncertain dials (:data:`UNCERTAIN`) multiplied by ``k``."""
+    return get_world("literature").multiplied(UNCERTAIN, k, name=f"literature uncertain*{k:g}")
 
 
 def _settings(profile: Profile, methods: Sequence[str], device: str
@@ -131,11 +145,12 @@ def try_world(k: float, folder: Path, *, n_sites: int, n_years: int, seed: int,
     s = scores.set_index("method")
     base = s.loc[ran]
     truth_med, calib_med = s.loc[TRUTH, "median_nse"], s.loc[SITE_CALIB, "median_nse"]
-    calib_ok = bool(abs(calib_med - truth_med) <= CALIB_TOLERANCE or calib_med > CALIB_LEVEL)
+    ceiling = s.loc[NOISE_CEILING, "median_nse"]
+    calib_ok = bool(calib_med >= ceiling - CALIB_TOLERANCE or calib_med > CALIB_LEVEL)
     met = bool(len(ran) == len(BASELINES) and (base["share_positive"] <= target).all()
                and calib_ok)
     return {"k": k, "n_sites": n_sites, "n_years": n_years, "seed": seed,
-            "dials": world.dials(), "truth_median": truth_med,
+            "dials": world.dials(), "truth_median": truth_med, "ceiling_median": ceiling,
             "truth_share": s.loc[TRUTH, "share_positive"], "calib_median": calib_med,
             "calib_ok": calib_ok, "baselines": {m: {"share": float(base.loc[m, "share_positive"]),
                                                     "median": float(base.loc[m, "median_nse"])}
@@ -174,12 +189,13 @@ def search(run: Callable[[float], dict[str, Any]], *, k_start: float, k_max: flo
 
 def markdown(records: Sequence[dict[str, Any]]) -> str:
     """The tries as a markdown table (for benchmarks/RESULTS.md)."""
-    heads = ["k", "size", "truth median", "calib median", *[m for m in BASELINES],
+    heads = ["k", "size", "truth median", "noise ceiling", "calib median", *BASELINES,
              "max share", "met", "s"]
     lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for r in records:
         b = r["baselines"]
         cells = [f"{r['k']:g}", f"{r['n_sites']}x{r['n_years']}", f"{r['truth_median']:.3f}",
+                 f"{r.get('ceiling_median', float('nan')):.3f}",
                  f"{r['calib_median']:.3f}" + ("" if r["calib_ok"] else " (!)"),
                  *[f"{100 * b[m]['share']:.0f} % ({b[m]['median']:.2f})" if m in b else "-"
                    for m in BASELINES],
@@ -234,7 +250,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = {"command": " ".join(["set_paper_world.py", *(argv or sys.argv[1:])]),
              "profile": profile.name, "baselines": list(BASELINES), "target": args.target,
              "dials_at_k1": world_at(1.0).dials(), "all_dials": list(ALL_DIALS),
-             "scaled": "parameters (multiplied)",
+             "multiplied": list(UNCERTAIN),
              "git_commit": store.git_commit(), "load": _load()}
     records: list[dict[str, Any]] = []
 

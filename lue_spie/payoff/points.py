@@ -10,10 +10,11 @@ resumes where it stopped.
 
 :func:`score_point` then reads what the point produced and returns one row per method: the
 share of held-out sites with a positive daily NSE and the median daily NSE, beside the same
-numbers of the true parameters (the ceiling of every method in this world) and of site
-calibration (in sample). It reads only the methods it is asked for: the procedure that sets
-the ``paper`` world (``benchmarks/set_paper_world.py``) scores the ten parameter baselines
-and never SPIE, whose results it must not see.
+numbers of the true parameters, of the world's noise ceiling (the noise-free observed signal,
+its persistent biases included, against the observations: what no model can beat out of
+sample) and of site calibration (in sample). It reads only the methods it is asked for: the
+procedure that sets the ``paper`` world (``benchmarks/set_paper_world.py``) scores the ten
+parameter baselines and never SPIE, whose results it must not see.
 
 The pay-off sweep (:mod:`lue_spie.payoff.step`) runs many points as units of an
 :class:`~lue_spie.execution.Executor`; the dial-setting script runs one point per try.
@@ -41,10 +42,14 @@ from lue_spie.execution import ExecutionSettings
 from lue_spie.extrapolate import ExtrapolationSettings  # noqa: TC001 (a dataclass field)
 from lue_spie.layout import Layout
 
-__all__ = ["TRUTH", "SITE_CALIB", "PointSpec", "run_point", "score_point", "SCORE_COLUMNS"]
+__all__ = ["TRUTH", "SITE_CALIB", "NOISE_CEILING", "PointSpec", "run_point", "score_point",
+           "SCORE_COLUMNS"]
 
 #: Row label of the true parameters in a point's scores.
 TRUTH = "truth"
+#: Row label of the world's noise ceiling (``truth.json``: the noise-free observed signal
+#: against GPP_obs, biases included).
+NOISE_CEILING = "noise ceiling"
 #: Row label of site calibration (in sample) in a point's scores.
 SITE_CALIB = "site-calib"
 #: Columns of :func:`score_point`'s table.
@@ -131,8 +136,8 @@ def score_point(layout: Layout, methods: Sequence[str]) -> pd.DataFrame:
     the summary only the rows of ``methods``.
 
     Returns:
-        One row per :data:`TRUTH`, :data:`SITE_CALIB` and each of ``methods`` (columns
-        :data:`SCORE_COLUMNS`).
+        One row per :data:`TRUTH`, :data:`NOISE_CEILING` (when the dataset records it),
+        :data:`SITE_CALIB` and each of ``methods`` (columns :data:`SCORE_COLUMNS`).
 
     Raises:
         ValueError: when a method has no rows in the summary.
@@ -141,6 +146,10 @@ def score_point(layout: Layout, methods: Sequence[str]) -> pd.DataFrame:
     if dataset.truth is None:
         raise ValueError(f"{layout.data.folder}: no true parameters (not a virtual FLUXNET)")
     rows = [_row(TRUTH, evaluate_params(dataset, dataset.truth)["nse"].to_numpy())]
+    ceiling = (dataset.truth_meta or {}).get("world", {}).get("noise_ceiling")
+    if ceiling:
+        rows.append(_row(NOISE_CEILING, np.array([np.nan if v is None else v
+                                                  for v in ceiling["nse"]], dtype=float)))
     cal = store.read_parquet(layout.calibration.table)
     rows.append(_row(SITE_CALIB, cal.loc[cal["status"] == "ok", "nse"].to_numpy()))
     summary = store.read_parquet(layout.extrapolation.summary)

@@ -11,7 +11,7 @@ from lue_spie.plots.assessment import method_colors
 
 __all__ = ["payoff_sweep"]
 
-_REFERENCE = ("truth", "site-calib")
+_REFERENCE = ("truth", "site-calib", "noise ceiling")
 _MARKERS = {"SPIE": "o", "PFTmean": "s", "OPT-PFT": "^", "sRF": "D", "OPT-All": "v",
             "mRF": "P", "Sitesim": "X"}
 
@@ -58,6 +58,8 @@ def payoff_sweep(table: pd.DataFrame) -> Figure:
             if m == "truth":
                 top.plot(r["x"], 100 * r["share_positive"], "k--", lw=1.2,
                          label="true parameters")
+            elif m == "noise ceiling":
+                continue
             elif m == "site-calib":
                 top.plot(r["x"], 100 * r["share_positive"], ":", color="0.45", lw=1.2,
                          label="site calibration (in sample)")

@@ -113,7 +113,7 @@ def test_a_tiny_sweep_runs_resumes_and_draws(tmp_path):
     res = run(layout, s, progress=False, log=lambda *_: None)
     assert sorted(res.ran) == sorted(p.label for p in s.points()) and not res.kept
     t = res.table
-    assert set(t["method"]) == {"truth", "site-calib", "PFTmean", "SPIE"}
+    assert set(t["method"]) == {"truth", "noise ceiling", "site-calib", "PFTmean", "SPIE"}
     assert set(t["x"]) == {0.0, 1.0} and (t["n_sites"] == 16).all()
     assert layout.payoff.figure.is_file() and layout.payoff.scores_csv.is_file()
     record = json.loads(layout.payoff.record.read_text())

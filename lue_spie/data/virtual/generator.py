@@ -321,6 +321,7 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
     truth.insert(0, "site", site_ids.astype(str))
     truth = truth.sort_values("site", kind="stable").reset_index(drop=True)
     meta = _truth_meta(seed, n_sites, n_years, start_year, structural_error, w)
+    world["noise_ceiling"] = _noise_ceiling(site_day, gpp, site_ids)
     if biases:
         world["site_observation"] = {
             "sites": [str(x) for x in site_ids],
@@ -329,6 +330,27 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
     bar.update()
     bar.close()
     return VirtualFluxnet(site_day, sites_tab, truth, meta)
+
+
+def _noise_ceiling(site_day: pd.DataFrame, signal: np.ndarray,
+                   site_ids: np.ndarray) -> dict[str, Any]:
+    """The world's noise ceiling: each site's daily NSE of the noise-free observed signal
+    (GPP as the site's flux processing delivers it, biases and structural error included,
+    before the random errors) against GPP_obs on the good-quality days, and its median. No
+    model can expect to beat it out of sample; calibration may pass it in sample only by
+    fitting the noise."""
+    from lue_spie.data.io import good_days
+    from lue_spie.metrics import nse
+
+    n = len(site_ids)
+    good = good_days(site_day).to_numpy().reshape(n, -1)
+    obs = site_day["GPP_obs"].to_numpy().reshape(n, -1)
+    v = np.atleast_1d(np.asarray(nse(np.nan_to_num(obs), signal, mask=good), dtype=float))
+    return {"definition": "daily NSE of the noise-free observed signal against GPP_obs on the "
+                          "good-quality days, per site",
+            "median": round(float(np.nanmedian(v)), 6) if np.isfinite(v).any() else None,
+            "sites": [str(x) for x in site_ids],
+            "nse": [None if not np.isfinite(x) else round(float(x), 6) for x in v]}
 
 
 def _check_out(out: Path) -> None:
