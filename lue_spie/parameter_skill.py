@@ -22,7 +22,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from lue_spie.metrics import nrmse, nse, r2
+from lue_spie.metrics import nse, r2
 from lue_spie.params import BOUNDS, LOWER, PARAMETERS, lag_mask
 
 __all__ = ["EDGE_TOLERANCE", "edge_flags_scaled", "edge_flags", "free_mask", "edge_share",
@@ -138,9 +138,11 @@ def recovery_scores(reference: pd.DataFrame, estimate: pd.DataFrame, *,
         koeppen: Koeppen type by site, when ``estimate`` has no ``koeppen`` column.
 
     Returns:
-        A table indexed by parameter with ``sites``, ``NSE``, ``R2``, ``NRMSE`` (of the
-        estimate against the reference) and ``median |error| / range``; only sites where the
-        parameter is free count.
+        A table indexed by parameter with ``sites``, ``NSE``, ``R2`` (of the estimate
+        against the reference), ``RMSE / range`` and ``median |error| / range``; only sites
+        where the parameter is free count. The paper's NRMSE divides by the mean, which is
+        negative for kappa and kW and near 0 for the lags, so the RMSE is divided by the
+        parameter's range (its bounds) instead.
     """
     est = estimate[estimate["status"] == "ok"] if "status" in estimate.columns else estimate
     m = reference.merge(est, on="site", suffixes=("_ref", ""))
@@ -156,7 +158,8 @@ def recovery_scores(reference: pd.DataFrame, estimate: pd.DataFrame, *,
         rows.append({"parameter": p, "sites": int(len(t)),
                      "NSE": nse(t, e) if len(t) else np.nan,
                      "R2": r2(t, e) if len(t) else np.nan,
-                     "NRMSE": nrmse(t, e) if len(t) else np.nan,
+                     "RMSE / range": float(np.sqrt(np.mean((e - t) ** 2)) / width)
+                     if len(t) else np.nan,
                      "median |error| / range": float(np.median(np.abs(e - t)) / width)
                      if len(t) else np.nan})
     return pd.DataFrame(rows).set_index("parameter")

@@ -23,7 +23,7 @@ import time
 from collections.abc import Iterable, Iterator
 from typing import IO, Any
 
-__all__ = ["LineProgress", "progress_bar", "progress_mode"]
+__all__ = ["LineProgress", "on_terminal", "progress_bar", "progress_mode"]
 
 _MODES = ("bar", "lines", "off")
 
@@ -35,13 +35,23 @@ def progress_mode(file: IO[str] | None = None) -> str:
         if forced not in _MODES:
             raise ValueError(f"LUE_SPIE_PROGRESS={forced!r}: expected one of {_MODES}")
         return forced
+    if on_terminal(file):
+        return "bar"
+    return "bar" if _interactive_kernel() else "lines"
+
+
+def on_terminal(file: IO[str] | None = None) -> bool:
+    """Whether the stream (default: standard error) is a terminal.
+
+    A default of "progress only where someone watches" uses this: a chapter run by
+    papermill (whose kernel is not a terminal, and whose stderr the book would show as an
+    error block) then reports nothing.
+    """
     stream = file if file is not None else sys.stderr
     try:
-        if stream.isatty():
-            return "bar"
+        return bool(stream.isatty())
     except (AttributeError, ValueError):
-        pass
-    return "bar" if _interactive_kernel() else "lines"
+        return False
 
 
 def _interactive_kernel() -> bool:
@@ -57,7 +67,7 @@ def _interactive_kernel() -> bool:
 
 
 class LineProgress:
-    """A progress report as plain lines: ``desc: 30% (3/10 gen) 12 s, active=4``.
+    """A progress report as plain lines: ``desc: N% (n/total unit) T s, postfix``.
 
     Args:
         iterable: Optional iterable to wrap (its length is the total when not given).

@@ -11,10 +11,11 @@ and equifinality, and the structural-error twin.
   (:mod:`~lue_spie.assess.cli`): tables and figures into the assessment folder.
 """
 
-from lue_spie.assess.assessment import Assessment, assess_results, compare_with_paper
+from lue_spie.assess.assessment import Assessment, assess_results
+from lue_spie.assess.claims import compare_with_paper, findings
 from lue_spie.assess.inputs import SITE_CALIB, AssessmentInputs, load_results
 from lue_spie.assess.settings import AssessSettings
 from lue_spie.assess.step import run, write_assessment
 
 __all__ = ["AssessSettings", "Assessment", "AssessmentInputs", "SITE_CALIB", "assess_results",
-           "compare_with_paper", "load_results", "run", "write_assessment"]
+           "compare_with_paper", "findings", "load_results", "run", "write_assessment"]

@@ -11,8 +11,8 @@ and computes, for every method found (site-calib first):
 - the parameter comparisons (:mod:`lue_spie.assess.parameters`): bound hits, per-parameter
   skill against the calibrated vectors and (virtual FLUXNET) against the truth, and the NSE
   loss against the parameter difference (Figures 6-7);
-- a headline table, one row per method, and the paper's claims next to this run's numbers
-  (:func:`compare_with_paper`).
+- a headline table, one row per method (the paper's claims next to it:
+  :func:`lue_spie.assess.claims.compare_with_paper`).
 
 The *focus* method of Figures 6 and 7 is SPIE when its results are there; otherwise (SPIE
 not run yet) the parameter-predicting method with the largest share of sites with positive
@@ -51,7 +51,6 @@ __all__ = [
     "assess_results",
     "focus_method",
     "headline_table",
-    "compare_with_paper",
 ]
 
 
@@ -247,59 +246,3 @@ def assess_results(results: str | Path | AssessmentInputs,
     head = headline_table(gpp, lk, skill_truth, inputs.methods)
     return Assessment(inputs, settings, gpp, lk, focus, edges, skill_calib, skill_truth, eq,
                       eq_all, head, timings=timings)
-
-
-def _verdict(ok: bool | None) -> str:
-    return "not testable" if ok is None else ("yes" if ok else "no")
-
-
-def compare_with_paper(a: Assessment) -> pd.DataFrame:
-    """The paper's headline claims next to this run's numbers, with whether they agree.
-
-    The claims (Bao et al. 2023, abstract, section 3.1 and the conclusions): SPIE positive
-    daily NSE at 74 % of sites and every other extrapolation method below 41 %; SPIE first by
-    average P, followed by OPT-All and Climmed (P below 0.06); SPIE best at the spatial scale.
-    A claim about SPIE is "not testable" while SPIE has not been run.
-
-    Returns:
-        One row per claim: ``claim``, ``paper``, ``this run``, ``agrees``.
-    """
-    h = a.headline.set_index("method")
-    extrap = [m for m in h.index if m != SITE_CALIB]
-    has_spie = "SPIE" in extrap
-    others = [m for m in extrap if m != "SPIE"]
-    share = h["share_positive_NSE"]
-    rows = []
-    spie_share = share.get("SPIE", np.nan)
-    rows.append(("share of sites with daily NSE > 0, SPIE", "74 %",
-                 f"{spie_share:.0%}" if has_spie else "SPIE not run",
-                 "a number of the dataset: compare the pattern (next rows)" if has_spie
-                 else "not testable"))
-    if others:
-        best = share[others].idxmax()
-        rows.append(("the same, best of the other methods", "below 41 %",
-                     f"{best}: {share[best]:.0%}", _verdict(bool(share[best] < 0.41))))
-        rows.append(("SPIE ahead of every other method by that share", "yes",
-                     (f"SPIE {spie_share:.0%} vs {best} {share[best]:.0%}" if has_spie
-                      else "SPIE not run"),
-                     _verdict(None if not has_spie else bool(spie_share > share[others].max()))))
-    if SITE_CALIB in h.index:
-        rows.append(("site calibration, median site daily NSE", "0.95 (abstract)",
-                     f"{h.at[SITE_CALIB, 'median_NSE']:.2f}",
-                     "not comparable (the virtual data's noise sets the ceiling)"))
-    if a.likelihood is not None:
-        avg = a.likelihood.average
-        first = avg["method"].iloc[0]
-        rows.append(("first by average P", "SPIE", f"{first} (P {avg['P'].iloc[0]:.2f})",
-                     _verdict(None if not has_spie else first == "SPIE")))
-        nxt = ", ".join(f"{m} ({p:.2f})" for m, p in
-                        zip(avg["method"].iloc[1:3], avg["P"].iloc[1:3], strict=True))
-        rows.append(("next by average P", "OPT-All, Climmed (P < 0.06)", nxt or "-",
-                     _verdict(set(avg["method"].iloc[1:3]) == {"OPT-All", "Climmed"}
-                              if has_spie and len(avg) >= 3 else None)))
-    sp = h.loc[extrap, "spatial_NSE"].dropna() if extrap else pd.Series(dtype=float)
-    if len(sp):
-        top = sp.idxmax()
-        rows.append(("best spatial NSE of site-mean GPP", "SPIE", f"{top} ({sp[top]:.2f})",
-                     _verdict(None if not has_spie else top == "SPIE")))
-    return pd.DataFrame(rows, columns=["claim", "paper", "this run", "agrees"])

@@ -95,7 +95,7 @@ def parameter_skill(params: pd.DataFrame, reference: pd.DataFrame, koeppen: pd.S
 
     Returns:
         One row per method and parameter: ``method``, ``parameter``, ``sites``, ``NSE``,
-        ``R2``, ``NRMSE``, ``median |error| / range``.
+        ``R2``, ``RMSE / range``, ``median |error| / range``.
     """
     check_params(params, "parameter_skill: params", long=True)
     check_params(reference, "parameter_skill: reference")
@@ -109,7 +109,8 @@ def parameter_skill(params: pd.DataFrame, reference: pd.DataFrame, koeppen: pd.S
         scores = recovery_scores(ref, est, koeppen=pd.Series(koeppen).astype(str))
         frames.append(scores.reset_index().assign(method=m))
     out = pd.concat(frames, ignore_index=True)
-    return out[["method", "parameter", "sites", "NSE", "R2", "NRMSE", "median |error| / range"]]
+    return out[["method", "parameter", "sites", "NSE", "R2", "RMSE / range",
+                "median |error| / range"]]
 
 
 def mean_distance(skill: pd.DataFrame) -> pd.Series:

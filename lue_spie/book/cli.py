@@ -30,9 +30,9 @@ def _cli(args: argparse.Namespace) -> int:
         execution = ExecutionSettings(workers=workers, scheduler=scheduler)
         overrides.update({"workers": execution.workers, "scheduler": execution.scheduler})
     try:
-        publish = get_profile(args.profile).publish.with_overrides(
-            repository_url=args.repository_url, branch=args.branch,
-            binderhub_url=args.binderhub_url, jupyterhub_url=args.jupyterhub_url)
+        publish = get_profile(args.profile).publish.with_overrides(**{
+            name: getattr(args, name, None)
+            for name in ("repository_url", "branch", "binderhub_url", "jupyterhub_url")})
     except ValueError as err:
         print(f"lue-spie book: error: {err}", file=sys.stderr)
         return 2

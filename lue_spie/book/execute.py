@@ -278,7 +278,8 @@ def private_kernel_manager() -> type:
     CurveZMQ encryption where pyzmq has it and the kernel declares it
     (``transport_encryption="auto"``), and otherwise uses IPC sockets (Unix domain sockets in
     a private temporary folder), so the chapters' traffic is never plain TCP and the log
-    holds no warning a reader cannot act on.
+    holds no warning a reader cannot act on. It also skips the interrupt that jupyter-client
+    sends an idle kernel before shutting it down (ipykernel logs it as an error).
     """
     import tempfile
 
@@ -289,6 +290,14 @@ def private_kernel_manager() -> type:
     curve = zmq.has("curve")
 
     class PrivateKernelManager(AsyncKernelManager):
+        async def _async_interrupt_kernel(self) -> None:
+            # jupyter-client interrupts a kernel before asking it to shut down; a chapter's
+            # kernel is idle by then, and the interrupt only makes ipykernel log
+            # "KeyboardInterrupt caught in kernel" into the build's log.
+            if getattr(self, "shutting_down", False):
+                return
+            await super()._async_interrupt_kernel()
+
         @default("transport_encryption")
         def _encrypt(self) -> str:
             return "auto" if curve else "disabled"

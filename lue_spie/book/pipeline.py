@@ -40,6 +40,7 @@ from lue_spie.book.execute import (
 )
 from lue_spie.book.profiles import Profile, get_profile
 from lue_spie.book.publish import PublishSettings
+from lue_spie.book.rerun import write_run_record
 from lue_spie.layout import BookBuild, BookSources, Layout
 from lue_spie.store import atomic_write_json, git_commit, package_versions
 
@@ -130,6 +131,10 @@ def run_pipeline(
     to_run = _select(only, notebooks)
 
     results.mkdir(parents=True, exist_ok=True)
+    # A chapter rerun by hand against this folder takes the settings it does not give from
+    # this record (lue_spie.book.rerun).
+    write_run_record(results, profile=prof.name, overrides=dict(overrides or {}),
+                     parameters={k: v for p in params.values() for k, v in p.items()})
     build.src.notebooks_dir.mkdir(parents=True, exist_ok=True)
     timings: dict[str, float] = {}
     log(f"lue-spie book: profile {prof.name}; results in {results}; build in {build_dir}")

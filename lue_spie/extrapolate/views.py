@@ -344,14 +344,15 @@ def recovery_overview(predictions: pd.DataFrame, calibration: pd.DataFrame,
     """How well each method's predicted parameters match the calibrated and the true ones.
 
     Per method and parameter, :func:`lue_spie.parameter_skill.recovery_scores` (NSE, R2,
-    NRMSE and median error across held-out sites, over the sites where the parameter is free)
+    RMSE and median error as shares of the range, across held-out sites, over the sites
+    where the parameter is free)
     with the site-calibrated vectors as reference and, when ``truth`` is given, with the true
     vectors; site calibration itself is scored against the truth too (row
     :data:`SITE_CALIBRATION`).
 
     Returns:
         Long table ``reference`` (``"calibrated"`` or ``"truth"``), ``method``, ``parameter``,
-        ``sites``, ``NSE``, ``R2``, ``NRMSE``, ``median |error| / range``.
+        ``sites``, ``NSE``, ``R2``, ``RMSE / range``, ``median |error| / range``.
     """
     koeppen = _koeppen(sites_table)
     refs = {"calibrated": _ok_params(calibration)}
@@ -370,7 +371,7 @@ def recovery_overview(predictions: pd.DataFrame, calibration: pd.DataFrame,
             out.append(s.assign(reference=ref_name, method=m))
     if not out:
         return pd.DataFrame(columns=["reference", "method", "parameter", "sites", "NSE", "R2",
-                                     "NRMSE", "median |error| / range"])
+                                     "RMSE / range", "median |error| / range"])
     t = pd.concat(out, ignore_index=True)
     first = ["reference", "method", "parameter"]
     return t[first + [c for c in t.columns if c not in first]]

@@ -15,7 +15,10 @@ for each exercise N, in this order:
    The answer lines sit between ``### BEGIN SOLUTION`` and ``### END SOLUTION``
    (nbgrader's markers) and assign the answer to ``answer``; lines outside the markers (a
    comment saying what to compute) stay in the student copy.
-3. **Check** (only after a code solution): a code cell tagged ``check``::
+3. **Check** (only after a code solution): a code cell tagged ``check`` and ``hide-cell``
+   (folded like the solution, since in the book it runs on the solution's answer, behind a
+   "Show the check" button: ``"mystnb": {"code_prompt_show": "Show the check",
+   "code_prompt_hide": "Hide the check"}``; :func:`tidy_chapter` adds both)::
 
        from lue_spie.teaching import exercises
 
@@ -66,6 +69,8 @@ BEGIN_SOLUTION = "BEGIN SOLUTION"
 END_SOLUTION = "END SOLUTION"
 SOLUTION_PROMPTS = {"code_prompt_show": "Show the solution",
                     "code_prompt_hide": "Hide the solution"}
+#: The labels of a folded check cell (its output confirms the book's solution).
+CHECK_PROMPTS = {"code_prompt_show": "Show the check", "code_prompt_hide": "Hide the check"}
 
 _QUESTION = re.compile(r"^\s*\*\*(\d+)\.\s*(.+?)\*\*")
 _TIME = re.compile(r"\*\*Time to learn\*\*\s*:?\s*(.+)", re.IGNORECASE)
@@ -379,6 +384,7 @@ def read_chapter(nb: Mapping[str, Any], notebook: str,
             if not tags & set(HIDE_TAGS):
                 problems.append(f"cell {i}: tag the code solution 'hide-cell' too, so the "
                                 "book folds it")
+            problems += _prompt_problems(i, c, SOLUTION_PROMPTS, "code solution")
             current["code"].append(i)
         elif TAG_SOLUTION in tags:
             if "dropdown" not in src:
@@ -389,6 +395,10 @@ def read_chapter(nb: Mapping[str, Any], notebook: str,
             if kind != "code":
                 problems.append(f"cell {i}: a 'check' cell is code")
                 continue
+            if not tags & set(HIDE_TAGS):
+                problems.append(f"cell {i}: tag the check 'hide-cell' too: in the book it "
+                                "runs on the solution, and its reply must stay folded")
+            problems += _prompt_problems(i, c, CHECK_PROMPTS, "check")
             if not current["code"]:
                 problems.append(f"cell {i}: a check follows a code solution (the cell where "
                                 "the student writes the answer)")
@@ -463,11 +473,21 @@ def lint_sources(root: str | os.PathLike | None = None) -> list[str]:
     return out
 
 
-def tidy_chapter(path: str | os.PathLike) -> bool:
-    """Give every code solution of a chapter the tags and prompts of the convention.
+def _prompt_problems(i: int, cell: Any, prompts: Mapping[str, str], what: str) -> list[str]:
+    meta = cell.get("metadata", {}).get("mystnb", {}) or {}
+    if any(meta.get(k) != v for k, v in prompts.items()):
+        return [f"cell {i}: a {what} is folded behind the button "
+                f"{prompts['code_prompt_show']!r} (its metadata 'mystnb': {dict(prompts)}; "
+                "lue_spie.teaching.convention.tidy_chapter adds it)"]
+    return []
 
-    Adds ``hide-cell`` to code cells tagged ``solution`` that have no hide tag and the
-    "Show the solution" prompts; writes the notebook only when something changed.
+
+def tidy_chapter(path: str | os.PathLike) -> bool:
+    """Give every code solution and check of a chapter the tags and prompts of the convention.
+
+    Adds ``hide-cell`` to code cells tagged ``solution`` or ``check`` that have no hide tag,
+    and the "Show the solution" / "Show the check" prompts; writes the notebook only when
+    something changed.
 
     Returns:
         Whether the file changed.
@@ -478,15 +498,16 @@ def tidy_chapter(path: str | os.PathLike) -> bool:
     nb = nbformat.read(path, as_version=4)
     changed = False
     for cell in nb.cells:
-        if cell.cell_type != "code" or TAG_SOLUTION not in _tags(cell):
-            continue
         tags = _tags(cell)
+        if cell.cell_type != "code" or not set(tags) & {TAG_SOLUTION, TAG_CHECK}:
+            continue
+        prompts = SOLUTION_PROMPTS if TAG_SOLUTION in tags else CHECK_PROMPTS
         if not set(tags) & set(HIDE_TAGS):
             cell.metadata["tags"] = [*tags, "hide-cell"]
             changed = True
         mystnb = cell.metadata.setdefault("mystnb", {})
-        for key, value in SOLUTION_PROMPTS.items():
-            if key not in mystnb:
+        for key, value in prompts.items():
+            if mystnb.get(key) != value:
                 mystnb[key] = value
                 changed = True
     if changed:

@@ -150,6 +150,9 @@ def student_copy(nb: Any, chapter: Chapter) -> Any:
         for i in ex.checks:
             cell = out.cells[i]
             cell.outputs, cell.execution_count = [], None
+            # Folded in the book (its reply there is the solution's); open for the student.
+            cell.metadata["tags"] = [t for t in _tags(cell) if t not in HIDE_TAGS]
+            cell.metadata.pop("mystnb", None)
             cell.metadata["editable"] = False
             cell.metadata["deletable"] = False
         for i in ex.text_solutions:

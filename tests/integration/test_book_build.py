@@ -113,3 +113,97 @@ def test_no_absolute_path_of_the_machine_in_the_book_or_results(ci_book):
         hit = absolute.search(text)
         # Results written by the book's chapters record their inputs relative to the root.
         assert hit is None, f"{record}: ...{text[max(0, hit.start() - 80):hit.end()]}"
+
+
+def test_the_glued_numbers_are_those_of_the_results_files(ci_book):
+    import pandas as pd
+
+    from lue_spie.assess.claims import findings
+    from lue_spie.book.glue import glued_values
+    from lue_spie.layout import AssessmentTable, Layout
+
+    executed = ci_book.build_dir / "src" / "notebooks"
+    layout = Layout(ci_book.results)
+    headline = pd.read_parquet(layout.assessment.table(AssessmentTable.HEADLINE))
+    g9 = glued_values(executed / "09_assessment.ipynb")
+    facts = findings(headline)
+    assert {k: g9[k] for k in facts} == facts
+    calibration = pd.read_parquet(layout.calibration.table)
+    ok = calibration[calibration["status"] == "ok"]
+    g3 = glued_values(executed / "03_calibration.ipynb")
+    assert g3["calib_median_nse"] == f"{ok['nse'].median():.3f}"
+    g2 = glued_values(executed / "02_data.ipynb")
+    assert g2["n_sites"] == str(len(pd.read_parquet(layout.data.sites)))
+    # The introduction shows the chapters' sentences, not text of its own.
+    import html as html_lib
+    import re
+
+    page = (ci_book.html_dir / "book" / "intro.html").read_text(encoding="utf-8")
+    text = html_lib.unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", "", page)))
+    text = text.replace("\u2019", "'")
+    for key in ("ranking", "margin", "baselines", "truth"):
+        assert facts[key] in text, key
+
+
+def test_a_rerun_against_a_results_folder_takes_its_recorded_settings(ci_book, tmp_path):
+    """papermill with only `results` and `seed` runs with the settings the folder records."""
+    import shutil
+    import subprocess
+    import sys
+
+    from lue_spie.layout import Layout
+
+    results = tmp_path / "results"
+    shutil.copytree(ci_book.results, results)
+    record_path = Layout(results).run_record
+    record = json.loads(record_path.read_text())
+    assert record["profile"] == "ci" and record["parameters"]["twin_enabled"] is True
+    # Recorded as a build that left the twin off (as the demo profile does).
+    record["profile"] = "demo"
+    record["parameters"]["twin_enabled"] = False
+    record_path.write_text(json.dumps(record))
+    root = book.find_source_root()
+    out = tmp_path / "10_parameters.ipynb"
+    proc = subprocess.run(
+        [sys.executable, "-m", "papermill", str(root / "notebooks" / "10_parameters.ipynb"),
+         str(out), "-p", "results", str(results), "-p", "seed", "7", "--no-progress-bar"],
+        cwd=root, capture_output=True, text=True, timeout=1200)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    text = out.read_text()
+    assert "Parameters: profile demo as recorded in the results folder" in text
+    assert "twin_enabled=False" in text
+    assert "The twin is off" in text
+
+
+def test_the_build_log_holds_nothing_a_reader_cannot_act_on(ci_book):
+    """No carriage-return progress, no kernel transport warning, no shutdown interrupt."""
+    log = ci_book.output
+    if log == "(reused)":
+        pytest.skip("the book build was reused (LUE_SPIE_BOOK_BUILD): its log is not here")
+    assert "\r" not in log
+    assert "without encryption" not in log
+    assert "KeyboardInterrupt" not in log
+    assert "Traceback" not in log
+
+
+def test_no_page_of_the_ci_book_speaks_of_another_profile_s_size_or_folder(ci_book):
+    """The ci book's chapters and introduction name only the ci build's sizes and folders.
+
+    The page on rerunning (its profile table) and the decisions page (a recorded experiment)
+    describe other profiles on purpose and are not scanned.
+    """
+    import html as html_lib
+    import re
+
+    forbidden = re.compile(
+        r"results/(demo|paper)|196 (virtual )?sites|\b196 x (8|10)\b|\b(8|10) years\b"
+        r"|the (demo|paper) (book|build)|few dozen")
+    pages = [ci_book.html_dir / "book" / "intro.html",
+             *sorted((ci_book.html_dir / "notebooks").glob("*.html"))]
+    found = []
+    for page in pages:
+        text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+        text = re.sub(r"\s+", " ", text)
+        for m in forbidden.finditer(text):
+            found.append(f"{page.name}: ...{text[max(0, m.start() - 60):m.end() + 40]}...")
+    assert not found, "\n".join(found)

@@ -93,12 +93,12 @@ def test_parameter_skill_perfect_constant_and_known_nse():
     constant = frame(np.tile(ref.mean(axis=0), (40, 1)), sites, "mean")
     params = pd.concat([perfect, constant], ignore_index=True)
     skill = parameter_skill(params, frame(ref, sites), koeppen)
-    assert list(skill.columns) == ["method", "parameter", "sites", "NSE", "R2", "NRMSE",
+    assert list(skill.columns) == ["method", "parameter", "sites", "NSE", "R2", "RMSE / range",
                                    "median |error| / range"]
     p = skill[skill["method"] == "perfect"].set_index("parameter")
     m = skill[skill["method"] == "mean"].set_index("parameter")
     free = [q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]
-    assert np.allclose(p.loc[free, "NSE"], 1.0) and np.allclose(p.loc[free, "NRMSE"], 0.0)
+    assert np.allclose(p.loc[free, "NSE"], 1.0) and np.allclose(p.loc[free, "RMSE / range"], 0.0)
     assert np.allclose(p.loc[free, "median |error| / range"], 0.0)
     # Predicting the reference mean at every site: NSE exactly 0 (the definition).
     assert np.allclose(m.loc[free, "NSE"], 0.0, atol=1e-12)

@@ -51,6 +51,10 @@ def _chapter(exercise_cells: list | None = None, *, overview: bool = True,
 
 def _tagged(cell, *tags):
     cell.metadata["tags"] = list(tags)
+    if cell.cell_type == "code" and "solution" in tags:
+        cell.metadata["mystnb"] = dict(convention.SOLUTION_PROMPTS)
+    elif cell.cell_type == "code" and "check" in tags:
+        cell.metadata["mystnb"] = dict(convention.CHECK_PROMPTS)
     return cell
 
 
@@ -63,7 +67,8 @@ def _good_exercises() -> list:
                               "### END SOLUTION\nprint('done')", id="e1s"),
                 "solution", "hide-cell"),
         _tagged(new_code_cell('from lue_spie.teaching import exercises\n\n'
-                              'exercises.check("01.1", answer)', id="e1c"), "check"),
+                              'exercises.check("01.1", answer)', id="e1c"), "check",
+                "hide-cell"),
         _tagged(new_markdown_cell(":::{admonition} Solution\n:class: dropdown\nBecause cosh z "
                                   "equals two there, a distinctive sentence.\n:::", id="e1t"),
                 "solution"),
@@ -117,6 +122,9 @@ def test_reading_a_chapter():
      "exercise id as a string"),
     (lambda cells: cells[1].metadata.__setitem__("tags", ["solution", "check", "hide-cell"]),
      "one role"),
+    (lambda cells: cells[2].metadata.__setitem__("tags", ["check"]), "tag the check 'hide-cell'"),
+    (lambda cells: cells[2].metadata.pop("mystnb"), "'Show the check'"),
+    (lambda cells: cells[1].metadata.pop("mystnb"), "'Show the solution'"),
 ])
 def test_convention_problems_are_named(edit, expected):
     cells = _good_exercises()
@@ -191,6 +199,9 @@ def test_student_and_teacher_copies():
     assert s["e1s"].metadata["tags"] == ["answer"] and "mystnb" not in s["e1s"].metadata
     assert s["e1c"].source == check.source and s["e1c"].outputs == []
     assert s["e1c"].metadata["editable"] is False
+    # Folded in the book, open in the student's copy.
+    assert t["e1c"].metadata["tags"] == ["check", "hide-cell"]
+    assert s["e1c"].metadata["tags"] == ["check"] and "mystnb" not in s["e1c"].metadata
     assert s["e1t"].source == copies.TEXT_STUB and s["e2t"].source == copies.TEXT_STUB
     assert "distinctive" not in nbformat.writes(student)
     assert "distinctive" in nbformat.writes(teacher)

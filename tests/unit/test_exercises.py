@@ -1,11 +1,12 @@
 """The self-checking exercises (lue_spie.teaching.exercises).
 
 Unit tests run every checker on a small virtual FLUXNET written here: the right answer,
-computed in the test the way the chapter's solution computes it, passes; wrong answers fail,
-and their messages never contain the right answer. The integration test does the same with
-the teacher's own solutions: it executes the student copies of the ci-profile book's
-chapters with the teacher's answer cells pasted in, records every answer the check cells
-receive, then runs each checker on it and on wrong variants of it.
+computed in the test the way the chapter's solution computes it, passes, and its confirmation
+does not state it (the built book prints that confirmation under a folded solution); wrong
+answers fail, and their hints do not state the right answer either. The integration test
+does the same with the teacher's own solutions: it executes the student copies of the
+ci-profile book's chapters with the teacher's answer cells pasted in, records every answer
+the check cells receive, then runs each checker on it and on wrong variants of it.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ast
 import calendar
 import math
 import pickle
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -280,20 +282,119 @@ WRONG: dict[str, Callable[[Any, dict], list[tuple[Any, set[str]]]]] = {
 }
 
 
-def assert_right_and_wrong(exercise_id: str, answer: Any, context: dict) -> None:
-    """The right answer passes; every wrong variant fails without revealing the answer."""
+# ---------------------------------------------------------- replies that state the answer
+_NUMBER_WORDS = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight",
+                 "nine", "ten", "eleven", "twelve", "thirteen", "fourteen", "fifteen",
+                 "sixteen", "seventeen", "eighteen", "nineteen", "twenty")
+
+
+def _answer_forms(answer: Any, *, strict: bool = True) -> set[str]:
+    """How a reply could state ``answer``.
+
+    A string as it is; a whole number in digits or in words; a float without its sign,
+    rounded to 1-4 decimals (and to a whole number from 10 up), to 2-4 significant digits and
+    as a percentage; a list, tuple, set or array, each of its items. Any other answer (a
+    boolean, a table) raises when ``strict``: such an exercise goes into ``IMPLIED_BY_RIGHT``
+    with the reason; otherwise it has no forms (a wrong answer of another type echoes none).
+    """
+    if isinstance(answer, str):
+        text = answer.strip()
+        return {text} if text else set()
+    if isinstance(answer, bool | np.bool_):
+        if strict:
+            raise TypeError(f"a boolean answer ({answer!r}) is stated by any confirmation")
+        return set()
+    if isinstance(answer, int | np.integer):
+        n = abs(int(answer))
+        return {str(n), *_NUMBER_WORDS[n:n + 1]}
+    if isinstance(answer, float | np.floating):
+        x = abs(float(answer))
+        if not math.isfinite(x):
+            return set()
+        forms = {f"{x:.{d}f}" for d in range(1, 5)} | {f"{x:.{d}%}" for d in range(3)}
+        forms |= {g for g in (f"{x:.{d}g}" for d in range(2, 5)) if "." in g and "e" not in g}
+        if x >= 10:
+            forms.add(f"{x:.0f}")
+        return forms
+    if isinstance(answer, list | tuple | set | frozenset | np.ndarray):
+        return set().union(*(_answer_forms(a, strict=strict) for a in answer))
+    if strict:
+        raise TypeError(f"no forms for an answer of type {type(answer).__name__}")
+    return set()
+
+
+def _month_forms(answer: Any, *, strict: bool = True) -> set[str]:
+    """The month names (in full and abbreviated) of a pair of months (exercise 01.3)."""
+    if isinstance(answer, str) or not isinstance(answer, list | tuple | np.ndarray):
+        if strict:
+            raise TypeError(f"expected a pair of months, got {answer!r}")
+        return set()
+    out = set()
+    for month in answer:
+        try:
+            i = answers._month(month, "a month")
+        except exercises.Hint:
+            continue
+        out |= {calendar.month_name[i], calendar.month_abbr[i]}
+    return out
+
+
+#: Exercises whose answers a reply would state otherwise than as their Python value.
+FORMS: dict[str, Callable[..., set[str]]] = {"01.3": _month_forms}
+
+#: Exercises whose confirmation may state the answer, each with the reason (a boolean answer,
+#: or a choice among so few options that any confirmation implies it). None at present: every
+#: confirmation is tested.
+IMPLIED_BY_RIGHT: dict[str, str] = {}
+
+
+def _states(message: str, form: str) -> bool:
+    """Whether ``form`` stands in ``message`` as a token of its own: not inside a longer name
+    (BIO1 in BIO10) or number (0.35 in 10.35, 12 in 12.10); a sign before a number counts."""
+    return re.search(rf"(?<![\w.]){re.escape(form)}(?!\w|\.\d)", message) is not None
+
+
+def _stated(message: str, forms: set[str]) -> list[str]:
+    return sorted(f for f in forms if _states(message, f))
+
+
+def assert_right_and_wrong(exercise_id: str, answer: Any, context: dict,
+                           wrong: Callable[[Any, dict], list[tuple[Any, set[str]]]] | None = None
+                           ) -> None:
+    """The right answer passes, and its confirmation states neither the answer (in any of its
+    forms) nor, for a collection, how many items it has; every wrong variant of ``WRONG`` (or
+    ``wrong``), and no answer at all, fails with a hint that states neither its forbidden
+    strings nor the right answer (except forms the wrong answer itself holds: echoing what
+    the student gave is no leak)."""
+    forms_of = FORMS.get(exercise_id, _answer_forms)
+    forms = forms_of(answer)
     verdict = exercises.feedback(exercise_id, answer, **context)
     assert verdict.ok, f"{exercise_id}: the right answer {answer!r} was refused: {verdict}"
-    for wrong, forbidden in WRONG[exercise_id](answer, context):
-        verdict = exercises.feedback(exercise_id, wrong, **context)
-        assert not verdict.ok, f"{exercise_id}: the wrong answer {wrong!r} passed: {verdict}"
+    if exercise_id not in IMPLIED_BY_RIGHT:
+        told = set(forms)
+        if isinstance(answer, list | set | frozenset | np.ndarray) and all(
+                isinstance(a, str) for a in answer):
+            told |= _answer_forms(len(answer))  # how many items: a part of the answer
+        leaked = _stated(verdict.message, told)
+        assert not leaked, (f"{exercise_id}: the confirmation of {answer!r} states {leaked}: "
+                            f"{verdict}")
+    variants = (wrong or WRONG[exercise_id])(answer, context)
+    for given, forbidden in [(None, set()), *variants]:
+        verdict = exercises.feedback(exercise_id, given, **context)
+        assert not verdict.ok, f"{exercise_id}: the wrong answer {given!r} passed: {verdict}"
         assert verdict.message.strip(), exercise_id
-        leaked = [s for s in forbidden if s in verdict.message]
-        assert not leaked, f"{exercise_id}: the message for {wrong!r} reveals {leaked}: {verdict}"
+        echoed = forms_of(given, strict=False)
+        if isinstance(given, str):
+            echoed |= {f for f in forms if _states(given, f)}
+        leaked = sorted(s for s in forbidden if s in verdict.message)
+        leaked += _stated(verdict.message, forms - echoed)
+        assert not leaked, f"{exercise_id}: the hint for {given!r} states {leaked}: {verdict}"
 
 
 def test_every_checker_has_wrong_answers_to_test():
     assert set(WRONG) == set(exercises.REGISTRY)
+    assert set(ANSWERS) == set(exercises.REGISTRY)  # and an expected answer
+    assert set(IMPLIED_BY_RIGHT) <= set(exercises.REGISTRY)
 
 
 # ---------------------------------------------------------------------------------- registry
@@ -390,28 +491,35 @@ def _example_site(results: Path) -> str:
     return str((candidates if len(candidates) else example.sites)["site"].iloc[0])
 
 
-def test_01_1_half_maximum_temperature():
+def _answer_01_1(_: None) -> tuple[Any, dict]:
     z = math.acosh(2.0)
-    assert_right_and_wrong("01.1", (20 - 6 * z, 20 + 6 * z), {})
+    return (20 - 6 * z, 20 + 6 * z), {}
+
+
+def test_01_1_half_maximum_temperature():
     assert exercises.feedback("01.1", [27.9, 12.1])  # rounded, any order, any sequence
     assert "cosh" in exercises.feedback("01.1", (20 - 6 * math.log(2), 20 + 6 * math.log(2))
                                         ).message
     assert "symmetric" in exercises.feedback("01.1", (10.0, 28.0)).message
 
 
+def _answer_01_2(_: None) -> tuple[Any, dict]:
+    return math.log(2.0) / 0.0004, {}
+
+
 def test_01_2_half_vpd():
-    assert_right_and_wrong("01.2", math.log(2.0) / 0.0004, {})
+    assert exercises.feedback("01.2", 1733)  # rounded to the pascal
     assert "kPa" in exercises.feedback("01.2", math.log(2.0) / 0.4).message
 
 
-def test_01_3_lag_months(small_results):
+def _answer_01_3(results: Path) -> tuple[Any, dict]:
     import torch
 
     from lue_spie import model, plots
     from lue_spie.data import to_forcing
 
-    site = _example_site(small_results)
-    example = load_dataset(small_results / "model" / "example")
+    site = _example_site(results)
+    example = load_dataset(results / "model" / "example")
     truth = example.truth.set_index("site").loc[site]
     fb = to_forcing(example.site_day, sites=[site])
     gpp = {}
@@ -419,39 +527,54 @@ def test_01_3_lag_months(small_results):
         p = torch.as_tensor(plots.as_vector(vector))[None, :]
         gpp[label] = model.simulate(fb.forcing, p)["GPP"][0].numpy()
     monthly = pd.Series(gpp["lag"] - gpp["true"], index=fb.dates).groupby(fb.dates.month).mean()
-    answer = (int(monthly.idxmin()), int(monthly.idxmax()))
-    context = {"results": small_results, "site": site}
-    assert_right_and_wrong("01.3", answer, context)
+    return (int(monthly.idxmin()), int(monthly.idxmax())), {"results": results, "site": site}
+
+
+def test_01_3_lag_months(small_results):
+    answer, context = _answer_01_3(small_results)
     names = (calendar.month_name[answer[0]], calendar.month_abbr[answer[1]].lower())
     assert exercises.feedback("01.3", names, **context)  # month names work too
 
 
+def _answer_02_1(results: Path) -> tuple[Any, dict]:
+    sites = load_dataset(results / "data").sites
+    return set(sites.loc[sites["koeppen_main"] == "B", "PFT"]), {"results": results}
+
+
 def test_02_1_arid_pfts(small_results):
     sites = load_dataset(small_results / "data").sites
-    answer = set(sites.loc[sites["koeppen_main"] == "B", "PFT"])
+    answer, ctx = _answer_02_1(small_results)
     assert answer, "the fixture should hold arid sites"
-    ctx = {"results": small_results}
-    assert_right_and_wrong("02.1", answer, ctx)
     assert exercises.feedback("02.1", sorted(answer), **ctx)
     assert exercises.feedback("02.1", pd.Series(sorted(answer) * 2), **ctx)  # duplicates ok
     assert "whole table" in exercises.feedback("02.1", sites, **ctx).message
     # The checker follows the chapter's site subset.
     subset = sites.loc[sites["koeppen_main"] != "B", "site"].tolist()
     assert exercises.feedback("02.1", set(), results=small_results, sites=subset)
+    assert_right_and_wrong("02.1", set(), {"results": small_results, "sites": subset})
+
+
+def _answer_02_2(results: Path) -> tuple[Any, dict]:
+    site_day = load_dataset(results / "data").site_day
+    return (site_day[list(QC_COLUMNS)] <= 0.8).mean().idxmax(), {"results": results}
 
 
 def test_02_2_quality_flag(small_results):
-    site_day = load_dataset(small_results / "data").site_day
-    answer = (site_day[list(QC_COLUMNS)] <= 0.8).mean().idxmax()
-    assert_right_and_wrong("02.2", answer, {"results": small_results})
+    answer, ctx = _answer_02_2(small_results)
+    other = next(c for c in QC_COLUMNS if c != answer)
+    assert "another flag" in exercises.feedback("02.2", other, **ctx).message
+
+
+def _answer_02_3(results: Path) -> tuple[Any, dict]:
+    ds = load_dataset(results / "data")
+    by_site = ds.sites.set_index("site").assign(W=ds.site_day.groupby("site")["W"].mean())
+    return by_site["AI1"].corr(by_site["W"], method="spearman"), {"results": results}
 
 
 def test_02_3_aridity_and_moisture(small_results):
     ds = load_dataset(small_results / "data")
     by_site = ds.sites.set_index("site").assign(W=ds.site_day.groupby("site")["W"].mean())
-    answer = by_site["AI1"].corr(by_site["W"], method="spearman")
-    ctx = {"results": small_results}
-    assert_right_and_wrong("02.3", answer, ctx)
+    answer, ctx = _answer_02_3(small_results)
     assert exercises.feedback("02.3", np.float64(answer), **ctx)
     pearson = by_site["AI1"].corr(by_site["W"])
     if abs(pearson - answer) > 0.03:
@@ -465,67 +588,106 @@ def test_02_3_aridity_and_moisture(small_results):
         exercises.check("02.3", 0.5 if answer < 0 else -0.5, **ctx)
 
 
+def _answer_03_1(results: Path) -> tuple[Any, dict]:
+    table = pd.read_parquet(results / "calibration" / "calibration.parquet")
+    ok = table[table["status"] == "ok"]
+    return ok.sort_values("nse")["site"].iloc[0], {"results": results}
+
+
 def test_03_1_worst_site(small_results):
     table = pd.read_parquet(small_results / "calibration" / "calibration.parquet")
     ok = table[table["status"] == "ok"]
-    answer = ok.sort_values("nse")["site"].iloc[0]
-    ctx = {"results": small_results}
-    assert_right_and_wrong("03.1", answer, ctx)
+    answer, ctx = _answer_03_1(small_results)
     assert "failed" in exercises.feedback("03.1", table["site"].iloc[3], **ctx).message
     assert "highest" in exercises.feedback(
         "03.1", ok.sort_values("nse")["site"].iloc[-1], **ctx).message
     assert exercises.feedback("03.1", np.str_(answer), **ctx)
 
 
-def test_09_1_most_positive_sites(tmp_path):
+def _site_scores() -> pd.DataFrame:
+    """Site scores of the assessment: the reference and four methods on 20 sites."""
     rng = np.random.default_rng(SEED)
     sites = [f"VF-{i:03d}" for i in range(20)]
     share = {"site-calib": 0.95, "PFTmean": 0.4, "mRF": 0.7, "Sitesim": 0.55, "P-model": 0.2}
-    rows = [{"method": m, "site": s, "scale": scale, "NSE": rng.uniform(0.05, 0.9)
-             if rng.uniform() < p else -rng.uniform(0.05, 2)}
-            for m, p in share.items() for s in sites for scale in ("daily", "weekly")]
-    (tmp_path / "assessment").mkdir()
-    pd.DataFrame(rows).to_parquet(tmp_path / "assessment" / "site_scores.parquet")
-    daily = pd.DataFrame(rows).query("scale == 'daily'")
+    return pd.DataFrame([{"method": m, "site": s, "scale": scale,
+                          "NSE": rng.uniform(0.05, 0.9) if rng.uniform() < p
+                          else -rng.uniform(0.05, 2)}
+                         for m, p in share.items() for s in sites
+                         for scale in ("daily", "weekly")])
+
+
+@pytest.fixture(scope="module")
+def scores_results(tmp_path_factory) -> Path:
+    """A results folder with the assessment's site scores (``_site_scores``) only."""
+    results = tmp_path_factory.mktemp("scores")
+    (results / "assessment").mkdir()
+    _site_scores().to_parquet(results / "assessment" / "site_scores.parquet")
+    return results
+
+
+def _answer_09_1(results: Path) -> tuple[Any, dict]:
+    scores = pd.read_parquet(results / "assessment" / "site_scores.parquet")
+    daily = scores[scores["scale"] == "daily"]
     counts = (daily["NSE"] > 0).groupby(daily["method"]).sum().drop("site-calib")
-    answer = counts.idxmax()
-    ctx = {"results": tmp_path}
-    assert_right_and_wrong("09.1", answer, ctx)
+    return counts.idxmax(), {"results": results}
+
+
+def test_09_1_most_positive_sites(scores_results, tmp_path):
+    answer, ctx = _answer_09_1(scores_results)
     assert "reference" in exercises.feedback("09.1", "site-calib", **ctx).message
     # Before the method chapters ran, site-calib is the only row and the only answer.
-    only = pd.DataFrame(rows).query("method == 'site-calib'")
+    (tmp_path / "assessment").mkdir()
+    only = _site_scores().query("method == 'site-calib'")
     only.to_parquet(tmp_path / "assessment" / "site_scores.parquet")
-    assert exercises.feedback("09.1", "site-calib", **ctx)
-    assert_right_and_wrong("09.1", "site-calib", ctx)
+    assert exercises.feedback("09.1", "site-calib", results=tmp_path)
+    assert_right_and_wrong("09.1", "site-calib", {"results": tmp_path})
 
 
-def test_10_1_bound_parameter(tmp_path):
+def _write_bound_table(results: Path, *, alpha_T_on_bound: bool) -> None:
+    """A calibration table of 20 sites where kT lies on a bound at 6 sites of 20 and Topt at
+    3; with ``alpha_T_on_bound``, alpha_T lies on its bound at each of the 5 sites where it is
+    free (share 1)."""
     from lue_spie.params import LOWER, PARAMETERS, UPPER, index
 
     rng = np.random.default_rng(SEED)
     n = 20
     koeppen = ["Dfb", "BSk", "Cfb", "Cfa"] * (n // 4)
     values = LOWER + (UPPER - LOWER) * rng.uniform(0.1, 0.9, (n, 13))
-    values[:6, index("kT")] = UPPER[index("kT")]  # kT on a bound at 6 of 20 sites
-    values[:3, index("Topt")] = LOWER[index("Topt")]  # Topt at 3
-    values[:, index("alpha_T")] = 0.0  # on its bound wherever it is free (D): 5 of 5
+    values[:6, index("kT")] = UPPER[index("kT")]
+    values[:3, index("Topt")] = LOWER[index("Topt")]
+    values[:, index("alpha_T")] = np.where([c.startswith("D") for c in koeppen],
+                                           0.0 if alpha_T_on_bound else 0.5, 0.0)
     values[:, index("alpha_W")] = np.where([c.startswith("B") for c in koeppen],
                                            values[:, index("alpha_W")], 0.0)
     table = pd.DataFrame(values, columns=list(PARAMETERS))
     table.insert(0, "site", [f"VF-{i:03d}" for i in range(n)])
     table.insert(1, "koeppen", koeppen)
     table.insert(2, "status", "ok")
-    (tmp_path / "calibration").mkdir()
-    table.to_parquet(tmp_path / "calibration" / "calibration.parquet")
-    ctx = {"results": tmp_path}
-    # alpha_T sits on its lower bound at every site where it is free: share 1.
-    verdict = exercises.feedback("10.1", "alpha_T", **ctx)
-    assert verdict.ok and "100%" in verdict.message
-    values[:, index("alpha_T")] = np.where([c.startswith("D") for c in koeppen], 0.5, 0.0)
-    table[list(PARAMETERS)] = values
-    table.to_parquet(tmp_path / "calibration" / "calibration.parquet")
-    assert_right_and_wrong("10.1", "kT", ctx)
+    (results / "calibration").mkdir(exist_ok=True)
+    table.to_parquet(results / "calibration" / "calibration.parquet")
+
+
+@pytest.fixture(scope="module")
+def bounds_results(tmp_path_factory) -> Path:
+    """A results folder with a calibration table where kT hits a bound most often."""
+    results = tmp_path_factory.mktemp("bounds")
+    _write_bound_table(results, alpha_T_on_bound=False)
+    return results
+
+
+def _answer_10_1(results: Path) -> tuple[Any, dict]:
+    return "kT", {"results": results}  # set by _write_bound_table
+
+
+def test_10_1_bound_parameter(bounds_results, tmp_path):
+    answer, ctx = _answer_10_1(bounds_results)
+    assert exercises.feedback("10.1", answer, **ctx)
     assert "not a parameter" in exercises.feedback("10.1", "Tmax", **ctx).message
+    assert "another parameter" in exercises.feedback("10.1", "Topt", **ctx).message
+    # alpha_T on its lower bound at every site where it is free: share 1, the largest.
+    _write_bound_table(tmp_path, alpha_T_on_bound=True)
+    assert exercises.feedback("10.1", "alpha_T", results=tmp_path)
+    assert not exercises.feedback("10.1", "kT", results=tmp_path)
 
 
 # ------------------------------------------- chapters 4-7: a small run of the methods
@@ -561,19 +723,31 @@ def _predictions(results: Path, methods: list[str]) -> pd.DataFrame:
     return views.load_predictions(results / "extrapolation", methods)
 
 
+def _answer_04_1(results: Path) -> tuple[Any, dict]:
+    from lue_spie.extrapolate import views
+
+    counts = views.fallback_counts(_predictions(results, list(METHODS_4_7[:5])))
+    return int(counts.loc["PFTmean", "fallbacks"]), {"results": results}
+
+
 @pytest.mark.slow
 def test_04_1_fallback_count(method_results):
     from lue_spie.extrapolate import views
 
     counts = views.fallback_counts(_predictions(method_results, list(METHODS_4_7[:5])))
-    answer = int(counts.loc["PFTmean", "fallbacks"])
-    ctx = {"results": method_results}
-    assert_right_and_wrong("04.1", answer, ctx)
+    answer, ctx = _answer_04_1(method_results)
     assert exercises.feedback("04.1", np.int64(answer), **ctx)
     assert exercises.feedback("04.1", float(answer), **ctx)
     climate = int(counts.loc["Climmean", "fallbacks"])
     if climate != answer:
         assert "climate" in exercises.feedback("04.1", climate, **ctx).message
+
+
+def _answer_04_2(results: Path) -> tuple[Any, dict]:
+    from lue_spie.extrapolate import views
+
+    donors = views.sitesim_donors(_predictions(results, ["Sitesim"])).sort_values("D")
+    return donors["donor"].iloc[0], {"results": results}
 
 
 @pytest.mark.slow
@@ -583,51 +757,68 @@ def test_04_2_least_similar_donor(method_results):
     donors = views.sitesim_donors(_predictions(method_results, ["Sitesim"])).sort_values("D")
     worst = donors.iloc[0]
     ctx = {"results": method_results}
-    assert_right_and_wrong("04.2", worst["donor"], ctx)
     assert exercises.feedback("04.2", f" {worst['donor']} ", **ctx)  # spaces do not matter
     assert "itself" in exercises.feedback("04.2", worst["site"], **ctx).message
 
 
-@pytest.mark.slow
-def test_04_3_median_minus_mean(method_results):
+def _answer_04_3(results: Path) -> tuple[Any, dict]:
     from lue_spie.extrapolate import views
 
-    table = views.heldout_nse(_predictions(method_results, ["PFTmean", "PFTmed"]))
+    table = views.heldout_nse(_predictions(results, ["PFTmean", "PFTmed"]))
     median = table.groupby("method")["nse"].median()
-    answer = median["PFTmed"] - median["PFTmean"]
-    ctx = {"results": method_results}
-    assert_right_and_wrong("04.3", answer, ctx)
+    return float(median["PFTmed"] - median["PFTmean"]), {"results": results}
+
+
+@pytest.mark.slow
+def test_04_3_median_minus_mean(method_results):
+    answer, ctx = _answer_04_3(method_results)
     assert exercises.feedback("04.3", round(answer, 3), **ctx)  # three decimals are enough
     if abs(answer) > 0.01:
         assert "sign" in exercises.feedback("04.3", -answer, **ctx).message
 
 
-@pytest.mark.slow
-def test_05_1_pooled_vector_count(method_results):
+def _answer_05_1(results: Path) -> tuple[Any, dict]:
     from lue_spie.params import PARAMETERS
 
+    p = _predictions(results, ["OPT-All"])
+    core = [q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]
+    return len(p[core].drop_duplicates()), {"results": results}
+
+
+@pytest.mark.slow
+def test_05_1_pooled_vector_count(method_results):
     p = _predictions(method_results, ["OPT-All"])
-    answer = len(p[[q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]].drop_duplicates())
+    answer, ctx = _answer_05_1(method_results)
     assert answer == 4  # one per fold: the fixture's n_folds
-    ctx = {"results": method_results}
-    assert_right_and_wrong("05.1", answer, ctx)
     assert "held-out sites" in exercises.feedback("05.1", len(p), **ctx).message
 
 
-@pytest.mark.slow
-def test_05_2_farthest_pft(method_results):
+def _pft_distances(results: Path) -> pd.Series:
+    """The distance of each PFT's mean OPT-PFT vector from the mean OPT-All vector (scaled,
+    lags left out)."""
     from lue_spie.extrapolate import views
     from lue_spie.extrapolate.cv import read_folds
     from lue_spie.params import PARAMETERS
 
-    p = _predictions(method_results, ["OPT-All", "OPT-PFT"])
-    sites = read_folds(method_results / "extrapolation").table
+    p = _predictions(results, ["OPT-All", "OPT-PFT"])
+    sites = read_folds(results / "extrapolation").table
     core = [q for q in PARAMETERS if q not in ("alpha_T", "alpha_W")]
     centre = views.pooled_vectors(p, "OPT-All", sites)[core].mean()
     by_pft = views.pooled_vectors(p, "OPT-PFT", sites, by="PFT").groupby("group")[core].mean()
-    distance = ((by_pft - centre) ** 2).sum(axis=1) ** 0.5
+    return ((by_pft - centre) ** 2).sum(axis=1) ** 0.5
+
+
+def _answer_05_2(results: Path) -> tuple[Any, dict]:
+    return _pft_distances(results).idxmax(), {"results": results}
+
+
+@pytest.mark.slow
+def test_05_2_farthest_pft(method_results):
+    from lue_spie.extrapolate.cv import read_folds
+
+    sites = read_folds(method_results / "extrapolation").table
+    distance = _pft_distances(method_results)
     ctx = {"results": method_results}
-    assert_right_and_wrong("05.2", distance.idxmax(), ctx)
     if len(distance) > 2:
         assert "closest" in exercises.feedback("05.2", distance.idxmin(), **ctx).message
     alone = set(sites["PFT"]) - set(distance.index)
@@ -636,42 +827,60 @@ def test_05_2_farthest_pft(method_results):
         assert "fallback" in message
 
 
-@pytest.mark.slow
-def test_06_1_best_learnt_parameter(method_results):
+def _srf_nse(results: Path) -> pd.Series:
+    """sRF's NSE across held-out sites per parameter, against the calibrated values."""
     from lue_spie.extrapolate import views
 
-    ds = load_dataset(method_results / "data")
-    calibration = pd.read_parquet(method_results / "calibration" / "calibration.parquet")
-    overview = views.recovery_overview(_predictions(method_results, ["sRF"]), calibration,
+    ds = load_dataset(results / "data")
+    calibration = pd.read_parquet(results / "calibration" / "calibration.parquet")
+    overview = views.recovery_overview(_predictions(results, ["sRF"]), calibration,
                                        ds.sites, ds.truth)
     s = overview[(overview["method"] == "sRF") & (overview["reference"] == "calibrated")]
-    answer = s.set_index("parameter")["NSE"].idxmax()
+    return s.set_index("parameter")["NSE"]
+
+
+def _answer_06_1(results: Path) -> tuple[Any, dict]:
+    return _srf_nse(results).idxmax(), {"results": results}
+
+
+@pytest.mark.slow
+def test_06_1_best_learnt_parameter(method_results):
     ctx = {"results": method_results}
-    assert_right_and_wrong("06.1", answer, ctx)
-    worst = s.set_index("parameter")["NSE"].idxmin()
+    worst = _srf_nse(method_results).idxmin()
     assert "worst" in exercises.feedback("06.1", worst, **ctx).message
 
 
-@pytest.mark.slow
-def test_06_4_close_parameters_poor_gpp(method_results):
+def _answer_06_4(results: Path) -> tuple[Any, dict]:
     from lue_spie.extrapolate import views
 
-    ds = load_dataset(method_results / "data")
-    calibration = pd.read_parquet(method_results / "calibration" / "calibration.parquet")
-    srf = _predictions(method_results, ["sRF"])
+    ds = load_dataset(results / "data")
+    calibration = pd.read_parquet(results / "calibration" / "calibration.parquet")
+    srf = _predictions(results, ["sRF"])
     pred = views.scaled_parameters(srf, ds.sites).set_index("site")
     cal = views.scaled_parameters(calibration, ds.sites).set_index("site")
     distance = (pred - cal.reindex(pred.index)).abs().mean(axis=1)
     nse = views.heldout_nse(srf, calibration).pivot(index="site", columns="method",
                                                     values="nse")
     loss = (nse["site calibration"] - nse["sRF"]).loc[distance.nsmallest(5).index]
-    assert_right_and_wrong("06.4", loss.idxmax(), {"results": method_results})
+    return loss.idxmax(), {"results": results}
+
+
+@pytest.mark.slow
+def test_06_4_close_parameters_poor_gpp(method_results):
+    answer, ctx = _answer_06_4(method_results)
+    checker = exercises.get("06.4")
+    far = checker.table(method_results).dropna(subset=["distance"]).nlargest(1, "distance")
+    assert "not among" in exercises.feedback("06.4", far.index[0], **ctx).message
+
+
+def _answer_07_1(_: None) -> tuple[Any, dict]:
+    alpha = 1 / 15
+    return (alpha, -1 / math.log(1 - alpha)), {}
 
 
 def test_07_1_acclimation_memory():
-    alpha = 1 / 15
-    answer = (alpha, -1 / math.log(1 - alpha))
-    assert_right_and_wrong("07.1", answer, {})
+    (alpha, n), _ = _answer_07_1(None)
+    answer = (alpha, n)
     assert exercises.feedback("07.1", [0.0667, 14.5])  # three significant digits
     assert exercises.feedback("07.1", np.array([0.06667, 14.49]))
     assert "half-life" in exercises.feedback("07.1", (alpha, answer[1] * math.log(2))).message
@@ -679,17 +888,22 @@ def test_07_1_acclimation_memory():
     assert "order" in exercises.feedback("07.1", answer[::-1]).message
 
 
-@pytest.mark.slow
-def test_07_3_cold_days(method_results):
+def _answer_07_3(results: Path) -> tuple[Any, dict]:
     from lue_spie.extrapolate import views
 
-    ds = load_dataset(method_results / "data")
-    gpp = pd.read_parquet(method_results / "extrapolation" / "P-model" / "gpp.parquet")
+    ds = load_dataset(results / "data")
+    gpp = pd.read_parquet(results / "extrapolation" / "P-model" / "gpp.parquet")
     t = views.gpp_by_temperature(ds, {"P-model": gpp})
     cold = t[t["T"] < 0]
-    answer = (cold["P-model"] * cold["days"]).sum() / (cold["GPP_obs"] * cold["days"]).sum()
-    ctx = {"results": method_results}
-    assert_right_and_wrong("07.3", answer, ctx)
+    ratio = (cold["P-model"] * cold["days"]).sum() / (cold["GPP_obs"] * cold["days"]).sum()
+    return float(ratio), {"results": results}
+
+
+@pytest.mark.slow
+def test_07_3_cold_days(method_results):
+    ds = load_dataset(method_results / "data")
+    gpp = pd.read_parquet(method_results / "extrapolation" / "P-model" / "gpp.parquet")
+    answer, ctx = _answer_07_3(method_results)
     assert "observed GPP over" in exercises.feedback("07.3", 1 / answer, **ctx).message
     # Computed from the days themselves (also those below the coldest bin) it passes too.
     batch = ds.forcing_batch(sites=sorted(gpp["site"].unique()))
@@ -724,18 +938,30 @@ def spie_results(method_results, tmp_path_factory) -> Path:
     return results
 
 
+def _median_nse(results: Path) -> pd.Series:
+    """The median held-out daily NSE of every method of the results folder."""
+    from lue_spie.extrapolate import views
+
+    out = results / "extrapolation"
+    calibration = pd.read_parquet(results / "calibration" / "calibration.parquet")
+    predictions = views.load_predictions(out, views.available_methods(out))
+    return views.nse_summary(views.heldout_nse(predictions, calibration))["median"]
+
+
+def _answer_08_1(results: Path) -> tuple[Any, dict]:
+    from lue_spie.extrapolate import views
+
+    median = _median_nse(results)
+    others = median.drop(index=["SPIE", views.SITE_CALIBRATION])
+    return float(median["SPIE"] - others.max()), {"results": results}
+
+
 @pytest.mark.slow
 def test_08_1_spie_margin(spie_results):
     from lue_spie.extrapolate import views
 
-    out = spie_results / "extrapolation"
-    calibration = pd.read_parquet(spie_results / "calibration" / "calibration.parquet")
-    predictions = views.load_predictions(out, views.available_methods(out))
-    median = views.nse_summary(views.heldout_nse(predictions, calibration))["median"]
-    others = median.drop(index=["SPIE", views.SITE_CALIBRATION])
-    answer = median["SPIE"] - others.max()
-    ctx = {"results": spie_results}
-    assert_right_and_wrong("08.1", answer, ctx)
+    median = _median_nse(spie_results)
+    answer, ctx = _answer_08_1(spie_results)
     assert exercises.feedback("08.1", round(answer, 3), **ctx)  # three decimals are enough
     if abs(median["SPIE"] - median[views.SITE_CALIBRATION] - answer) > 0.01:
         reference = median["SPIE"] - median[views.SITE_CALIBRATION]
@@ -749,20 +975,29 @@ def test_08_1_cannot_check_without_spie(method_results):
     assert "SPIE has no results" in verdict.message
 
 
-@pytest.mark.slow
-def test_08_2_closer_than_calibration(spie_results):
+def _spie_minus_calibration(results: Path) -> pd.Series:
+    """Per parameter: SPIE's median |error| / range against the truth minus site
+    calibration's."""
     from lue_spie.extrapolate import views
 
-    ds = load_dataset(spie_results / "data")
-    calibration = pd.read_parquet(spie_results / "calibration" / "calibration.parquet")
-    predictions = views.load_predictions(spie_results / "extrapolation", ["SPIE"])
+    ds = load_dataset(results / "data")
+    calibration = pd.read_parquet(results / "calibration" / "calibration.parquet")
+    predictions = views.load_predictions(results / "extrapolation", ["SPIE"])
     overview = views.recovery_overview(predictions, calibration, ds.sites, ds.truth)
     dist = overview[overview["reference"] == "truth"].pivot(
         index="parameter", columns="method", values="median |error| / range")
-    diff = (dist["SPIE"] - dist[views.SITE_CALIBRATION]).dropna()
-    answer = sorted(diff.index[diff < 0])
-    ctx = {"results": spie_results}
-    assert_right_and_wrong("08.2", answer, ctx)
+    return (dist["SPIE"] - dist[views.SITE_CALIBRATION]).dropna()
+
+
+def _answer_08_2(results: Path) -> tuple[Any, dict]:
+    diff = _spie_minus_calibration(results)
+    return sorted(diff.index[diff < 0]), {"results": results}
+
+
+@pytest.mark.slow
+def test_08_2_closer_than_calibration(spie_results):
+    diff = _spie_minus_calibration(spie_results)
+    answer, ctx = _answer_08_2(spie_results)
     assert exercises.feedback("08.2", set(answer), **ctx)  # any collection of names
     assert exercises.feedback("08.2", np.array(answer, dtype=object), **ctx)
     farther = sorted(diff.index[diff > 0])
@@ -807,25 +1042,29 @@ def importance_results(tmp_path_factory) -> Path:
     return results
 
 
+def _answer_11_1(results: Path) -> tuple[Any, dict]:
+    t = pd.read_parquet(results / "importance" / "importance_by_class.parquet")
+    return t.set_index("feature_class")["mean"].idxmax(), {"results": results}
+
+
 def test_11_1_top_feature_class(importance_results):
-    t = pd.read_parquet(importance_results / "importance" / "importance_by_class.parquet")
-    answer = t.set_index("feature_class")["mean"].idxmax()
-    ctx = {"results": importance_results}
+    answer, ctx = _answer_11_1(importance_results)
     assert answer == "VIF"
-    assert_right_and_wrong("11.1", answer, ctx)
     assert exercises.feedback("11.1", "vif", **ctx)  # any case
     assert "*sum*" in exercises.feedback("11.1", "BioClim", **ctx).message
     assert "single most important" in exercises.feedback("11.1", "PFT", **ctx).message
     assert "single feature" in exercises.feedback("11.1", "VIF1", **ctx).message
 
 
-def test_11_2_top_shap_feature_of_topt(importance_results):
-    t = pd.read_parquet(importance_results / "importance" / "importance.parquet")
+def _answer_11_2(results: Path) -> tuple[Any, dict]:
+    t = pd.read_parquet(results / "importance" / "importance.parquet")
     topt = t[t["parameter"] == "Topt"]
-    answer = topt.loc[topt["SHAP"].idxmax(), "feature"]
-    ctx = {"results": importance_results}
+    return topt.loc[topt["SHAP"].idxmax(), "feature"], {"results": results}
+
+
+def test_11_2_top_shap_feature_of_topt(importance_results):
+    answer, ctx = _answer_11_2(importance_results)
     assert answer == "BIO5"
-    assert_right_and_wrong("11.2", answer, ctx)
     assert exercises.feedback("11.2", np.str_(answer), **ctx)
     assert "'LRP'" in exercises.feedback("11.2", "BIO10", **ctx).message
     assert "'combined'" in exercises.feedback("11.2", "BIO12", **ctx).message
@@ -841,6 +1080,98 @@ def test_a_missing_importance_table_is_named(small_results):
 def test_a_missing_results_folder_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         exercises.check("03.1", "VF-001", results=tmp_path / "nowhere")
+
+
+# ------------------------------------------- every checker: no reply gives the answer away
+#: Exercise id -> (the fixture of its results folder, or None; the expected answer and the
+#: check cell's context, computed from that folder as the chapter's solution computes them).
+ANSWERS: dict[str, tuple[str | None, Callable[[Any], tuple[Any, dict]]]] = {
+    "01.1": (None, _answer_01_1), "01.2": (None, _answer_01_2),
+    "01.3": ("small_results", _answer_01_3), "02.1": ("small_results", _answer_02_1),
+    "02.2": ("small_results", _answer_02_2), "02.3": ("small_results", _answer_02_3),
+    "03.1": ("small_results", _answer_03_1),
+    "04.1": ("method_results", _answer_04_1), "04.2": ("method_results", _answer_04_2),
+    "04.3": ("method_results", _answer_04_3), "05.1": ("method_results", _answer_05_1),
+    "05.2": ("method_results", _answer_05_2), "06.1": ("method_results", _answer_06_1),
+    "06.4": ("method_results", _answer_06_4), "07.1": (None, _answer_07_1),
+    "07.3": ("method_results", _answer_07_3),
+    "08.1": ("spie_results", _answer_08_1), "08.2": ("spie_results", _answer_08_2),
+    "09.1": ("scores_results", _answer_09_1), "10.1": ("bounds_results", _answer_10_1),
+    "11.1": ("importance_results", _answer_11_1), "11.2": ("importance_results", _answer_11_2),
+}
+
+_SLOW_FIXTURES = {"method_results", "spie_results"}
+
+
+def _each_registered_checker() -> list[Any]:
+    slow = [pytest.mark.slow]
+    return [pytest.param(i, marks=slow if ANSWERS.get(i, (None,))[0] in _SLOW_FIXTURES else [])
+            for i in exercises.exercise_ids()]
+
+
+@pytest.mark.parametrize("exercise_id", _each_registered_checker())
+def test_no_reply_states_the_answer(exercise_id, request):
+    """For every registered checker: the expected answer passes and the confirmation does not
+    state it; no hint (to the wrong answers of ``WRONG``, or to no answer) states it."""
+    if exercise_id not in ANSWERS:
+        pytest.fail(f"exercise {exercise_id} has no expected answer to test its replies with: "
+                    "add a function computing it to ANSWERS")
+    fixture, expected = ANSWERS[exercise_id]
+    answer, context = expected(request.getfixturevalue(fixture) if fixture else None)
+    assert_right_and_wrong(exercise_id, answer, context)
+
+
+def _leaky_checker(exercise_id: str, right: Callable[[Any], str],
+                   hint: Callable[[Any], str]) -> type[exercises.Exercise]:
+    """A checker of a number whose confirmation and hint are made by ``right``/``hint``."""
+
+    class Leaky(exercises.Exercise, exercise_id=exercise_id):
+        title = "A leaky checker"
+        expects = "a number"
+
+        def judge(self, answer: Any) -> exercises.Feedback:
+            x = answers._number(answer, self.expects)
+            if abs(x - 0.4567) < 1e-3:
+                return self.right(right(x))
+            raise exercises.Hint(hint(x))
+
+    return Leaky
+
+
+@pytest.mark.parametrize(("right", "hint", "leak"), [
+    (lambda x: f"a value of {x:.2f}.", lambda x: "no.", "0.46"),
+    (lambda x: f"a value of {-x:+.1f}.", lambda x: "no.", "0.5"),
+    (lambda x: f"{x:.0%} of the sites.", lambda x: "no.", "46%"),
+    (lambda x: "that is it.", lambda x: f"{x:.3f} is off; try 0.457.", "0.457"),
+    (lambda x: "that is it.", lambda x: "expected a number, the 0.4567 of the table", "0.4567"),
+])
+def test_the_leak_check_catches_a_reply_that_states_the_answer(right, hint, leak):
+    _leaky_checker("99.2", right, hint)
+    try:
+        with pytest.raises(AssertionError, match=re.escape(repr([leak]))):
+            assert_right_and_wrong("99.2", 0.4567, {},
+                                   wrong=lambda a, ctx: [(a + 0.1, set()), ("x", set())])
+        # The same checker with replies that state nothing passes.
+        exercises.REGISTRY.pop("99.2")
+        _leaky_checker("99.2", lambda x: "that is it.", lambda x: f"{x:.3f} is off.")
+        assert_right_and_wrong("99.2", 0.4567, {},
+                               wrong=lambda a, ctx: [(a + 0.1, set()), ("0.46", set())])
+    finally:
+        exercises.REGISTRY.pop("99.2", None)
+
+
+def test_answer_forms_and_tokens():
+    assert {"0.5", "0.46", "0.457", "0.4567", "46%", "45.7%"} <= _answer_forms(-0.4567)
+    assert {"1733", "1732.9", "1732.87"} <= _answer_forms(1732.868)
+    assert _answer_forms(4) == {"4", "four"}
+    assert _answer_forms(["GRA", "ENF"]) == {"GRA", "ENF"}
+    assert _month_forms((3, "sep")) == {"March", "Mar", "September", "Sep"}
+    with pytest.raises(TypeError):
+        _answer_forms(True)
+    assert _states("a margin of -0.46.", "0.46") and _states("(VF-003)", "VF-003")
+    assert not _states("BIO10 first", "BIO1") and not _states("at 10.46", "0.46")
+    assert not _states("at 12.10 degC", "12") and not _states("0.467", "0.46")
+    assert _states("at 28.", "28")
 
 
 # ------------------------------------------------ the teacher's solutions, in the chapters

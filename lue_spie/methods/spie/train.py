@@ -91,7 +91,7 @@ from lue_spie.methods.spie.optim import FoldAdam
 from lue_spie.metrics import MIN_POINTS
 from lue_spie.model import FORCING_KEYS
 from lue_spie.params import N_PARAMS, lag_mask
-from lue_spie.progress import progress_bar, progress_mode
+from lue_spie.progress import on_terminal, progress_bar
 
 __all__ = [
     "TrainConfig",
@@ -664,7 +664,7 @@ def train_folds(
     epochs_at_start = tr.st["epoch"]
     # progress None: a bar in a terminal only, nothing in a log or an executed notebook.
     bar = progress_bar(total=cfg.epochs, initial=tr.st["epoch"], desc="SPIE", unit="epoch",
-                       enabled=progress if progress is not None else progress_mode() == "bar")
+                       enabled=progress if progress is not None else on_terminal())
     while not all(tr.st["done"]):
         epoch = tr.st["epoch"] + 1
         active = [k for k in range(tr.n_folds) if not tr.st["done"][k]]

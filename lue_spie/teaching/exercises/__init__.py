@@ -8,7 +8,9 @@ A student writes the answer of an exercise into a variable and calls::
 ``"03.1"`` is exercise 1 of chapter 3 (chapter = the two-digit prefix of the notebook's file
 name, exercise = its number in the chapter's Exercises section). The reply is a message:
 
-- right: it prints ``Right (exercise 03.1): ...`` and returns;
+- right: it prints ``Right (exercise 03.1): ...`` and returns. The message says why the
+  answer is right or what it means, never the answer itself: a book build runs the check
+  cells on the teacher's solution and shows that message under the folded solution;
 - not (yet) right: it raises :class:`NotYetRight`, an ``AssertionError`` whose message says
   what to look at, never the expected answer. In Jupyter only that message shows (no
   traceback); in a book build the chapter fails, so every build tests every checker on the
@@ -34,13 +36,18 @@ same pattern as pyrealm's registries) when its module is imported::
         def judge(self, answer, *, results):
             ...
             if right:
-                return self.right("... your answer restated ...")
+                return self.right("why it is right, not what it is")
             return self.hint("what to look at")
 
 ``judge`` receives the answer after the common checks (not ``None`` or ``...``) and the
 context names listed in ``context`` (optional ones in ``optional``); it may also raise
-:class:`Hint` from a helper. Its messages must not contain the expected answer:
-``tests/unit/test_exercises.py`` checks that for every registered checker.
+:class:`Hint` from a helper. Its messages must not contain the expected answer, nor a number
+or name from which it can be read off: the confirmation explains, and a hint may name what
+the student gave and the mistake it shows (a sign, a unit, the wrong column). Nor may
+``expects`` give an example value that could be the answer. ``tests/unit/test_exercises.py``
+checks the confirmation and the hints of every registered checker for the answer in every
+form a message could print it in (a float rounded to 1-4 decimals or as a percentage, a
+count in digits or words, a month by name).
 
 The modules: :mod:`~lue_spie.teaching.exercises.base` (the registry, :class:`Feedback`, the
 errors and the functions above), :mod:`~lue_spie.teaching.exercises.answers` (reading an

@@ -93,7 +93,8 @@ def _count(value: Any, what: str) -> int:
     """A non-negative whole number, or :class:`Hint`."""
     x = _number(value, what)
     if x != int(x) or x < 0:
-        raise Hint(f"{x:g} cannot be the answer: the answer is a count (0, 1, 2, ...).")
+        raise Hint(f"{x:g} cannot be the answer: the answer is a count, a whole number "
+                   "that is not negative.")
     return int(x)
 
 

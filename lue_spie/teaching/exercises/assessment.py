@@ -16,8 +16,8 @@ class MostPositiveSites(Exercise, exercise_id="09.1"):
     """The extrapolation method with a positive daily NSE at the most sites."""
 
     title = "Reading the heat map"
-    expects = ("the name (a string such as 'PFTmean') of the extrapolation method with a "
-               "positive daily NSE at the most sites")
+    expects = ("the name (a string, as in the column `method`) of the extrapolation method "
+               "with a positive daily NSE at the most sites")
     context = ("results",)
 
     def judge(self, answer: Any, *, results: Any) -> Feedback:
@@ -37,17 +37,19 @@ class MostPositiveSites(Exercise, exercise_id="09.1"):
             raise Hint("site-calib is the reference, fitted to each site's own record: leave "
                        "it out and compare the extrapolation methods.")
         if name == "site-calib":
-            return self.right("no extrapolation method has been run yet, so site-calib "
-                              f"({counts[name]} sites) is the only row.")
+            return self.right("no extrapolation method has been run yet, so the reference is "
+                              "the only row; run the method chapters and look again.")
         n = int(counts[name])
         if n >= int(extrapolation.max()):
-            ties = int((extrapolation == n).sum())
-            return self.right(f"{name} has a positive daily NSE at {n} sites"
-                              + (", more than any other extrapolation method." if ties == 1
-                                 else f", as many as {ties - 1} other method(s)."))
-        raise Hint(f"{name} has a positive daily NSE at {n} sites, and another extrapolation "
-                   "method at more. Count the sites with NSE > 0 at the daily scale per "
-                   "method (the column n_positive_NSE of the headline table).")
+            lead = ("as many sites as the best other extrapolation method (a tie)"
+                    if int((extrapolation == n).sum()) > 1
+                    else "more sites than any other extrapolation method")
+            return self.right("that method predicts daily GPP better than the site's mean (a "
+                              f"positive NSE) at {lead}: it fails least often, which its "
+                              "median NSE need not show.")
+        raise Hint(f"another extrapolation method has a positive daily NSE at more sites than "
+                   f"{name}. Count the sites with NSE > 0 at the daily scale per method (the "
+                   "column n_positive_NSE of the headline table).")
 
 
 # ---------------------------------------------------- chapter 10: parameters, equifinality
@@ -55,8 +57,9 @@ class BoundParameter(Exercise, exercise_id="10.1"):
     """The parameter whose calibrated values lie on a bound at the largest share of sites."""
 
     title = "Bound hits"
-    expects = ("the name (a string such as 'Topt') of the parameter whose calibrated values "
-               "lie on a bound at the largest share of the sites where it is free")
+    expects = ("the name (a string of lue_spie.params.PARAMETERS) of the parameter whose "
+               "calibrated values lie on a bound at the largest share of the sites where it is "
+               "free")
     context = ("results",)
     tolerance: ClassVar[float] = 1e-9  # shares are ratios of counts: ties are exact
 
@@ -68,7 +71,7 @@ class BoundParameter(Exercise, exercise_id="10.1"):
         name = _string(answer, self.expects, "parameter")
         if name not in PARAMETERS:
             raise Hint(f"{name!r} is not a parameter name; use one of lue_spie.params."
-                       "PARAMETERS (e.g. 'eps_max').")
+                       "PARAMETERS (the column `parameter` of `edges`).")
         table = read_parquet(Layout(_results(results)).calibration.table)
         ok = table[table["status"] == "ok"]
         shares = edge_shares(ok[["site", *PARAMETERS]].assign(method="site-calib"),
@@ -78,8 +81,10 @@ class BoundParameter(Exercise, exercise_id="10.1"):
             raise Hint(f"{name} is fixed at 0 at every calibrated site (the lag rule), so it "
                        "is never free to hit a bound.")
         if share >= shares.max() - self.tolerance:
-            return self.right(f"{name} lies on a bound at {share:.0%} of the sites where it is "
-                              "free, the largest share of the 13 parameters.")
+            return self.right("that parameter lies on a bound at a larger share of the sites "
+                              "where it is free than any other: the data push it against its "
+                              "range, so either the range is too narrow or the parameter is "
+                              "poorly identified there (equifinality).")
         raise Hint(f"{name} lies on a bound at {share:.0%} of the sites where it is free; "
                    "another parameter does so more often. Count, per parameter, the sites "
                    "within 1 % of the range from a bound, over the sites where it is free "

@@ -127,11 +127,15 @@ class Exercise:
 
     # ------------------------------------------------------------------------------ helpers
     def right(self, message: str) -> Feedback:
-        """A positive verdict."""
+        """A positive verdict.
+
+        ``message`` says why the answer is right or what it means, without the answer: a book
+        build prints it under the folded solution.
+        """
         return Feedback(self.exercise_id, True, message)
 
     def hint(self, message: str) -> Feedback:
-        """A negative verdict with what to look at."""
+        """A negative verdict with what to look at (never the expected answer)."""
         return Feedback(self.exercise_id, False, message)
 
     def evaluate(self, answer: Any, **context: Any) -> Feedback:

@@ -13,7 +13,8 @@ class WorstSite(Exercise, exercise_id="03.1"):
     """The calibrated site with the lowest NSE."""
 
     title = "Reading the table"
-    expects = "the id (a string such as 'VF-001') of the calibrated site with the lowest NSE"
+    expects = ("the id (a string, as in the column `site`) of the calibrated site with the "
+               "lowest NSE")
     context = ("results",)
 
     def judge(self, answer: Any, *, results: Any) -> Feedback:
@@ -31,8 +32,9 @@ class WorstSite(Exercise, exercise_id="03.1"):
         ok = table[table["status"] == "ok"]
         lower = int((ok["nse"] < row["nse"] - 1e-12).sum())
         if lower == 0:
-            return self.right(f"{site} has the lowest NSE ({row['nse']:.3f}) of the "
-                              f"{len(ok)} calibrated sites.")
+            return self.right("that is the site with the lowest NSE of the calibrated sites; "
+                              "look at its `stop_reason` and its `n_good_days` in the table "
+                              "to see why.")
         if int((ok["nse"] > row["nse"] + 1e-12).sum()) == 0:
             raise Hint(f"{site} has the highest NSE; sort ascending.")
         raise Hint(f"{site} has NSE {row['nse']:.3f}, and {lower} calibrated site(s) have a "

@@ -39,7 +39,8 @@ class AridPFTs(_DataExercise, exercise_id="02.1"):
     """The PFTs with at least one site in an arid climate (Koeppen main group B)."""
 
     title = "Climate and latitude"
-    expects = "the PFTs (e.g. a list or set of codes such as 'GRA') of the arid-climate sites"
+    expects = ("the PFTs of the arid-climate sites (a list or set of codes of the column "
+               "`PFT`)")
 
     def judge(self, answer: Any, *, results: Any, sites: Any = None,
               years: Any = None) -> Feedback:
@@ -47,7 +48,9 @@ class AridPFTs(_DataExercise, exercise_id="02.1"):
         _, site_table = self.tables(results, sites, years)
         expected = set(site_table.loc[site_table["koeppen_main"] == "B", "PFT"])
         if given == expected:
-            return self.right(f"the {len(given)} PFT(s) with arid sites in this run.")
+            return self.right("those are exactly the PFTs with a site in Koeppen main group B "
+                              "(arid). A PFT and a climate group sort the sites in different "
+                              "ways: the grouping methods of the split chapter try each.")
         known = set(site_table["PFT"])
         foreign = sorted(given - known)
         if foreign:
@@ -88,8 +91,9 @@ class QualityFlag(_DataExercise, exercise_id="02.2"):
         # (good_days), while `qc <= 0.8` would not count it: either reading is accepted.
         fails = [(~(qc > 0.8)).mean(), (qc <= 0.8).mean()]
         if any(f[flag] >= f.max() - self.tolerance for f in fails):
-            return self.right(f"{flag} fails on {fails[0][flag]:.1%} of the site-days, more "
-                              "than any other flag.")
+            return self.right("that flag fails (at most 0.8, or missing) on more site-days "
+                              "than any other, so it removes the most days from the "
+                              "calibration; look at which sites and seasons it removes.")
         raise Hint(f"{flag} fails (<= 0.8) on {fails[0][flag]:.1%} of the site-days; another "
                    "flag fails more often. Compute the share of site-days at or below 0.8 "
                    "for every column of QC_COLUMNS.")
@@ -117,7 +121,9 @@ class AridityMoisture(_DataExercise, exercise_id="02.3"):
         spearman = float(table["AI1"].corr(table["W"], method="spearman"))
         pearson = float(table["AI1"].corr(table["W"], method="pearson"))
         if abs(rho - spearman) <= self.tolerance:
-            return self.right(f"a rank correlation of {rho:.2f} across {len(table)} sites.")
+            return self.right("the rank correlation uses only the order of the sites, so a few "
+                              "very arid or very wet sites cannot dominate it as they can a "
+                              "linear (Pearson) correlation; compare the two.")
         if abs(rho - pearson) <= self.tolerance:
             raise Hint("that is the linear (Pearson) correlation; the exercise asks for the "
                        "rank correlation: `.corr(..., method='spearman')`.")

@@ -52,9 +52,9 @@ class TopFeatureClass(_ImportanceExercise, exercise_id="11.1"):
         cls = names[given.lower()]
         mean = overall["mean"]
         if mean[cls] >= mean.max() - 1e-12:
-            return self.right(f"{cls} has the largest mean normalised importance over all "
-                              f"parameters ({mean[cls]:.2f}, {int(overall.loc[cls, 'n_features'])}"
-                              " features).")
+            return self.right("that class has the largest mean normalised importance over its "
+                              "features and all parameters; the mean, not the sum, keeps a "
+                              "class of many features from leading by their number alone.")
         if overall["sum"][cls] >= overall["sum"].max() - 1e-12:
             raise Hint(f"{cls} has the largest *sum* over its features, but it also has many "
                        "features; Figure 8 ranks the classes by the mean over their features.")
@@ -92,8 +92,9 @@ class TopShapFeature(_ImportanceExercise, exercise_id="11.2"):
                        "`feature` (names are case-sensitive).")
         values = sub[self.method].astype(float)
         if values[given] >= values.max() - 1e-12:
-            return self.right(f"{self.method} ranks {given} first for {self.parameter} "
-                              f"(normalised mean |SHAP| {values[given]:.2f} over the folds).")
+            return self.right(f"{self.method} ranks that feature first for {self.parameter} "
+                              "(the fold mean of its normalised mean |SHAP|); compare with the "
+                              "columns LRP and PD to see whether the methods agree on it.")
         for other in ("combined", "LRP", "PD"):
             if other in sub.columns and sub[other].astype(float).idxmax() == given:
                 raise Hint(f"{given} is the first feature of the column {other!r}; the "

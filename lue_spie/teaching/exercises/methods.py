@@ -67,15 +67,17 @@ class FallbackCount(_MethodExercise, exercise_id="04.1"):
         counts = views.fallback_counts(self.predictions(results, grouping))["fallbacks"]
         expected = int(counts["PFTmean"])
         if n == expected:
-            return self.right(f"PFTmean used its fallback at {n} held-out site(s): in their "
-                              "folds no training site shares their PFT.")
+            return self.right("PFTmean falls back where no training site of the fold shares "
+                              "the held-out site's PFT, so there is no group mean to give: a "
+                              "PFT with a single site, or one whose sites all fell into the "
+                              "same fold.")
         single = self.split_sites(results)["single_type"].fillna("")
         if n == int(counts["Climmean"]):
             raise Hint("that is how often the climate methods (Climmean, Climmed) fall back; "
                        "PFTmean groups by PFT.")
         if n == int(counts.sum()):
-            raise Hint("that counts the fallbacks of all five methods of the chapter; take "
-                       "the row of PFTmean.")
+            raise Hint("that counts the fallbacks of all the grouping methods of the "
+                       "chapter; take the row of PFTmean.")
         if n == int((single != "").sum()):
             raise Hint("that counts every site alone of its PFT *or* of its main climate "
                        "group; PFTmean groups by PFT only.")
@@ -101,9 +103,11 @@ class LeastSimilarDonor(_MethodExercise, exercise_id="04.2"):
         lowest = float(donors["D"].min())
         least = donors[donors["D"] <= lowest + 1e-12]
         if site in set(least["donor"]):
-            row = least[least["donor"] == site].iloc[0]
-            return self.right(f"{site} gave its vector to {row['site']} (D = {row['D']:.3f}), "
-                              "the least similar pair of the run.")
+            return self.right("that donor is the training site most similar to the held-out "
+                              "site with the lowest D, and still the pair is the least "
+                              "similar of the run: that held-out site has no close neighbour "
+                              "in feature space, so Sitesim's prediction there rests on a "
+                              "distant analogue.")
         if site in set(least["site"]):
             raise Hint(f"{site} is the held-out site with the lowest D itself; the question "
                        "asks for the site that gave it its vector (the column `donor`).")
@@ -139,9 +143,10 @@ class MedianMinusMean(_MethodExercise, exercise_id="04.3"):
         median, mean = by_method.median(), by_method.mean()
         expected = float(median["PFTmed"] - median["PFTmean"])
         if abs(x - expected) <= self.tolerance:
-            better = "better" if x > 0 else "worse" if x < 0 else "as well"
-            return self.right(f"a difference of {x:+.3f}: the median vectors fit {better} "
-                              "than the mean vectors at the typical held-out site.")
+            return self.right("the median NSE looks at the typical held-out site, which a few "
+                              "very poor sites do not drag down; its sign says whether the "
+                              "median vectors, less pulled by outlying calibrations, fit "
+                              "better there than the mean vectors.")
         if abs(x + expected) <= self.tolerance:
             raise Hint("the sign is wrong: subtract PFTmean's median NSE from PFTmed's.")
         if abs(x - float(mean["PFTmed"] - mean["PFTmean"])) <= self.tolerance:
@@ -169,8 +174,10 @@ class PooledVectorCount(_MethodExercise, exercise_id="05.1"):
         opt_all = p[p["method"] == "OPT-All"]
         expected = len(opt_all[core].drop_duplicates())
         if n == expected:
-            return self.right(f"{n} different vectors, each given to every held-out site of "
-                              "its fold (with the site's own lag mask).")
+            return self.right("OPT-All fits one vector to the training sites of a fold and "
+                              "gives it to every held-out site of that fold, each with its "
+                              "own lag mask: the lags aside, the held-out sites of a fold "
+                              "share their vector.")
         if n == 1:
             raise Hint("every held-out site of a fold gets the same vector, but is it the same "
                        "vector in every fold? Count the distinct rows of OPT-All's predictions "
@@ -185,8 +192,8 @@ class PooledVectorCount(_MethodExercise, exercise_id="05.1"):
         if n == len(opt_pft[core].drop_duplicates()):
             raise Hint("that is the number of OPT-PFT vectors; the question is about OPT-All.")
         raise Hint(f"{n} is not right. Count the distinct rows of OPT-All's predictions over "
-                   "the eleven parameters other than the lags "
-                   "(`drop_duplicates`), or look at `vectors_all`.")
+                   "the parameters other than the lags (`drop_duplicates`), or look at "
+                   "`vectors_all`.")
 
 
 class FarthestPFT(_MethodExercise, exercise_id="05.2"):
@@ -221,8 +228,10 @@ class FarthestPFT(_MethodExercise, exercise_id="05.2"):
                        "of the sites table.")
         d = float(distance[pft])
         if d >= float(distance.max()) - self.tolerance:
-            return self.right(f"the OPT-PFT vector of {pft} lies {d:.3f} from the OPT-All "
-                              "vector in the scaled space, farther than any other PFT's.")
+            return self.right("the vector pooled over that PFT's training sites lies farther "
+                              "from the one pooled over all sites than any other PFT's: its "
+                              "sites want parameters unlike the typical site's, so one vector "
+                              "for all sites suits them least.")
         with_lags = self.distances(results, with_lags=True)
         if float(with_lags[pft]) >= float(with_lags.max()) - self.tolerance:
             raise Hint("that is the farthest with the lags included; the lags are free at "
@@ -232,8 +241,8 @@ class FarthestPFT(_MethodExercise, exercise_id="05.2"):
                        "asks for the farthest.")
         raise Hint(f"the vector of {pft} lies {d:.3f} from the OPT-All vector; another PFT's "
                    "lies farther. Average the scaled vectors over the folds (per PFT for "
-                   "OPT-PFT) and take the Euclidean distance over the eleven parameters "
-                   "without the lags.")
+                   "OPT-PFT) and take the Euclidean distance over the parameters without "
+                   "the lags.")
 
 
 class BestLearntParameter(_MethodExercise, exercise_id="06.1"):
@@ -269,8 +278,10 @@ class BestLearntParameter(_MethodExercise, exercise_id="06.1"):
                        "held-out sites); compare the parameters that have one.")
         valid = nse.dropna()
         if nse[name] >= float(valid.max()) - self.tolerance:
-            return self.right(f"sRF predicts {name} with an NSE of {nse[name]:.2f} across "
-                              "held-out sites, the best of the 13 parameters.")
+            return self.right("sRF predicts that parameter best against the site-calibrated "
+                              "values (the largest NSE across held-out sites): its calibrated "
+                              "values follow the site features closely enough for the forest "
+                              "to learn them. Compare with its score against the true values.")
         truth = self.scores(results, "truth").dropna()
         if len(truth) and name in truth.index and truth[name] >= truth.max() - self.tolerance:
             raise Hint(f"{name} is the one sRF predicts best against the true values; the "
@@ -320,9 +331,11 @@ class CloseParametersPoorGPP(_MethodExercise, exercise_id="06.4"):
                        f"{self.n_closest} smallest.")
         loss = float(t.at[site, "loss"])
         if loss >= float(closest["loss"].max()) - 1e-9:
-            return self.right(f"{site}: its sRF vector differs from the calibrated one by "
-                              f"{t.at[site, 'distance']:.3f} of the ranges on average, yet "
-                              f"it loses {loss:.2f} of daily NSE.")
+            return self.right("among the sites whose sRF vector lies closest to their "
+                              "calibrated one, that site loses the most daily NSE: a small "
+                              "difference in a parameter GPP is sensitive to can cost more "
+                              "than a large one in a parameter it hardly uses (equifinality, "
+                              "chapter 10).")
         side = "below" if loss >= 0 else "above"
         raise Hint(f"the daily NSE of sRF at {site} is {abs(loss):.2f} {side} site "
                    f"calibration's; another of the {self.n_closest} closest sites loses more.")
@@ -351,8 +364,10 @@ class AcclimationMemory(Exercise, exercise_id="07.1"):
         alpha, n = _numbers(answer, 2, self.expects)
         e_alpha, e_n = self._expected()
         if self._close(alpha, e_alpha) and self._close(n, e_n):
-            return self.right(f"alpha = {alpha:.4f} d-1; after {n:.1f} days (1 - alpha)^n = "
-                              f"{(1 - e_alpha) ** n:.3f}, about 1/e.")
+            return self.right("the running mean weights the newest day by alpha and each older "
+                              "day by a further factor 1 - alpha, so a step in the conditions "
+                              "is followed gradually: after that many days all but 1/e of the "
+                              "gap is closed, about how long acclimation lags the weather.")
         if alpha > 1 and 0 < n <= 1:
             raise Hint("the order: give alpha first, then the number of days.")
         problems = []
@@ -426,9 +441,11 @@ class ColdDays(Exercise, exercise_id="07.3"):
         x = _number(answer, self.expects)
         r = self.ratios(results, years)
         if self._close(x, r["binned"]) or self._close(x, r.get("days", math.nan)):
-            more = "more" if x > 1 else "less"
-            return self.right(f"on the good days below 0 degC the P-model simulates {x:.2f} "
-                              f"times the observed GPP: {more} than the sites photosynthesise.")
+            return self.right("that is the P-model's GPP over the observed, both summed over "
+                              "the good days below 0 degC: above 1 the model photosynthesises "
+                              "more on frozen days than the sites do, below 1 less. The "
+                              "ratio per bin, beside site calibration's, shows which part of "
+                              "the model is responsible.")
         if x > 0 and self._close(1.0 / x, r["binned"]):
             raise Hint("that is the observed GPP over the P-model's; the question asks for "
                        "the P-model's over the observed.")
@@ -483,9 +500,10 @@ class SPIEMargin(_MethodExercise, exercise_id="08.1"):
                               "chapters 4-7 first).")
         expected = float(median["SPIE"] - others.max())
         if abs(x - expected) <= self.tolerance:
-            lead = "leads" if x > 0 else "trails" if x < 0 else "ties with"
-            return self.right(f"a margin of {x:+.3f}: SPIE {lead} the best of the other "
-                              f"{len(others)} methods at the typical held-out site.")
+            return self.right("the margin compares SPIE with the best of the other "
+                              "extrapolation methods at the typical held-out site: positive "
+                              "where SPIE leads, negative where it trails. Chapter 9 shows at "
+                              "which sites the order changes.")
         if abs(x + expected) <= self.tolerance:
             raise Hint("the sign is wrong: subtract the best other method's median from "
                        "SPIE's.")
@@ -552,8 +570,10 @@ class CloserThanCalibration(_MethodExercise, exercise_id="08.2"):
             raise Hint(f"{unscored} have no score in this run (fixed by the lag mask at the "
                        "held-out sites, or too few sites); leave them out.")
         if closer <= names <= closer | ties:
-            return self.right(f"SPIE is closer to the truth than site calibration for "
-                              f"{len(names)} of the {len(d)} scored parameters.")
+            return self.right("for those parameters SPIE's held-out predictions lie closer to "
+                              "the true values than calibration on the site's own record: "
+                              "where a site's data constrain a parameter poorly, learning "
+                              "across sites helps; for the others the site's own record wins.")
         farther = set(diff.index[diff > self.tolerance])
         if names and names <= farther:
             raise Hint("those are the parameters where site calibration is closer; the "

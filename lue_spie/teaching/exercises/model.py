@@ -41,8 +41,10 @@ class HalfMaximumTemperature(Exercise, exercise_id="01.1"):
         e_lo, e_hi = self._expected()
         f_lo, f_hi = self._f_T(lo), self._f_T(hi)
         if abs(lo - e_lo) <= self.tolerance and abs(hi - e_hi) <= self.tolerance:
-            return self.right(f"f_T is {f_lo:.3f} at {lo:.2f} degC and {f_hi:.3f} at "
-                              f"{hi:.2f} degC, half its maximum on both sides of T_opt.")
+            return self.right("f_T is half its maximum at both temperatures. They lie at the "
+                              "same distance below and above T_opt, as f_T is symmetric "
+                              "around it, and that distance grows in proportion to k_T: "
+                              "k_T sets the width of the temperature response.")
         centre = 0.5 * (lo + hi)
         if abs(centre - self.Topt) > self.tolerance:
             raise Hint(f"f_T is symmetric around T_opt = {self.Topt:g} degC, so the two "
@@ -89,8 +91,9 @@ class HalfVPD(Exercise, exercise_id="01.2"):
         vpd = _number(answer, self.expects)
         expected = self._expected()
         if abs(vpd - expected) <= self.rel_tolerance * expected:
-            return self.right(f"the VPD factor is {self._factor(vpd):.3f} at VPD = {vpd:.0f} "
-                              "Pa.")
+            return self.right("with c_a = C_a0 the CO2 term drops out and the VPD factor is an "
+                              "exponential decay in VPD: it halves over a fixed VPD "
+                              "interval, and a larger |kappa| halves it at a lower VPD.")
         if vpd <= 0:
             raise Hint("VPD is a deficit, a positive number (in Pa).")
         if abs(vpd * 1000.0 - expected) <= self.rel_tolerance * expected:
@@ -146,8 +149,10 @@ class LagSeason(Exercise, exercise_id="01.3"):
         ok_rise = change.get(rise, 0.0) >= (1 - self.share) * best > 0
         name = {i: m.capitalize() for i, m in enumerate(_MONTHS, 1)}
         if ok_fall and ok_rise:
-            return self.right(f"GPP falls most in {name[fall]} and rises most in {name[rise]}: "
-                              "the smoothed temperature lags behind the seasonal cycle.")
+            return self.right("with alpha_T = 0.9 the temperature the model sees is a running "
+                              "mean that lags behind the seasonal cycle: too cold while the "
+                              "air warms, too warm while it cools, and most so where the "
+                              "temperature changes fastest.")
         problems = []
         for label, m, ok in (("fall", fall, ok_fall), ("rise", rise, ok_rise)):
             if not ok:
