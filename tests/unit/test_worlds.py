@@ -210,3 +210,13 @@ def test_dial_table_and_indicators(smooth, hard):
     assert ind["hard"]["eps_max_pft_r2"] < ind["smooth"]["eps_max_pft_r2"]
     assert ind["hard"]["good_day_share"] < ind["smooth"]["good_day_share"]
     assert 0 < ind["smooth"]["eps_max_cv_c3"] < 1 and ind["smooth"]["topt_sd"] > 0
+
+
+def test_the_introduction_sentences_name_the_world():
+    from lue_spie.data.virtual.worlds import world_sentences
+
+    for name in ("smooth", "paper", "literature"):
+        s = world_sentences(name)
+        assert f"`{name}`" in s["world_sentence"] and s["world_levels"]
+    assert "measured" in world_sentences("paper")["world_levels"]
+    assert world_sentences(None) == world_sentences("smooth")
