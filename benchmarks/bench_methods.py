@@ -61,6 +61,7 @@ from lue_spie.book.profiles import PROFILES, Profile
 from lue_spie.calibrate import CalibrationSettings, calibrate_sites, write_results
 from lue_spie.data import load_dataset
 from lue_spie.data.virtual import GENERATOR_VERSION, generate
+from lue_spie.execution import apply_threads
 from lue_spie.extrapolate import ExtrapolationSettings
 from lue_spie.layout import Layout
 from lue_spie.methods.base import get_method, method_class, paper_order
@@ -156,6 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "of the calibration (cpu, cuda, auto)")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (default 1, as "
                     "`lue-spie extrapolate`; 0 = torch's default)")
+    ap.add_argument("--kernel-threads", type=int, default=0,
+                    help="threads of the fused evaluation kernel (default 0: the cores this "
+                    "process may use)")
     ap.add_argument("--keep", default=None, help="keep the extrapolation folders here "
                     "(default: a temporary folder, removed)")
     ap.add_argument("--out", default=None, help="folder for summary.json (default: none)")
@@ -172,8 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.calib and not args.data:
         print("bench_methods: --calib needs the --data it was calibrated on", file=sys.stderr)
         return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # torch as asked; the fused kernel of the pooled searches on this process's cores.
+    threads = apply_threads(kernel=args.kernel_threads, torch_threads=args.threads or None)
     profile = PROFILES[args.profile]
     device = ("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" \
         else args.device
@@ -184,10 +188,12 @@ def main(argv: list[str] | None = None) -> int:
 
     machine = {"platform": platform.platform(), "processor": platform.processor()
                or platform.machine(), "cores": os.cpu_count(), "torch": torch.__version__,
-               "threads": torch.get_num_threads(), "device": device,
+               "threads": torch.get_num_threads(), "kernel_threads": threads["kernel"],
+               "device": device,
                "python": sys.version.split()[0], "load_start": _load()}
     print(f"bench_methods: {machine['processor']}, {machine['cores']} cores, torch "
-          f"{machine['torch']}, {machine['threads']} thread(s), device {device}, python "
+          f"{machine['torch']}, {machine['threads']} thread(s), fused kernel "
+          f"{machine['kernel_threads']} thread(s), device {device}, python "
           f"{machine['python']}")
     print(f"load average at start: {machine['load_start']}")
     print(f"profile {profile.name}: " + "; ".join(

@@ -18,13 +18,16 @@ run is the one least disturbed by the other processes); the load average is prin
    operations, the way the model was built before the fused node).
 2. **Forward only, a CMA-ES population** (site calibration, OPT-All, OPT-PFT):
    :func:`lue_spie.cost.population_cost` of a ``(sites, pop, 13)`` population, float32 and
-   float64, reported per site-evaluation (one candidate at one site over all days).
+   float64, reported per site-evaluation (one candidate at one site over all days), by the
+   fused kernel (:mod:`lue_spie.model.kernel`, the default on the CPU; ``--threads`` sets its
+   threads as well as torch's) and, for reference, by the torch path (``path="torch"``).
 3. **The simplest peer**: a careful NumPy + SciPy evaluation of the same calibration cost for
    one site and one candidate (vectorised over days, the parameter-independent parts
    precomputed per site, lag filters by ``scipy.signal.lfilter``), float64 and float32; the
    faster is the reference. Its costs are checked against :func:`population_cost`.
 
-Ratios: composable / fused (1), NumPy peer / population path per site-evaluation (3).
+Ratios: composable / fused (1), NumPy peer / population path per site-evaluation (3), torch
+path / kernel (2), and the kernel's speed-up from one thread to each other thread count.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ import scipy.signal
 import torch
 
 from lue_spie.cost import STRESS, population_cost, prepare_cost
+from lue_spie.execution import apply_threads
 from lue_spie.model import CA_REF, CI_MIN, CO2_DENOMINATOR_MIN, prepare_forcing, simulate
 from lue_spie.params import PARAMETERS, from_unconstrained, index
 
@@ -234,10 +238,21 @@ def population_path(args, device: str, dtype: torch.dtype, realistic_mask: bool)
     m = min(args.peer_sites, args.sites)
     part, sub = data.select(slice(0, m)), pop[:m]
     t_sub = best_time(lambda: population_cost(part, sub), args.repeats, "sub")
-    return {"generation_s": t, "per_site_evaluation_s": t / n, "evaluations": n,
-            "subset_per_site_evaluation_s": t_sub / (m * args.pop),
-            "cpu": {"per_site_evaluation_s": CPU["gen"] / n,
-                    "subset_per_site_evaluation_s": CPU["sub"] / (m * args.pop)}}
+    out = {"generation_s": t, "per_site_evaluation_s": t / n, "evaluations": n,
+           "subset_per_site_evaluation_s": t_sub / (m * args.pop),
+           "cpu": {"per_site_evaluation_s": CPU["gen"] / n,
+                   "subset_per_site_evaluation_s": CPU["sub"] / (m * args.pop)}}
+    if device == "cpu" and not args.no_torch_path:
+        t_torch = best_time(lambda: population_cost(data, pop, path="torch"),
+                            max(3, args.repeats // 3), "torch")
+        ref = population_cost(data, pop, path="torch")["cost"]
+        got = population_cost(data, pop)["cost"]
+        out.update({"torch_path_per_site_evaluation_s": t_torch / n,
+                    "ratio_torch_path_over_kernel": t_torch / t,
+                    "max_rel_cost_difference_kernel_torch": float(
+                        ((got - ref).abs() / ref.abs().clamp_min(1.0)).max())})
+        out["cpu"]["torch_path_per_site_evaluation_s"] = CPU["torch"] / n
+    return out
 
 
 def numpy_peer(args) -> dict:
@@ -277,7 +292,9 @@ def main() -> None:
     ap.add_argument("--peer-sites", type=int, default=20,
                     help="sites (x pop candidates) timed with the NumPy peer")
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2],
-                    help="torch thread counts to measure (each in the same run)")
+                    help="thread counts (torch and the fused kernel) to measure, in one run")
+    ap.add_argument("--no-torch-path", action="store_true",
+                    help="skip the reference timing of population_cost's torch path")
     ap.add_argument("--device", choices=["cpu", "cuda", "all"], default="all")
     ap.add_argument("--json", default=None, help="also write the results to this file")
     args = ap.parse_args()
@@ -293,7 +310,9 @@ def main() -> None:
     print(f"{args.sites} sites x {args.days} days; population {args.pop} per site")
     for device in devices:
         for threads in (args.threads if device == "cpu" else [torch.get_num_threads()]):
-            torch.set_num_threads(threads)
+            set_to = apply_threads(kernel=threads, torch_threads=threads)
+            if set_to["kernel"] != threads:
+                print(f"[{device}/{threads}t] only {set_to['kernel']} core(s) usable here")
             key = f"{device}/{threads}t"
             r = {"forward_backward_float32": forward_backward(args, device)}
             for dt in (torch.float32, torch.float64):
@@ -317,7 +336,21 @@ def main() -> None:
                           f"on {min(args.peer_sites, args.sites)} sites); cpu "
                           f"{1e6 * v['cpu']['per_site_evaluation_s']:.1f} us "
                           f"({1e6 * v['cpu']['subset_per_site_evaluation_s']:.1f} us)")
-    torch.set_num_threads(args.threads[0])
+                    if "torch_path_per_site_evaluation_s" in v:
+                        print(f"[{key}] {'':28s} torch path "
+                              f"{1e6 * v['torch_path_per_site_evaluation_s']:.1f} us: kernel "
+                              f"{v['ratio_torch_path_over_kernel']:.1f}x faster; costs equal "
+                              f"to {v['max_rel_cost_difference_kernel_torch']:.0e} (relative)")
+    cpu_keys = [k for k in res if k.startswith("cpu/")]
+    if len(cpu_keys) > 1:
+        one = res[cpu_keys[0]]
+        for key in cpu_keys[1:]:
+            for name in ("population_float32", "population_float64"):
+                speedup = (one[name]["per_site_evaluation_s"]
+                           / res[key][name]["per_site_evaluation_s"])
+                res[key][name]["speedup_over_first_thread_count"] = speedup
+                print(f"[{key}] {name}: {speedup:.2f}x the rate of {cpu_keys[0]}")
+    apply_threads(kernel=args.threads[0], torch_threads=args.threads[0])
     peer = numpy_peer(args)
     res["numpy_peer"] = peer
     best_peer = min(v["per_site_evaluation_s"] for v in peer.values())

@@ -1,7 +1,7 @@
 """The calibration cost: the one cost function of the project (SPEC section 2).
 
 Site calibration (CMA-ES), the pooled optimisation methods (OPT-All, OPT-PFT) and SPIE
-training all minimise the same quantity, computed here in torch (batched, differentiable):
+training all minimise the same quantity, computed here in torch (batched, differentiable)::
 
     cost = (1 - NSE) + w_ideal * C_ideal + w_nonideal * C_nonideal
 
@@ -46,15 +46,20 @@ The fast path for CMA-ES populations (site calibration, OPT-All, OPT-PFT) comput
 cost without keeping any simulated series: :func:`prepare_cost` gathers once per set of sites
 what does not depend on the parameters (:class:`CostData`: the prepared forcing, the
 observations on the good days, their sum of squares about the mean, the days under each
-stress), and :func:`population_cost` evaluates a ``(sites, pop, 13)`` population block by
-block in cache-sized scratch memory, reducing each block to its cost terms at once. It is
-tested equal to :func:`calibration_cost` (``tests/unit/test_cost.py``).
+stress), and :func:`population_cost` evaluates a ``(sites, pop, 13)`` population: on the CPU
+by the fused kernel (:mod:`lue_spie.model.kernel`: one pass over the days per site and
+candidate, the cost terms accumulated on the fly, nothing of size candidates x days stored),
+elsewhere by torch operations block by block in scratch memory. Both are tested equal to
+:func:`calibration_cost` and to each other (``tests/unit/test_cost.py``,
+``tests/unit/test_kernel.py``); :func:`population_path` picks one for whole searches.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
 
 import torch
 
@@ -76,6 +81,7 @@ __all__ = [
     "CostData",
     "prepare_cost",
     "population_cost",
+    "population_path",
     "batch_cost",
 ]
 
@@ -350,6 +356,24 @@ class CostData:
     w_ideal: float = W_IDEAL
     w_nonideal: float = W_NONIDEAL
     min_good: int = MIN_POINTS
+    _packed: Any = dataclasses.field(default=None, repr=False, compare=False)
+
+    def packed(self) -> Any:
+        """The per-site arrays of the fused kernel (:func:`lue_spie.model.pack_cost`), packed
+        at the first call and kept: CostData is read-only once evaluated."""
+        if self._packed is None:
+            from lue_spie.model import pack_cost
+
+            shape = tuple(self.obs.shape)
+            stressed = []
+            for days, count in zip(self.stress_days, self.stress_count, strict=True):
+                real = (torch.arange(days.shape[-1], device=days.device)
+                        < count.unsqueeze(-1)).to(torch.int32)
+                hits = torch.zeros(shape, dtype=torch.int32, device=days.device)
+                stressed.append(hits.scatter_add_(-1, days, real) > 0)
+            object.__setattr__(self, "_packed", pack_cost(self.forcing, self.obs, self.use,
+                                                          stressed))
+        return self._packed
 
     @property
     def n_sites(self) -> int:  # noqa: D102
@@ -378,7 +402,7 @@ class CostData:
             stress_days=tuple(pick(v) for v in self.stress_days),
             stress_weight=tuple(pick(v) for v in self.stress_weight),
             stress_count=tuple(pick(v) for v in self.stress_count),
-            apar_max=pick(self.apar_max))
+            apar_max=pick(self.apar_max), _packed=None)
 
 
 def prepare_cost(
@@ -503,6 +527,24 @@ def _population_blocks(data: CostData, params: torch.Tensor, rows: torch.Tensor 
             c_nonideal[start:stop] += torch.bmm(excess, weight).squeeze(-1).double()
 
 
+_PATH = {"default": "auto"}
+
+
+@contextlib.contextmanager
+def population_path(path: str) -> Iterator[None]:
+    """Make ``path`` (``"auto"``, ``"kernel"`` or ``"torch"``) the default of
+    :func:`population_cost` inside the ``with`` block: the tests and benchmarks run whole
+    searches (site calibration, OPT-All) through either path to compare them."""
+    if path not in ("auto", "kernel", "torch"):
+        raise ValueError(f"population_path: expected 'auto', 'kernel' or 'torch', got {path!r}")
+    before = _PATH["default"]
+    _PATH["default"] = path
+    try:
+        yield
+    finally:
+        _PATH["default"] = before
+
+
 @torch.no_grad()
 def population_cost(
     data: CostData,
@@ -510,6 +552,7 @@ def population_cost(
     *,
     sites: Sequence[int] | torch.Tensor | None = None,
     block_sites: int | None = None,
+    path: str | None = None,
 ) -> dict[str, torch.Tensor]:
     """The calibration cost of a population of parameter vectors at each site (no gradient).
 
@@ -526,7 +569,13 @@ def population_cost(
             validation: the hot loop of CMA-ES).
         sites: Which of the data's sites each of the n rows is (indices, repeats allowed, e.g.
             the sites of pooled groups); default: all sites in order (n = data.n_sites).
-        block_sites: Rows per model call (default: cache-sized, :func:`lue_spie.model.block_rows`).
+        block_sites: Rows per model call of the torch path (default: cache-sized,
+            :func:`lue_spie.model.block_rows`).
+        path: ``"auto"``: the fused kernel (:mod:`lue_spie.model.kernel`: one pass over the
+            days per site and candidate, on the threads :func:`lue_spie.execution.apply_threads`
+            gave it) where it applies (CPU, float32 or float64), else the torch path;
+            ``"kernel"`` or ``"torch"`` to choose (tests and benchmarks compare the two);
+            None: the default set by :func:`population_path` (``"auto"``).
 
     Returns:
         Dict of ``(n, pop)`` tensors: ``"cost"``, ``"nse"``, ``"C_ideal"``, ``"C_nonideal"``
@@ -536,8 +585,12 @@ def population_cost(
         days and the cost are formed in float64, so that close candidates keep distinct
         costs.
     """
-    from lue_spie.model import block_rows, scratch_lagged
+    from lue_spie.model import kernel_applies
 
+    path = _PATH["default"] if path is None else path
+    if path not in ("auto", "kernel", "torch"):
+        raise ValueError(f"population_cost: path must be 'auto', 'kernel' or 'torch', got "
+                         f"{path!r}")
     if params.ndim != 3 or params.shape[-1] != N_PARAMS:
         raise ValueError(f"population_cost: params must have shape (sites, pop, 13), got "
                          f"{tuple(params.shape)}")
@@ -552,6 +605,56 @@ def population_cost(
         if rows.shape != (n,):
             raise ValueError(f"population_cost: {tuple(rows.shape)} site indices for {n} rows")
     params = params.to(dtype=data.dtype, device=data.device)
+    use_kernel = path == "kernel" or (path == "auto" and kernel_applies(params))
+    if use_kernel:
+        sse, c_nonideal = _kernel_terms(data, params, rows)
+    else:
+        sse, c_nonideal = _torch_terms(data, params, rows, block_sites)
+    sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
+    n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
+    apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)
+    ok = (n_good >= data.min_good).unsqueeze(-1) & (sst > 0)
+    nse = torch.where(ok, 1.0 - sse / torch.where(ok, sst, 1.0),
+                      torch.full_like(sst, float("nan")))
+    c_ideal = _ideal_constraint_extremes(params.double(), apar_max.double().unsqueeze(-1))
+    cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
+    # A non-finite simulation on a good day makes the cost NaN (as calibration_cost does).
+    cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
+    return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
+            "n_good": n_good.unsqueeze(-1).expand(n, pop)}
+
+
+def _kernel_terms(data: CostData, params: torch.Tensor,
+                  rows: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of squared errors and the non-ideal constraint by the fused kernel, ``(n, pop)``
+    float64 each."""
+    import numpy as np
+
+    from lue_spie.model import kernel_population_sums
+
+    n = params.shape[0]
+    site_of = np.arange(n, dtype=np.int64) if rows is None else rows.cpu().numpy()
+    thresholds = [threshold for *_, threshold in STRESS]
+    sums = kernel_population_sums(data.packed(), params, site_of, thresholds)
+    idx = torch.from_numpy(site_of)
+    ss_obs = data.ss_obs.index_select(0, idx).unsqueeze(-1)
+    sse = ss_obs - 2.0 * sums[..., 0] + sums[..., 1]
+    c_nonideal = torch.zeros_like(sse)
+    for j in range(len(STRESS)):
+        # 1 / (days the constraint considers) of each site (0 where the stress never occurs,
+        # whose sum is 0 too).
+        weight = data.stress_weight[j][:, 0].double().index_select(0, idx).unsqueeze(-1)
+        c_nonideal += sums[..., 2 + j] * weight
+    return sse, c_nonideal
+
+
+def _torch_terms(data: CostData, params: torch.Tensor, rows: torch.Tensor | None,
+                 block_sites: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sum of squared errors and the non-ideal constraint by torch operations (any device),
+    ``(n, pop)`` float64 each."""
+    from lue_spie.model import block_rows, scratch_lagged
+
+    n, pop, _ = params.shape
     # Rows that filter neither driver, only T, only W, or both are evaluated apart, so that an
     # unfiltered driver stays one series per site (broadcast over the population) instead of
     # being copied for every candidate.
@@ -564,15 +667,15 @@ def population_cost(
         parts = []
         for k in kinds.tolist():
             idx = (kind == k).nonzero().squeeze(-1)
-            parts.append((idx, population_cost(data, params.index_select(0, idx),
-                                               sites=site_of.index_select(0, idx),
-                                               block_sites=block_sites)))
-        out = {}
-        for key, value in parts[0][1].items():
-            out[key] = value.new_empty((n, *value.shape[1:]))
+            parts.append((idx, _torch_terms(data, params.index_select(0, idx),
+                                            site_of.index_select(0, idx), block_sites)))
+        out = []
+        for j in range(2):
+            value = parts[0][1][j]
+            out.append(value.new_empty((n, *value.shape[1:])))
             for idx, part in parts:
-                out[key].index_copy_(0, idx, part[key])
-        return out
+                out[j].index_copy_(0, idx, part[j])
+        return out[0], out[1]
     n_days = data.obs.shape[-1]
     step = block_sites or block_rows(pop * n_days * data.obs.element_size(), data.device)
     sse = params.new_empty(n, pop, dtype=torch.float64)
@@ -589,18 +692,7 @@ def population_cost(
             lag_free = params.clone()
             lag_free[..., [i_T, i_W]] = 0.0
         _population_blocks(data, lag_free, rows, step, Tf, Wf, sse, c_nonideal)
-    sst = (data.sst if rows is None else data.sst.index_select(0, rows)).unsqueeze(-1)
-    n_good = (data.n_good if rows is None else data.n_good.index_select(0, rows))
-    apar_max = data.apar_max if rows is None else data.apar_max.index_select(0, rows)
-    ok = (n_good >= data.min_good).unsqueeze(-1) & (sst > 0)
-    nse = torch.where(ok, 1.0 - sse / torch.where(ok, sst, 1.0),
-                      torch.full_like(sst, float("nan")))
-    c_ideal = _ideal_constraint_extremes(params.double(), apar_max.double().unsqueeze(-1))
-    cost = (1.0 - nse) + data.w_ideal * c_ideal + data.w_nonideal * c_nonideal
-    # A non-finite simulation on a good day makes the cost NaN (as calibration_cost does).
-    cost = torch.where(torch.isfinite(sse), cost, torch.full_like(cost, float("nan")))
-    return {"cost": cost, "nse": nse, "C_ideal": c_ideal, "C_nonideal": c_nonideal,
-            "n_good": n_good.unsqueeze(-1).expand(n, pop)}
+    return sse, c_nonideal
 
 
 def batch_cost(

@@ -22,14 +22,17 @@ Behaviour on a cluster:
 
 - the data every unit needs is sent to each worker **once** (:meth:`Executor.share`,
   ``client.scatter(..., broadcast=True)``), not once per unit;
-- torch's CPU thread count is set inside every unit (``ExecutionSettings.torch_threads``,
-  default 1: one thread per worker process, as many processes as cores);
+- threads never oversubscribe the cores (:func:`apply_threads`): inside every unit torch
+  gets ``ExecutionSettings.torch_threads`` (default 1) and the fused evaluation kernel
+  (:mod:`lue_spie.model.kernel`) the unit's share of its host's cores: the cores a worker
+  process may use (:func:`usable_cores`: CPU affinity and cgroup quota) divided by the
+  worker threads on that host (so two one-thread workers on two cores get one thread each);
 - a unit lost with its worker is given to another worker by the scheduler (up to
   ``distributed.scheduler.allowed-failures`` times, default 3); a unit that *raises* is run
   again ``retries`` times (default 1: a transient failure such as a full disk or an NFS hiccup
   does not end a run of hours; a real error fails fast enough);
-- results come back as the units finish (:func:`distributed.as_completed`), feeding one tqdm
-  bar over units;
+- results come back as the units finish (:func:`distributed.as_completed`), feeding one
+  progress report over the units (:func:`lue_spie.progress.progress_bar`);
 - the dashboard address is printed when the executor starts or connects to a cluster;
 - the cluster is shut down on exit of the ``with`` block, also after an error or a
   ``KeyboardInterrupt`` (the units already finished have written their files, so a rerun
@@ -49,6 +52,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
@@ -61,6 +65,9 @@ __all__ = [
     "SchedulerUnreachable",
     "add_execution_arguments",
     "execution_from_args",
+    "usable_cores",
+    "apply_threads",
+    "ensure_threads",
 ]
 
 #: Port of the Dask dashboard when it is free (Dask's own default); a free one otherwise.
@@ -83,6 +90,87 @@ TRIM_NOTE = (
     "workers (see the README)")
 
 
+# ------------------------------------------------------------------------------------ threads
+def _cgroup_cpus(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's cgroup in cores (cgroup v2 ``cpu.max``, or v1's
+    ``cpu.cfs_quota_us`` / ``cpu.cfs_period_us``); None when there is none."""
+    try:
+        quota, period = (root / "cpu.max").read_text().split()[:2]
+        return None if quota == "max" else int(quota) / int(period)
+    except (OSError, ValueError):
+        pass
+    try:
+        quota = int((root / "cpu" / "cpu.cfs_quota_us").read_text())
+        period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+        return None if quota <= 0 else quota / period
+    except (OSError, ValueError):
+        return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its CPU affinity (``taskset``, SLURM, a container's
+    cpuset), capped by its cgroup's CPU quota (a container's ``--cpus``), at least 1.
+
+    ``os.cpu_count()`` counts the machine's cores, which a process confined to fewer would
+    oversubscribe.
+    """
+    try:
+        n = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        n = os.cpu_count() or 1
+    quota = _cgroup_cpus()
+    if quota is not None:
+        n = min(n, max(1, int(quota)))
+    return max(1, n)
+
+
+# Numba's thread count is per launching thread, so is the record of what was applied.
+_APPLIED = threading.local()
+
+
+def apply_threads(kernel: int | None = None, torch_threads: int | None = None) -> dict[str, int]:
+    """Set this process's compute threads, never more than its cores.
+
+    Args:
+        kernel: Threads of the fused evaluation kernel (Numba), which runs one parallel
+            region per population (site x candidate rows): it scales with the cores and,
+            its rows being independent, its results do not depend on the count. Default:
+            :func:`usable_cores`. Capped at them.
+        torch_threads: torch's intra-op threads (None: unchanged). torch parallelises each
+            elementwise operation with an OpenMP barrier; on a loaded machine a thread that
+            waits for a core stalls every operation (benchmarks/RESULTS.md: two threads 3-4x
+            slower than one under load), so the steps keep it at 1 unless told otherwise.
+            Capped at the cores.
+
+    Returns:
+        ``{"kernel": n, "torch": n}``, the counts now in force (the kernel's for the calling
+        thread: Numba keeps one count per thread that launches parallel work).
+    """
+    import torch
+
+    cores = usable_cores()
+    n_kernel = cores if kernel is None or kernel <= 0 else min(int(kernel), cores)
+    import numba
+
+    # Numba's pool has one thread per core of the machine; the kernel uses the first n.
+    n_kernel = max(1, min(n_kernel, numba.config.NUMBA_NUM_THREADS))
+    numba.set_num_threads(n_kernel)
+    _APPLIED.kernel = n_kernel
+    if torch_threads is not None and torch_threads > 0:
+        n = min(int(torch_threads), cores)
+        if torch.get_num_threads() != n:
+            torch.set_num_threads(n)
+    return {"kernel": n_kernel, "torch": torch.get_num_threads()}
+
+
+def ensure_threads() -> None:
+    """:func:`apply_threads` with its defaults, unless this thread set its threads already
+    (called by the kernel's entry points, so that a script that sets nothing does not run
+    Numba's default of one thread per core of the machine on fewer usable cores)."""
+    if getattr(_APPLIED, "kernel", None) is None:
+        apply_threads()
+
+
 class SchedulerUnreachable(ValueError):
     """No Dask scheduler answers at the given address (a bad ``--scheduler`` value)."""
 
@@ -98,6 +186,8 @@ class ExecutionSettings:
             ``cluster.scheduler_address`` of a dask-jobqueue cluster); excludes ``workers``.
         torch_threads: torch CPU threads set inside every unit on a cluster (0: leave torch's
             default). In this process the commands' ``--threads`` applies as before.
+        kernel_threads: Threads of the fused evaluation kernel inside every unit on a cluster
+            (0: the unit's share of its host's usable cores, see :func:`apply_threads`).
         retries: How often a unit that raised is run again on a cluster.
     """
 
@@ -105,6 +195,7 @@ class ExecutionSettings:
     scheduler: str | None = None
     torch_threads: int = 1
     retries: int = 1
+    kernel_threads: int = 0
 
     def __post_init__(self) -> None:
         if isinstance(self.workers, bool) or not isinstance(self.workers, int) \
@@ -125,6 +216,9 @@ class ExecutionSettings:
         if isinstance(self.retries, bool) or not isinstance(self.retries, int) \
                 or self.retries < 0:
             raise ValueError(f"retries = {self.retries!r}: expected an int >= 0")
+        if isinstance(self.kernel_threads, bool) or not isinstance(self.kernel_threads, int) \
+                or self.kernel_threads < 0:
+            raise ValueError(f"kernel_threads = {self.kernel_threads!r}: expected an int >= 0")
 
     @property
     def distributed(self) -> bool:
@@ -176,14 +270,40 @@ def execution_from_args(args: argparse.Namespace) -> ExecutionSettings:
 
 
 # ------------------------------------------------------------------------------ the executor
-def _run_unit(fn: Callable[[Any, Any], Any], item: Any, shared: Any, torch_threads: int) -> Any:
-    """What a worker runs for one unit: set torch's threads, then ``fn(item, shared)``."""
-    if torch_threads:
-        import torch
+def _run_unit(fn: Callable[[Any, Any], Any], item: Any, shared: Any, torch_threads: int,
+              kernel_threads: int | dict[str, int] = 1) -> Any:
+    """What a worker runs for one unit: set its threads, then ``fn(item, shared)``.
 
-        if torch.get_num_threads() != torch_threads:
-            torch.set_num_threads(torch_threads)
+    ``kernel_threads`` is a count, or a count per worker address (the worker's share of its
+    host's cores; a worker that joined later gets 1).
+    """
+    if isinstance(kernel_threads, dict):
+        try:
+            from distributed import get_worker
+
+            kernel_threads = kernel_threads.get(get_worker().address, 1)
+        except (ImportError, ValueError):
+            kernel_threads = 1
+    apply_threads(kernel=kernel_threads, torch_threads=torch_threads or None)
     return fn(item, shared)
+
+
+def _host_shares(cores: dict[str, int], workers: dict[str, dict[str, Any]]) -> dict[str, int]:
+    """Kernel threads per worker: the cores of its host divided by the worker threads there.
+
+    Args:
+        cores: Worker address -> :func:`usable_cores` on that worker.
+        workers: Worker address -> its scheduler record (``host``, ``nthreads``).
+    """
+    tasks: dict[str, int] = {}
+    for info in workers.values():
+        host = str(info.get("host"))
+        tasks[host] = tasks.get(host, 0) + int(info.get("nthreads") or 1)
+    out = {}
+    for addr, info in workers.items():
+        host = str(info.get("host"))
+        out[addr] = max(1, int(cores.get(addr, 1)) // max(1, tasks[host]))
+    return out
 
 
 def _free_port(port: int) -> bool:
@@ -361,8 +481,9 @@ class Executor:
     ) -> Iterator[tuple[int, Any]]:
         """Run ``fn(item, shared)`` for every item; yield ``(index, result)`` as each finishes.
 
-        One tqdm bar over the units. In this process the units run in the given order; on a
-        cluster in any order (each unit is one Dask task named ``name``). The first unit that
+        One progress report over the units (a bar on a terminal, plain lines elsewhere). In
+        this process the units run in the given order; on a cluster in any order (each unit
+        is one Dask task named ``name``). The first unit that
         raises (after its retries) cancels the ones not started and its exception is raised
         here; units already finished keep their results.
 
@@ -375,10 +496,10 @@ class Executor:
             name: Task name shown on the Dask dashboard.
             progress: Show the bar.
         """
-        from tqdm.auto import tqdm
+        from lue_spie.progress import progress_bar
 
         labels = list(labels) if labels is not None else [str(i) for i in range(len(items))]
-        with tqdm(total=len(items), desc=desc, unit="unit", disable=not progress) as bar:
+        with progress_bar(total=len(items), desc=desc, unit="unit", enabled=progress) as bar:
             if self.client is None:
                 for i, item in enumerate(items):
                     bar.set_postfix_str(labels[i], refresh=True)
@@ -392,12 +513,16 @@ class Executor:
         from distributed import as_completed
 
         s = self.settings
+        kernel_threads: int | dict[str, int] = s.kernel_threads
+        if not kernel_threads:
+            workers = self.client.scheduler_info(n_workers=-1).get("workers", {})
+            kernel_threads = _host_shares(self.client.run(usable_cores), workers)
         index: dict[str, int] = {}
         futures = []
         for i, item in enumerate(items):
             f = self.client.submit(_run_unit, fn, item, shared, s.torch_threads,
-                                   key=f"{name}-{uuid.uuid4().hex}", retries=s.retries,
-                                   pure=False)
+                                   kernel_threads, key=f"{name}-{uuid.uuid4().hex}",
+                                   retries=s.retries, pure=False)
             index[f.key] = i
             futures.append(f)
         self._futures = futures

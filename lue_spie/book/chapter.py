@@ -34,16 +34,18 @@ def setup_notebook(torch_threads: int = 1) -> None:
     - pandas shows at most 30 rows and 4 significant decimals, so tables stay readable;
     - in a Jupyter kernel, matplotlib's inline support is switched on, so a figure returned
       by :mod:`lue_spie.plots` (a Figure outside pyplot) is shown as a PNG;
-    - torch computes with ``torch_threads`` threads (default 1, as the command line: on a
-      small busy machine torch's default thread count made the calibration chapter many
-      times slower, see benchmarks/RESULTS.md; raise it on a large machine, or give the
-      chapters a Dask cluster with ``workers``).
+    - threads (:func:`lue_spie.execution.apply_threads`): torch computes with
+      ``torch_threads`` threads (default 1, as the command line: torch's default thread count
+      made the calibration chapter many times slower on a small busy machine, see
+      benchmarks/RESULTS.md), the fused evaluation kernel of the CMA-ES searches with the
+      cores the notebook's process may use (affinity and cgroup quota, never more); with
+      ``workers`` each Dask worker gets its share of the cores instead.
     """
     import warnings
 
-    import torch
+    from lue_spie.execution import apply_threads
 
-    torch.set_num_threads(int(torch_threads))
+    apply_threads(torch_threads=int(torch_threads))
 
     warnings.filterwarnings("ignore", message="IProgress not found")
     try:

@@ -62,7 +62,8 @@ def glue_table(key: str, table: pd.DataFrame) -> pd.DataFrame:
     from IPython.display import HTML
     from myst_nb import glue
 
-    glue(key, HTML(table.to_html(classes="dataframe", border=0)), display=False)
+    glue(key, HTML(table.to_html(classes="dataframe", border=0, index_names=False)),
+         display=False)
     return table
 
 

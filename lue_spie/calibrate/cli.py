@@ -10,22 +10,20 @@ from __future__ import annotations
 import argparse
 import sys
 
-import torch
-
 from lue_spie import options
 from lue_spie.calibrate.chunks import CHUNK_SITES
 from lue_spie.calibrate.settings import CalibrationSettings
 from lue_spie.calibrate.step import run
 from lue_spie.data.io import years_argument
-from lue_spie.execution import add_execution_arguments, execution_from_args
+from lue_spie.execution import add_execution_arguments, apply_threads, execution_from_args
 from lue_spie.layout import Layout
 
 __all__ = ["register_cli"]
 
 
 def _cli(args: argparse.Namespace) -> int:
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    # torch as asked (default 1); the fused kernel on the cores this process may use.
+    apply_threads(torch_threads=args.threads or None)
     years = sorted({y for part in args.years for y in part}) if args.years else None
     settings = options.from_args(CalibrationSettings, args)
     execution = execution_from_args(args)

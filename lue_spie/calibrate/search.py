@@ -136,7 +136,7 @@ def calibrate_sites(
         checkpoint_dir: Folder for ``checkpoint.pkl``; resumed from when present and
             matching, refused (:class:`CheckpointMismatch`) when not.
         checkpoint_every: Checkpoint every this many generations (0: only at the end).
-        progress: Show a tqdm progress bar.
+        progress: Report progress (a bar on a terminal, plain lines elsewhere).
         stop_after_gen: Test hook: checkpoint and raise ``CalibrationInterrupted`` after
             this generation.
         callback: Called as ``callback(generation, engine)`` after each generation; read

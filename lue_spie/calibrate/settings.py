@@ -11,7 +11,9 @@ Topt, kT and mu. With ``restarts > 0`` an ES that stops before the cap is restar
 random point with a population ``incpopsize`` times larger (IPOP-CMA-ES, Auger & Hansen 2005);
 the best point over all runs is kept. Restarts are off by default (they spend generations
 inside the same cap); on the real CH-Lae site four restarts found the same optimum as a single
-run.
+run. A restart is begun only when it can run to its end (``restart_min_generations =
+"converged"``: at least as many generations left as the run that just stopped took); a
+restart cut short by the cap far from convergence cannot beat the optimum already found.
 """
 
 from __future__ import annotations
@@ -58,6 +60,9 @@ class CalibrationSettings:
         tolfunhist: pycma ``tolfunhist`` (cost units).
         restarts: Number of IPOP restarts allowed per unit.
         incpopsize: Population growth factor per restart.
+        restart_min_generations: ``"converged"``: restart only when at least as many
+            generations are left (of ``max_gen``) as the stopped run took, so that the
+            restart can converge; ``"any"``: whenever any generation is left.
         w_ideal: Weight of the ideal-conditions constraint (see :mod:`lue_spie.cost`).
         w_nonideal: Weight of the non-ideal constraint.
         dtype: ``"float64"`` or ``"float32"`` for the model evaluation.
@@ -78,6 +83,7 @@ class CalibrationSettings:
     tolfunhist: float = 1e-7
     restarts: int = 0
     incpopsize: int = 2
+    restart_min_generations: str = "converged"
     w_ideal: float = W_IDEAL
     w_nonideal: float = W_NONIDEAL
     dtype: str = "float64"
@@ -97,6 +103,8 @@ class CalibrationSettings:
             ("restarts", isinstance(self.restarts, int) and self.restarts >= 0, "an int >= 0"),
             ("incpopsize", isinstance(self.incpopsize, int) and self.incpopsize >= 1,
              "an int >= 1"),
+            ("restart_min_generations", self.restart_min_generations in ("converged", "any"),
+             "'converged' or 'any'"),
             ("w_ideal", self.w_ideal >= 0, ">= 0"),
             ("w_nonideal", self.w_nonideal >= 0, ">= 0"),
             ("chunk_rows", isinstance(self.chunk_rows, int) and self.chunk_rows >= 1,

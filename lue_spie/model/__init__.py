@@ -1,13 +1,13 @@
-"""The light-use-efficiency (LUE) model of GPP in PyTorch (paper section 2.1, SPEC section 1).
+"""The light-use-efficiency (LUE) model of GPP in PyTorch (paper section 2.1, SPEC section 1)::
 
     GPP = PAR * FAPAR * eps_max * fT * fVPD * fW * fL * fCI          [gC m-2 d-1]
 
-with the lagged drivers
+with the lagged drivers::
 
     Tf(t) = (1 - alpha_T) T(t) + alpha_T Tf(t-1),   Tf(0) = T(0)
     Wf(t) = (1 - alpha_W) W(t) + alpha_W Wf(t-1),   Wf(0) = W(0)
 
-and the five sensitivity functions
+and the five sensitivity functions::
 
     fT   = 2 exp(-(Tf - Topt)/kT) / (1 + exp(-(Tf - Topt)/kT)^2)
     fVPD = exp(kappa (Ca0/ca)^Ckappa VPD) * (1 + (ca - Ca0)/(ca - Ca0 + Cm))
@@ -20,8 +20,10 @@ Everything is batched: forcing of shape ``(*batch, days)``, parameters ``(*batch
 the parameters (and the forcing).
 
 Public API: :func:`simulate` (all outputs, differentiable), :func:`prepare_forcing` /
-:class:`PreparedForcing` (once per set of sites), :func:`scratch_gpp` and
-:func:`scratch_lagged` (no-gradient hot loops), :func:`lag_filter`, the sensitivity functions
+:class:`PreparedForcing` (once per set of sites), the fused kernel's entry points
+(:func:`kernel_applies`, :func:`kernel_simulate`, :func:`pack_cost`,
+:func:`kernel_population_sums`), :func:`scratch_gpp` and :func:`scratch_lagged` (the torch
+no-gradient path), :func:`lag_filter`, the sensitivity functions
 ``f_*`` and the constants, :func:`block_rows`, :data:`BLOCK_BYTES`, :func:`clear_scratch` and
 :func:`resolve_device`.
 
@@ -33,7 +35,10 @@ Modules, each one job (how each part is made fast is explained in its module; be
 * :mod:`~lue_spie.model.lag`: the blocked lag filter and its adjoint.
 * :mod:`~lue_spie.model.forcing`: the prepared forcing (parameter-independent parts, once).
 * :mod:`~lue_spie.model.fused`: the fused autograd node with its hand-written backward pass.
-* :mod:`~lue_spie.model.evaluation`: evaluation of populations without gradients.
+* :mod:`~lue_spie.model.kernel`: the fused evaluation kernel (Numba): the model and the
+  calibration cost in one pass over the days per (site, candidate), no gradient.
+* :mod:`~lue_spie.model.evaluation`: evaluation without gradients: the kernel's torch-facing
+  entry points, and the same evaluation in torch operations (CUDA, and the tests' reference).
 * :mod:`~lue_spie.model.lue`: :func:`simulate`, the composable path, :func:`resolve_device`.
 * :mod:`~lue_spie.model.reference`: the slow float64 step-by-step version every fast path is
   tested against.
@@ -51,7 +56,14 @@ from lue_spie.model.equations import (
     f_VPD,
     f_W,
 )
-from lue_spie.model.evaluation import scratch_gpp, scratch_lagged
+from lue_spie.model.evaluation import (
+    kernel_applies,
+    kernel_population_sums,
+    kernel_simulate,
+    pack_cost,
+    scratch_gpp,
+    scratch_lagged,
+)
 from lue_spie.model.forcing import PreparedForcing, prepare_forcing
 from lue_spie.model.lag import lag_filter
 from lue_spie.model.lue import resolve_device, simulate
@@ -61,5 +73,5 @@ __all__ = [
     "FORCING_KEYS", "OUTPUT_KEYS", "CI_MIN", "CO2_DENOMINATOR_MIN", "CA_REF", "PreparedForcing",
     "prepare_forcing", "simulate", "lag_filter", "f_T", "f_VPD", "f_W", "f_L", "f_CI",
     "resolve_device", "scratch_gpp", "scratch_lagged", "block_rows", "BLOCK_BYTES",
-    "clear_scratch",
+    "clear_scratch", "kernel_applies", "kernel_simulate", "pack_cost", "kernel_population_sums",
 ]

@@ -16,6 +16,7 @@ from collections.abc import Mapping, Sequence
 import torch
 
 from lue_spie.model.equations import OUTPUT_KEYS, _co2_part, _columns, _vpd_part, f_L, f_T, f_W
+from lue_spie.model.evaluation import kernel_applies, kernel_simulate
 from lue_spie.model.forcing import PreparedForcing, _validate_forcing, prepare_forcing
 from lue_spie.model.fused import _fused_forward, _FusedLUE
 from lue_spie.model.lag import lag_filter
@@ -100,8 +101,10 @@ def simulate(
         lag_method: ``"scan"`` (blocked recurrence) or ``"loop"`` (sequential reference; uses
             the composable implementation).
         method: ``"auto"`` (default): the fused implementation (one autograd node with an
-            analytic backward pass, gradients with respect to ``params``), or the composable
-            one when the forcing itself requires a gradient or ``lag_method="loop"``.
+            analytic backward pass, gradients with respect to ``params``; without a gradient
+            on the CPU, the fused kernel of :mod:`lue_spie.model.kernel`, one pass over the
+            days), or the composable one when the forcing itself requires a gradient or
+            ``lag_method="loop"``.
             ``"composable"`` forces the chain of differentiable torch operations (needed for
             second derivatives); ``"fused"`` refuses forcing that requires a gradient.
         outputs: Names of :data:`OUTPUT_KEYS` to return (default: all). Asking only for what
@@ -143,6 +146,8 @@ def simulate(
     elif torch.is_grad_enabled() and params.requires_grad:
         res = _FusedLUE.apply(params, pf, outputs)
         out = dict(zip(outputs, (res,) if isinstance(res, torch.Tensor) else res, strict=True))
+    elif kernel_applies(params):
+        out = kernel_simulate(pf, params, outputs)
     else:
         out = _fused_forward(pf, params.detach(), frozenset(outputs))
     shape = (*_bshape(pf.shape[:-1], params.shape[:-1]), pf.shape[-1])

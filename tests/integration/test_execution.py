@@ -39,6 +39,7 @@ from lue_spie.execution import (
     SchedulerUnreachable,
     add_execution_arguments,
     execution_from_args,
+    usable_cores,
 )
 from lue_spie.extrapolate import ExtrapolationSettings
 from lue_spie.layout import Layout
@@ -395,6 +396,31 @@ def test_shared_data_reaches_each_worker_once_and_lost_units_are_resubmitted(sch
             ex.check_paths(tmp_path / "nowhere")
         with pytest.raises(ValueError, match="unit boom failed"):
             list(ex.map(_double, [1, "boom"], progress=False))
+
+
+def _threads(item, shared):
+    import numba
+    import torch
+
+    return numba.get_num_threads(), torch.get_num_threads(), usable_cores()
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_units_never_get_more_threads_than_their_share_of_the_cores(scheduler):
+    # Two one-thread workers on this host: each unit's kernel gets the host's usable cores
+    # divided by the two worker threads (at least 1), torch the settings' one thread. An
+    # earlier test takes a worker down: wait until the nanny's replacement has joined.
+    from distributed import Client
+
+    with Client(scheduler, timeout=60) as client:
+        client.wait_for_workers(2, timeout=120)
+    with Executor(ExecutionSettings(scheduler=scheduler), **QUIET) as ex:
+        got = [r for _, r in ex.map(_threads, list(range(4)), progress=False)]
+    for kernel, torch_threads, cores in got:
+        assert kernel == max(1, cores // 2) and torch_threads == 1
+    with Executor(ExecutionSettings(scheduler=scheduler, kernel_threads=1), **QUIET) as ex:
+        assert all(r[0] == 1 for _, r in ex.map(_threads, [0, 1], progress=False))
 
 
 @pytest.mark.integration
