@@ -22,11 +22,14 @@ The procedure, in one dimension so that it chooses nothing but a single number:
    demo profile's settings. The eight cheap ones (grouping, similarity, regression) run
    first; only when none of them exceeds the target do the pooled optimisations (OPT-All,
    OPT-PFT) run as well.
-4. ``k`` is bracketed (doubled until a world meets the target, within ``--k-max``) and then
-   bisected ``--tries`` times; the chosen ``k`` is the smallest one that met the target and
-   the calibration check: calibration's median in-sample daily NSE within 0.03 of the
-   world's noise ceiling (the noise-free observed signal against the observations, recorded
-   by the generator) or above 0.9. With ``--confirm`` it is run again at the demo size (196
+4. ``k`` is bracketed (doubled while the baselines exceed the target with calibration at the
+   noise ceiling, within ``--k-max``) and then bisected ``--tries`` times between the
+   largest such ``k`` and the smallest one that met the target or whose calibration fell
+   below the ceiling (:func:`search`); the chosen ``k`` is the smallest one that met the
+   target and the calibration check: calibration's median in-sample daily NSE within 0.03
+   of the world's noise ceiling (the noise-free observed signal against the observations,
+   recorded by the generator) or above 0.9. The pooled optimisations run only on a try
+   whose calibration passed that check. With ``--confirm`` it is run again at the demo size (196
    sites x 8 years); if the ten baselines exceed ``--confirm-max`` there, ``k`` grows by
    ``--confirm-step`` and the confirmation repeats (at most ``--confirm-tries`` times).
 
@@ -122,6 +125,14 @@ def _settings(profile: Profile, methods: Sequence[str], device: str
     return cal, ex
 
 
+def _calib_ok(scores: Any) -> bool:
+    """Site calibration's median daily NSE within :data:`CALIB_TOLERANCE` of the noise
+    ceiling's, or above :data:`CALIB_LEVEL`."""
+    s = scores.set_index("method")["median_nse"]
+    return bool(s[SITE_CALIB] >= s[NOISE_CEILING] - CALIB_TOLERANCE
+                or s[SITE_CALIB] > CALIB_LEVEL)
+
+
 def try_world(k: float, folder: Path, *, n_sites: int, n_years: int, seed: int,
               profile: Profile, device: str = "cpu", target: float = TARGET,
               log: Callable[[str], Any] = print) -> dict[str, Any]:
@@ -137,7 +148,8 @@ def try_world(k: float, folder: Path, *, n_sites: int, n_years: int, seed: int,
     layout = run_point(folder, PointSpec(world, n_sites, n_years, seed, cal, ex), log=log)
     scores = score_point(layout, cheap)
     ran = list(cheap)
-    if (scores.set_index("method").loc[cheap, "share_positive"] <= target).all():
+    if (_calib_ok(scores)
+            and (scores.set_index("method").loc[cheap, "share_positive"] <= target).all()):
         cal, ex = _settings(profile, POOLED, device)
         extrapolate.run(layout, dataclasses.replace(ex, seed=seed), progress=False, log=log)
         scores = score_point(layout, list(BASELINES))
@@ -146,7 +158,7 @@ def try_world(k: float, folder: Path, *, n_sites: int, n_years: int, seed: int,
     base = s.loc[ran]
     truth_med, calib_med = s.loc[TRUTH, "median_nse"], s.loc[SITE_CALIB, "median_nse"]
     ceiling = s.loc[NOISE_CEILING, "median_nse"]
-    calib_ok = bool(calib_med >= ceiling - CALIB_TOLERANCE or calib_med > CALIB_LEVEL)
+    calib_ok = _calib_ok(scores)
     met = bool(len(ran) == len(BASELINES) and (base["share_positive"] <= target).all()
                and calib_ok)
     return {"k": k, "n_sites": n_sites, "n_years": n_years, "seed": seed,
@@ -162,29 +174,40 @@ def try_world(k: float, folder: Path, *, n_sites: int, n_years: int, seed: int,
 
 def search(run: Callable[[float], dict[str, Any]], *, k_start: float, k_max: float,
            tries: int) -> tuple[float | None, list[dict[str, Any]]]:
-    """Bracket and bisect ``k``: the smallest tried ``k`` whose record met the target."""
+    """Bracket and bisect ``k``: the smallest tried ``k`` whose record met the target.
+
+    A try is one of three kinds: *met* (the baselines at or below the target, calibration at
+    the noise ceiling: an upper bound), *too easy* (calibration at the ceiling, a baseline
+    above the target: ``k`` must grow) or *too hard* (calibration below the ceiling: an upper
+    bound that did not meet, the bisection looks below it). ``k`` doubles from ``k_start``
+    while the tries are too easy (up to ``k_max``); then ``tries`` bisection steps between
+    the largest too easy and the smallest other ``k``. ``None`` when no try met the target.
+    """
     records: list[dict[str, Any]] = []
-    lo, hi = None, k_start
+    lo, hi, best = None, k_start, None
     while True:
         r = run(hi)
         records.append(r)
         if r["met"]:
+            best = hi
+            break
+        if not r.get("calib_ok", True):
             break
         lo = hi
         if hi >= k_max:
             return None, records
         hi = min(2 * hi, k_max)
     for _ in range(tries):
-        if lo is None:
-            lo = 0.0
-        mid = round((lo + hi) / 2, 3)
+        mid = round(((0.0 if lo is None else lo) + hi) / 2, 3)
         r = run(mid)
         records.append(r)
         if r["met"]:
-            hi = mid
-        else:
+            hi = best = mid
+        elif r.get("calib_ok", True):
             lo = mid
-    return hi, records
+        else:
+            hi = mid
+    return best, records
 
 
 def markdown(records: Sequence[dict[str, Any]]) -> str:

@@ -72,6 +72,20 @@ def test_search_brackets_then_bisects_to_the_smallest_factor_that_meets(procedur
     assert none is None
 
 
+def test_a_try_whose_calibration_falls_below_the_ceiling_is_an_upper_bound(procedure):
+    seen = []
+
+    def run(k):  # too easy below 2.6, met up to 3.2, calibration off the ceiling above
+        seen.append(k)
+        return {"k": k, "met": 2.6 <= k <= 3.2, "calib_ok": k <= 3.2}
+
+    k, _ = procedure.search(run, k_start=2.0, k_max=8.0, tries=2)
+    assert seen == [2.0, 4.0, 3.0, 2.5] and k == 3.0
+    none, _ = procedure.search(lambda k: {"k": k, "met": False, "calib_ok": k < 1.5},
+                               k_start=1.0, k_max=8.0, tries=2)
+    assert none is None
+
+
 def test_a_try_never_runs_spie_nor_reads_its_files(procedure, tmp_path, monkeypatch):
     from lue_spie.methods.spie.method import SPIE
 
@@ -89,6 +103,7 @@ def test_a_try_never_runs_spie_nor_reads_its_files(procedure, tmp_path, monkeypa
             return _original(path, *args, **kwargs)
 
         monkeypatch.setattr(store, name, recording)
+    monkeypatch.setattr(procedure, "CALIB_LEVEL", -float("inf"))  # every try runs all ten
     record = procedure.try_world(1.0, tmp_path / "k1", n_sites=24, n_years=1, seed=3,
                                  profile=_tiny_profile(), target=1.0, log=lambda s: None)
     assert set(record["baselines"]) == set(procedure.BASELINES)
