@@ -46,15 +46,17 @@ def test_settings_check_their_values_in_one_line():
 
 
 def test_the_grid_scales_the_base_world():
-    s = PayoffSettings(x_factors=(0.0, 1.0), y_factors=(0.0, 2.0))
+    # the literature world as base: twice its biases stay inside the dials' valid ranges
+    # (the paper world's are clipped there)
+    s = PayoffSettings(world="literature", x_factors=(0.0, 1.0), y_factors=(0.0, 2.0))
     points = s.points()
     assert [(p.x, p.y) for p in points] == [(0.0, 0.0), (1.0, 0.0), (0.0, 2.0), (1.0, 2.0)]
-    paper = WORLDS["paper"]
+    base = WORLDS["literature"]
     origin = points[0].world
     assert origin.within_pft == 0 and origin.fapar_offset_sd == 0 and origin.gap_share == 0
-    assert origin.site_spread == paper.site_spread  # outside both dials: the base world's
-    assert points[1].world.within_pft == paper.within_pft
-    assert points[3].world.fapar_offset_sd == pytest.approx(2 * paper.fapar_offset_sd)
+    assert origin.site_spread == base.site_spread  # outside both dials: the base world's
+    assert points[1].world.within_pft == base.within_pft
+    assert points[3].world.fapar_offset_sd == pytest.approx(2 * base.fapar_offset_sd)
     assert len({p.label for p in points}) == 4
     keys = {point_key(s_spec) for s_spec in (
         _spec(s, p) for p in points)}

@@ -354,7 +354,7 @@ LITERATURE = World(
 #: (every feature term and the unexplained term alike) and the observation biases
 #: (:meth:`World.multiplied`); record lengths and gaps, which are measured, stay. Set by
 #: ``benchmarks/set_paper_world.py`` at the demo size (196 sites x 8 years, demo settings;
-#: its log is in ``benchmarks/RESULTS.md``, issue 20): at 2 and 2.5 a baseline stays positive
+#: its log is in ``benchmarks/RESULTS.md``): at 2 and 2.5 a baseline stays positive
 #: at 68 % and 53 % of the sites; at 3 the eight grouping, similarity and regression
 #: baselines are positive at no more than 40 % of them (the paper's Figure 2: 41 %; the
 #: pooled optimisations' shares are in RESULTS.md) and site calibration's median
