@@ -9,6 +9,7 @@ function (it adds a parser and sets ``func``), so the CLI grows with the package
     lue-spie extrapolate ...           the methods under cross-validation (lue_spie.extrapolate)
     lue-spie importance --results ...  feature importance of SPIE (lue_spie.importance.step)
     lue-spie maps --results ...        maps of a virtual continent (lue_spie.maps.step)
+    lue-spie payoff --results ...      when SPIE pays off: a sweep over two dials (lue_spie.payoff)
     lue-spie book --profile ...        papermill + Jupyter Book (lue_spie.book)
     lue-spie course --profile ... --out DIR   student and teacher copies (lue_spie.teaching.course)
 
@@ -35,8 +36,7 @@ from lue_spie.errors import DATA, USAGE, LueSpieError
 # Modules that contribute sub-commands, in the order they appear in --help.
 _COMMAND_MODULES = ("lue_spie.data.cli", "lue_spie.calibrate.cli", "lue_spie.extrapolate.cli",
                     "lue_spie.assess.cli", "lue_spie.importance.cli", "lue_spie.maps.cli",
-                    "lue_spie.book.cli",
-                    "lue_spie.teaching.cli")
+                    "lue_spie.payoff.cli", "lue_spie.book.cli", "lue_spie.teaching.cli")
 
 
 def _info(args: argparse.Namespace) -> int:

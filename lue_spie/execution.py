@@ -419,8 +419,8 @@ class Executor:
         self._environ = dict(os.environ)
         os.environ.pop("MALLOC_TRIM_THRESHOLD_", None)  # workers inherit this environment
         # A loaded machine (a book build beside other work) can stall a heartbeat for longer
-        # than Dask's default 30 s; a longer timeout keeps the connection instead of logging
-        # an error and reconnecting.
+        # than Dask's default TCP timeout; a longer one keeps the connection instead of
+        # logging an error and reconnecting.
         with dask.config.set({_TRIM: None, "distributed.worker.profile.enabled": False,
                               "distributed.comm.timeouts.tcp": "120s",
                               "distributed.comm.timeouts.connect": "60s"}):

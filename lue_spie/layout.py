@@ -13,6 +13,8 @@ A book build (and a user who runs the steps one by one) fills one results folder
                                     cells and the error tables (parquet + CSV), figures/, the
                                     record
     RESULTS/twin/                   a whole results folder again: the structural-error twin
+    RESULTS/payoff/                 the pay-off sweep: points/<label>/ (each a results folder),
+                                    the table (parquet + CSV), figures/, the record
 
 Every step reads and writes through the objects below, so a name is spelled once: a
 :class:`Layout` for a results folder, and one small class per step folder
@@ -47,6 +49,7 @@ __all__ = [
     "ImportanceFiles",
     "MapsFiles",
     "MapsTable",
+    "PayoffFiles",
     "ComparisonFiles",
     "BookSources",
     "BookBuild",
@@ -474,6 +477,67 @@ class MapsFiles(TablesFolder):
         """Settings, inputs with checksums, the continent, timings and every file written."""
         return Path(self.folder) / self.RECORD
 
+class PayoffFiles(TablesFolder):
+    """The pay-off sweep's folder (``lue-spie payoff``, :mod:`lue_spie.payoff`): one results
+    folder per dial point, the table of every point's scores, its figure and the record."""
+
+    POINTS_DIR = "points"
+    TABLE = "payoff"
+    POINT_SCORES = "scores.parquet"
+    RECORD = "payoff.json"
+    FIGURE = "payoff.png"
+    #: The published table of a larger sweep, shipped with the package (with its provenance
+    #: beside it), which the demo book shows.
+    PUBLISHED = Path(__file__).resolve().parent / "payoff" / "published" / "payoff_sweep.csv"
+
+    @property
+    def points_dir(self) -> Path:
+        """Where the points' results folders are."""
+        return Path(self.folder) / self.POINTS_DIR
+
+    def point(self, label: str) -> Path:
+        """The results folder of the point ``label`` (data, calibration, extrapolation)."""
+        return self.points_dir / re.sub(r"[^A-Za-z0-9_.=-]", "_", label)
+
+    def point_scores(self, label: str) -> Path:
+        """The scores of the point ``label`` (its done marker)."""
+        return self.point_scores_in(self.point(label))
+
+    @staticmethod
+    def point_scores_in(folder: str | Path) -> Path:
+        """The scores of the point whose results folder is ``folder``."""
+        return Path(folder) / PayoffFiles.POINT_SCORES
+
+    @property
+    def scores(self) -> Path:
+        """Every point's scores (parquet)."""
+        return self.table(self.TABLE)
+
+    @property
+    def scores_csv(self) -> Path:
+        """Every point's scores (CSV)."""
+        return self.csv(self.TABLE)
+
+    @property
+    def figure(self) -> Path:
+        """The pay-off figure."""
+        return self.figures_dir / self.FIGURE
+
+    @property
+    def record(self) -> Path:
+        """Settings, points, timings and every file written."""
+        return Path(self.folder) / self.RECORD
+
+    @classmethod
+    def published(cls) -> Path:
+        """The published sweep's table (CSV) in the package."""
+        return cls.PUBLISHED
+
+    @classmethod
+    def published_provenance(cls) -> Path:
+        """The published sweep's provenance record (command, commit, date, settings)."""
+        return provenance_of(cls.PUBLISHED.with_suffix(""))
+
 
 # -------------------------------------------------------------------------------- the book
 @dataclass(frozen=True)
@@ -623,6 +687,7 @@ class Layout:
     ASSESSMENT = "assessment"
     IMPORTANCE = "importance"
     MAPS = "maps"
+    PAYOFF = "payoff"
     TWIN = "twin"
     RUN_RECORD = "run.json"
     ROOT = "results"
@@ -684,6 +749,9 @@ class Layout:
     def maps(self) -> MapsFiles:
         """The maps of the virtual continent."""
         return MapsFiles(self._folder(self.maps_dir, self.MAPS, "maps"))
+    def payoff(self) -> PayoffFiles:
+        """The pay-off sweep (its own results folders inside, one per dial point)."""
+        return PayoffFiles(self._folder(None, self.PAYOFF, "pay-off sweep"))
 
     @property
     def twin(self) -> Layout:

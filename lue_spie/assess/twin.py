@@ -43,6 +43,7 @@ from lue_spie.assess.settings import AssessSettings
 from lue_spie.calibrate import CalibrationSettings
 from lue_spie.data.io import load_dataset
 from lue_spie.data.virtual import GENERATOR_ID, generate
+from lue_spie.data.virtual.worlds import get_world
 from lue_spie.execution import ExecutionSettings
 from lue_spie.extrapolate import ExtrapolationSettings
 from lue_spie.extrapolate.cv import read_folds
@@ -134,13 +135,17 @@ def run_twin(results: str | Path | Layout, *, methods: Sequence[str] | None = No
     have = {}
     if data.truth_meta.is_file():
         have = json.loads(data.truth_meta.read_text())
+    # The twin lives in the main run's world (its dials); datasets written before worlds
+    # existed are of the smooth one.
+    world = get_world(meta.get("difficulty"))
     if {k: have.get(k) for k in target} != target \
             or have.get("structural_error", {}).get("enabled") != flipped \
-            or have.get("generator_version") != meta.get("generator_version"):
+            or have.get("generator_version") != meta.get("generator_version") \
+            or get_world(have.get("difficulty")) != world:
         log(f"twin: generating the virtual FLUXNET {WORLDS[flipped]} ({meta['n_sites']} sites x "
             f"{meta['n_years']} years, seed {meta['seed']})")
         generate(int(meta["n_sites"]), int(meta["n_years"]), int(meta["seed"]), data.folder,
-                 structural_error=flipped, start_year=int(meta["start_year"]))
+                 structural_error=flipped, start_year=int(meta["start_year"]), world=world)
     cal_settings, selection = _calibration_settings(main)
     log("twin: site calibration with the main run's settings")
     calibrate.run(twin, cal_settings, execution, sites=selection["sites"],

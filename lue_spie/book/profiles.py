@@ -38,6 +38,7 @@ from lue_spie.extrapolate.settings import ExtrapolationSettings
 from lue_spie.importance.settings import ImportanceSettings
 from lue_spie.maps.settings import MapsSettings
 from lue_spie.methods.base import method_class
+from lue_spie.payoff.settings import PayoffSettings
 
 __all__ = ["Knob", "Profile", "PROFILES", "get_profile", "method_slug", "SHARED"]
 
@@ -48,7 +49,8 @@ SHARED: tuple[str, ...] = ("seed", "device", "sites", "years", "n_show")
 _FROM_SHARED = ("seed", "device", "sites", "years")
 _CHOSEN_BY_CHAPTER = {"extrapolate": ("methods", "method_params"), "assess": ("methods",)}
 #: The sections of a profile whose fields are knobs ``<section>_<field>``.
-_SECTIONS = ("data", "calibrate", "extrapolate", "assess", "twin", "importance", "maps")
+_SECTIONS = ("data", "calibrate", "extrapolate", "assess", "twin", "importance", "maps",
+             "payoff")
 
 
 def method_slug(method: str) -> str:
@@ -113,6 +115,9 @@ class Profile:
         importance: The feature importance
             (:class:`~lue_spie.importance.settings.ImportanceSettings`).
         maps: The maps of a virtual continent (:class:`~lue_spie.maps.settings.MapsSettings`).
+        payoff: When SPIE pays off: the sweep over two dials of the virtual world, run at a
+            small size or read from the published table of a larger one
+            (:class:`~lue_spie.payoff.settings.PayoffSettings`).
         publish: The repository of a published book and where its chapters launch
             (:class:`~lue_spie.book.publish.PublishSettings`; not a notebook parameter:
             it changes the book's buttons, never a result).
@@ -133,6 +138,7 @@ class Profile:
     twin: TwinSettings = field(default_factory=TwinSettings)
     importance: ImportanceSettings = field(default_factory=ImportanceSettings)
     maps: MapsSettings = field(default_factory=MapsSettings)
+    payoff: PayoffSettings = field(default_factory=PayoffSettings)
     publish: PublishSettings = field(default_factory=PublishSettings)
 
     def knobs(self) -> dict[str, Knob]:
@@ -191,6 +197,13 @@ def _methods(*, opt: Mapping[str, Any], rf_trees: int, spie_epochs: int = 2000,
             "P-model": {"settings": {"window_days": pmodel_window_days}}}
 
 
+#: The ci book runs a tiny pay-off sweep (four points of 16 sites x 2 years, short searches);
+#: the demo and paper books show the published table of a larger sweep instead.
+_CI_SWEEP = PayoffSettings(run=True, x_factors=(0.0, 1.0), y_factors=(0.0, 1.0), n_sites=16,
+                           n_years=2, n_folds=4, calibrate_max_gen=60, opt_max_gen=30,
+                           rf_trees=50, spie_epochs=200, dtype="float64")
+_PUBLISHED_SWEEP = PayoffSettings(run=False)
+
 PROFILES: dict[str, Profile] = {
     p.name: p
     for p in (
@@ -208,15 +221,17 @@ PROFILES: dict[str, Profile] = {
             twin=TwinSettings(enabled=True),
             importance=ImportanceSettings(background=None, pd_grid=10),
             maps=MapsSettings(resolution=2.5, chunk=8),
+            payoff=_CI_SWEEP,
         ),
         Profile(
             name="demo",
             description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
-                        "years, shorter CMA-ES runs in float32 on two Dask workers, SPIE's "
-                        "2000 epochs; no structural-error twin",
+                        "years in the `paper` world, shorter CMA-ES runs in float32 on two "
+                        "Dask workers, SPIE's 2000 epochs; no structural-error twin",
             n_show=6,
             execution=ExecutionSettings(workers=2),
-            data=DataSettings(n_sites=196, n_years=8),
+            # The paper world: SPIE trains on it within the demo budget (RESULTS.md).
+            data=DataSettings(n_sites=196, n_years=8, world="paper"),
             calibrate=CalibrationSettings(max_gen=500, restarts=1, dtype="float32"),
             extrapolate=ExtrapolationSettings(n_folds=10, method_params=_methods(
                 opt={"max_gen": 400, "restarts": 0, "dtype": "float32"}, rf_trees=100)),
@@ -224,14 +239,16 @@ PROFILES: dict[str, Profile] = {
             twin=TwinSettings(enabled=False),
             importance=ImportanceSettings(background=None, pd_grid=20),
             maps=MapsSettings(resolution=1.0, chunk=16),
+            payoff=_PUBLISHED_SWEEP,
         ),
         Profile(
             name="paper",
-            description="the paper's size (196 sites x 10 years), long CMA-ES runs and the "
-                        "structural-error twin of all twelve methods, on two Dask workers",
+            description="the paper's size (196 sites x 10 years) in the `paper` world, long "
+                        "CMA-ES runs and the structural-error twin of all twelve methods, on "
+                        "two Dask workers",
             n_show=8,
             execution=ExecutionSettings(workers=2),
-            data=DataSettings(n_sites=196, n_years=10),
+            data=DataSettings(n_sites=196, n_years=10, world="paper"),
             calibrate=CalibrationSettings(max_gen=1000, restarts=2, dtype="float64"),
             extrapolate=ExtrapolationSettings(n_folds=10, method_params=_methods(
                 opt={"max_gen": 1000, "restarts": 1, "dtype": "float64"}, rf_trees=100)),
@@ -241,6 +258,7 @@ PROFILES: dict[str, Profile] = {
                 "sRF", "mRF", "mNN", "SPIE", "P-model")),
             importance=ImportanceSettings(background=None, pd_grid=50),
             maps=MapsSettings(resolution=0.5, chunk=16),
+            payoff=_PUBLISHED_SWEEP,
         ),
     )
 }

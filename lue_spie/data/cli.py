@@ -1,6 +1,7 @@
 """``lue-spie data ...``: build dataset folders and check the data manifest::
 
-    lue-spie data synth   --sites N --years Y --seed S --out DIR [--structural-error]
+    lue-spie data synth   --sites N --years Y --seed S --out DIR [--world NAME]
+                          [--structural-error]
     lue-spie data fluxnet --src DIR --fapar FILE --sites FILE [--features FILE] [--ndvi FILE]
                           [--years Y0-Y1] [--site-ids ID ...] [--missing-fapar error|skip]
                           --out DIR
@@ -25,12 +26,12 @@ def _synth(args: argparse.Namespace) -> int:
     from lue_spie.data.sources import get_source
 
     settings = {"n_sites": args.sites, "n_years": args.years, "seed": args.seed,
-                "structural_error": args.structural_error}
+                "structural_error": args.structural_error, "world": args.world}
     if args.start_year is not None:
         settings["start_year"] = args.start_year
     out = get_source("virtual", **settings).write(args.out, progress=True)
-    print(f"virtual FLUXNET ({args.sites} sites x {args.years} years, seed {args.seed}) "
-          f"written to {out}")
+    print(f"virtual FLUXNET ({args.sites} sites x {args.years} years, seed {args.seed}, "
+          f"world {args.world}) written to {out}")
     return 0
 
 
@@ -131,6 +132,12 @@ def register_cli(subparsers: argparse._SubParsersAction) -> None:
     synth.add_argument("--years", type=int, default=10, help="years per site (default 10)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--out", type=Path, required=True, help="output dataset folder")
+    from lue_spie.data.virtual.worlds import WORLDS
+
+    synth.add_argument("--world", choices=list(WORLDS), default="smooth",
+                       help="the world's dials: " + "; ".join(
+                           f"{name}: {w.description}" for name, w in WORLDS.items())
+                       + " (default smooth)")
     synth.add_argument("--structural-error", action="store_true",
                        help="add a process the LUE model lacks to GPP_obs")
     synth.add_argument("--start-year", type=int, default=None,

@@ -146,6 +146,7 @@ class VirtualFluxnetSource(DataSource, name="virtual"):
         seed: Random seed; equal settings give byte-identical tables.
         start_year: First calendar year.
         structural_error: Add processes the LUE model lacks to GPP_obs.
+        world: The world's dials by name (:data:`lue_spie.data.virtual.worlds.WORLDS`).
     """
 
     n_sites: int = 196
@@ -153,6 +154,7 @@ class VirtualFluxnetSource(DataSource, name="virtual"):
     seed: int = 0
     start_year: int = 2005
     structural_error: bool = False
+    world: str = "smooth"
 
     def write(self, out: str | os.PathLike[str], *, progress: bool = False) -> Path:
         """:func:`lue_spie.data.virtual.generate` into ``out`` (see :meth:`DataSource.write`).
@@ -165,7 +167,7 @@ class VirtualFluxnetSource(DataSource, name="virtual"):
 
         return generate(self.n_sites, self.n_years, self.seed, out,
                         structural_error=self.structural_error, start_year=self.start_year,
-                        progress=progress)
+                        progress=progress, world=self.world)
 
 
 @dataclasses.dataclass(frozen=True)

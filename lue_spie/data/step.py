@@ -43,7 +43,7 @@ def run(layout: Layout, settings: DataSettings | None = None, *, seed: int = 0,
     if s.source == "virtual":
         source = get_source("virtual", n_sites=int(s.n_sites), n_years=int(s.n_years),
                             seed=int(seed), start_year=int(s.start_year),
-                            structural_error=bool(s.structural_error))
+                            structural_error=bool(s.structural_error), world=str(s.world))
     else:
         source = FluxnetFilesSource.from_folder(
             s.source, sites_file=s.sites_file, fapar_file=s.fapar_file,

@@ -9,7 +9,8 @@ Where a figure needs model curves (the sensitivity functions across their driver
 The figures are grouped by chapter in submodules (:mod:`lue_spie.plots.model`,
 :mod:`~lue_spie.plots.data`, :mod:`~lue_spie.plots.calibration`,
 :mod:`~lue_spie.plots.methods`, :mod:`~lue_spie.plots.spie`, :mod:`~lue_spie.plots.assessment`,
-:mod:`~lue_spie.plots.importance`, :mod:`~lue_spie.plots.maps` ...); every public function
+:mod:`~lue_spie.plots.importance`, :mod:`~lue_spie.plots.maps`,
+:mod:`~lue_spie.plots.payoff` ...); every public function
 is also available here, as ``lue_spie.plots.<name>``.
 """
 
@@ -73,6 +74,7 @@ from lue_spie.plots.model import (
     sensitivity_timeseries,
     site_gpp,
 )
+from lue_spie.plots.payoff import payoff_sweep
 from lue_spie.plots.realism import realism_cycles
 from lue_spie.plots.spie import spie_flowchart, training_curves
 
@@ -83,6 +85,7 @@ __all__ = [
     "as_vector",
     "save_figure",
     "realism_cycles",
+    "payoff_sweep",
     "sensitivity_curves",
     "lag_effect",
     "site_gpp",

@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 PACKAGE = ROOT / "lue_spie"
 
 #: The steps of the paper: each is a package of one shape.
-STEPS = ("data", "calibrate", "extrapolate", "assess", "importance", "maps")
+STEPS = ("data", "calibrate", "extrapolate", "assess", "importance", "maps", "payoff")
 #: Files shipped inside the package (resources, not results).
 RESOURCES = {"realism_reference.json", "data_manifest.yml"}
 

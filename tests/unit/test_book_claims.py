@@ -22,6 +22,7 @@ NOT_CLAIMS = {
     r"on paper": "a pencil-and-paper exercise",
     r"next to the paper": "a heading: the comparison table follows",
     r"`paper` profile|paper profile|--profile paper|results/paper": "the profile's name",
+    r"`paper` world|paper world": "the virtual world's name",
     r"study by \{cite": "the book's first sentence names the study",
     r"the paper it reproduces|Cite the study|How to cite": "how to cite",
     r"where the paper makes it|where the paper is silent": "says where locations and choices are",

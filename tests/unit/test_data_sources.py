@@ -75,7 +75,8 @@ def test_virtual_source_writes_the_files_of_generate(tmp_path):
         assert a["step"] == b["step"] == "data.synth" and a["settings"] == b["settings"]
         assert a["seed"] == b["seed"] == 3
     assert src.to_dict() == {"source": "virtual", "settings": {
-        "n_sites": 4, "n_years": 1, "seed": 3, "start_year": 2010, "structural_error": False}}
+        "n_sites": 4, "n_years": 1, "seed": 3, "start_year": 2010, "structural_error": False,
+        "world": "smooth"}}
     assert source_from_dict(json.loads(json.dumps(src.to_dict()))) == src
 
 

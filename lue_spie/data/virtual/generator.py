@@ -29,6 +29,12 @@ orchestrates the stages; each lives in a module of its own inside
    optional structural error, with persistent, yearly and heteroscedastic noise; QC
    fractions and gaps.
 
+**Worlds** (:mod:`~lue_spie.data.virtual.worlds`): a world's dials change stages 4, 6 and 7
+(the fAPAR product given to the model, the spread of the truth, persistent observation
+biases, record lengths and gaps). Each draws from random streams of its own, added after the
+existing ones, and nothing is drawn for a dial at its neutral value: the ``smooth`` world
+(the default) writes the same tables as the generator did before worlds existed.
+
 ``truth.json`` (:func:`_truth_meta`) records the truth, the noise and structural-error
 settings, the shares and coverage pairs, and the generated world's regimes
 (:func:`_world_record`).
@@ -46,9 +52,9 @@ test_realism.py lists it).
 
 Everything is drawn from ``numpy.random.default_rng`` streams seeded by
 ``SeedSequence([seed, n_sites, n_years, stream])`` (:func:`_rngs`), so equal ``(n_sites,
-n_years, seed, start_year, structural_error)`` give byte-identical parquet files; timestamps
-live only in the ``*.provenance.json`` files. Each stage draws from streams of its own, so
-flipping ``structural_error`` changes GPP_obs and nothing else.
+n_years, seed, start_year, structural_error, world)`` give byte-identical parquet files;
+timestamps live only in the ``*.provenance.json`` files. Each stage draws from streams of its
+own, so flipping ``structural_error`` changes GPP_obs and nothing else.
 """
 
 from __future__ import annotations
@@ -68,9 +74,13 @@ from lue_spie.data.virtual.drawn_features import _deposition, _soil
 from lue_spie.data.virtual.observe import (
     NOISE,
     STRUCTURAL_ERROR,
+    _fapar_product,
+    _flux_bias,
     _gpp_lue,
+    _half_hours,
     _observe,
     _qc,
+    _records,
     _structural_factor,
 )
 from lue_spie.data.virtual.sites import COVERAGE, CROPS, PFT_SHARES, _draw_sites
@@ -78,6 +88,7 @@ from lue_spie.data.virtual.soil_water import _soil_water, _water_holding_capacit
 from lue_spie.data.virtual.truth import _parameters_meta, _site_terms, truth_parameters
 from lue_spie.data.virtual.vegetation import _ndvi, _phenology
 from lue_spie.data.virtual.weather import WEATHER, _forcing
+from lue_spie.data.virtual.worlds import World, get_world
 from lue_spie.layout import DataFiles
 from lue_spie.params import PARAMETERS
 from lue_spie.progress import progress_bar
@@ -90,7 +101,7 @@ __all__ = [
     "generate",
 ]
 
-GENERATOR_VERSION = "2.0.0"
+GENERATOR_VERSION = "2.1.0"
 
 #: The ``generator`` entry of ``truth.json``, by which a dataset folder is recognised as a
 #: virtual FLUXNET (the structural-error twin, :mod:`lue_spie.assess.twin`, checks it). It
@@ -101,7 +112,7 @@ GENERATOR_ID = "lue_spie.data.synthetic"
 
 _STREAMS = ("sites", "climate", "weather", "precip", "cloud", "humidity", "co2", "phenology",
             "ndvi", "soil", "truth", "noise", "qc", "slow", "episodes", "yearly", "crops",
-            "obs_error")
+            "obs_error", "fapar_product", "flux_bias", "records")
 
 
 def _rngs(seed: int, n_sites: int, n_years: int) -> dict[str, np.random.Generator]:
@@ -131,16 +142,20 @@ def _world_record(sites: pd.DataFrame, f: Mapping[str, np.ndarray]) -> dict[str,
 
 
 def _truth_meta(seed: int, n_sites: int, n_years: int, start_year: int,
-                structural_error: bool) -> dict[str, Any]:
+                structural_error: bool, world: World | None = None) -> dict[str, Any]:
     """The contents of ``truth.json`` (without ``world``, which :func:`make_tables` adds
-    from :func:`_world_record`): the generator, the arguments, the truth of each parameter
+    from :func:`_world_record`): the generator, the arguments, the world's dials
+    (``difficulty``), the truth of each parameter
     (:func:`lue_spie.data.virtual.truth._parameters_meta`), the noise and structural-error
     settings, the PFT shares and the coverage pairs."""
+    w = get_world(world)
     return {
         "generator": GENERATOR_ID,
         "generator_version": GENERATOR_VERSION,
         "seed": seed, "n_sites": n_sites, "n_years": n_years, "start_year": start_year,
-        "parameters": _parameters_meta(),
+        "difficulty": w.to_dict(),
+        "parameters": _parameters_meta(feature_spread=w.feature_spread,
+                                       within_pft=w.within_pft, site_spread=w.site_spread),
         "noise": {"model": "GPP_obs = GPP_true * (1 + e_p + e_y) + N(0, sd), sd = a + b * "
                            "GPP_true (gC m-2 d-1); e_p AR(1) with sd persistent_sd and e-folding "
                            "persistent_tau days, e_y one N(0, yearly_sd) value per site-year; "
@@ -186,21 +201,30 @@ def _check_args(n_sites: int, n_years: int, seed: int, start_year: int) -> None:
 
 def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
                 structural_error: bool = False, start_year: int = 2005,
-                progress: bool = False) -> VirtualFluxnet:
+                progress: bool = False,
+                world: str | World | Mapping[str, Any] | None = "smooth") -> VirtualFluxnet:
     """Build a virtual FLUXNET in memory (see the module docstring for the recipe).
 
     Args:
         n_sites: Number of sites (>= 14 guarantees every PFT and Koeppen type).
-        n_years: Years per site (every site has the full record).
+        n_years: Years per site (the forcing covers them all; a world's
+            ``record_min_share`` shortens the GPP records).
         seed: Random seed; equal arguments give identical tables.
         structural_error: Add processes the LUE model lacks (:data:`STRUCTURAL_ERROR`).
         start_year: First calendar year.
         progress: Show a progress bar over the generation stages.
+        world: The world's dials: a name of :data:`lue_spie.data.virtual.worlds.WORLDS`, a
+            :class:`~lue_spie.data.virtual.worlds.World` or its dict (None: ``smooth``, the
+            default).
 
     Returns:
         :class:`VirtualFluxnet` with schema-valid ``site_day`` and ``sites``.
+
+    Raises:
+        ValueError: for invalid arguments or an unknown world (naming the known ones).
     """
     _check_args(n_sites, n_years, seed, start_year)
+    w = get_world(world)
     n_sites, n_years, seed = int(n_sites), int(n_years), int(seed)
     bar = progress_bar(total=7, desc="virtual FLUXNET", unit="stage", enabled=progress)
     rngs = _rngs(seed, n_sites, n_years)
@@ -227,9 +251,16 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
         "site": np.repeat(site_ids, n_days),
         "date": np.tile(dates.to_numpy(), n_sites),
     })
+    biases: dict[str, np.ndarray] = {}
+    # The model (and every method) is given a satellite fAPAR product; the canopy's true
+    # fAPAR makes GPP. NDVI stays that of the canopy.
+    product = f["FAPAR"]
+    if w.biased_fapar:
+        product, biases = _fapar_product(rngs["fapar_product"], f["FAPAR"],
+                                         w.fapar_offset_sd, w.fapar_gain_sd)
     for k in ("T", "VPD", "CO2", "W", "PAR", "FAPAR", "CI", "SW_IN", "SW_IN_POT", "P", "PA",
               "PPFD", "NDVI", "TMIN", "TMAX"):
-        site_day[k] = f[k].reshape(-1)
+        site_day[k] = (product if k == "FAPAR" else f[k]).reshape(-1)
 
     feats = site_features_from_site_day(site_day).reindex(site_ids)
     dep = _deposition(rngs["soil"], sites)
@@ -246,16 +277,37 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
     for c in soil.columns:
         sites_tab[c] = soil[c].to_numpy()
 
-    e = _site_terms(rngs["truth"], sites["c4"].to_numpy())
-    theta = truth_parameters(sites_tab, e)
+    e = _site_terms(rngs["truth"], sites["c4"].to_numpy(), w.site_spread)
+    theta = truth_parameters(sites_tab, e, feature_spread=w.feature_spread,
+                             within_pft=w.within_pft)
     bar.update()
 
     gpp = _gpp_lue(f, theta)
     if structural_error:
         gpp = gpp * _structural_factor(f, dates)
+    if w.biased_flux:
+        gpp, flux = _flux_bias(rngs["flux_bias"], gpp, f["T"], w.gpp_scale_sd, w.partition_sd)
+        biases.update(flux)
     gpp_obs = _observe(rngs["noise"], rngs["obs_error"], gpp, dates)
     qc = _qc(rngs["qc"], (n_sites, n_days), f["T"], f["cloud"])
-    gpp_obs = np.where(qc.pop("_missing"), np.nan, gpp_obs)
+    missing = qc.pop("_missing")
+    if w.short_records:
+        rng = rngs["records"]
+        outside, gapfilled, record = _records(rng, dates, n_sites, w.record_min_share,
+                                              w.gap_share)
+        missing = missing | outside
+        low = _half_hours(rng.uniform(0.0, 0.75, (n_sites, n_days)))
+        qc["GPP_QC"] = np.where(outside, 0.0, np.where(gapfilled, np.minimum(
+            qc["GPP_QC"], low), qc["GPP_QC"]))
+        biases.update(record)
+    # A daily value outside the schema's plausible range is rejected, as flux QC would (it
+    # happens only in worlds with a wide parameter spread and observation biases).
+    spec = schema.SITE_DAY_SPEC["GPP_obs"]
+    implausible = (gpp_obs < spec.vmin) | (gpp_obs > spec.vmax)
+    if implausible.any():
+        missing = missing | implausible
+        qc["GPP_QC"] = np.where(implausible, 0.0, qc["GPP_QC"])
+    gpp_obs = np.where(missing, np.nan, gpp_obs)
     site_day.insert(site_day.columns.get_loc("SW_IN"), "GPP_obs", gpp_obs.reshape(-1))
     for k in schema.QC_COLUMNS:
         site_day[k] = qc[k].reshape(-1)
@@ -268,11 +320,37 @@ def make_tables(n_sites: int = 196, n_years: int = 10, seed: int = 0, *,
     truth = pd.DataFrame(theta, columns=list(PARAMETERS))
     truth.insert(0, "site", site_ids.astype(str))
     truth = truth.sort_values("site", kind="stable").reset_index(drop=True)
-    meta = _truth_meta(seed, n_sites, n_years, start_year, structural_error)
+    meta = _truth_meta(seed, n_sites, n_years, start_year, structural_error, w)
+    world["noise_ceiling"] = _noise_ceiling(site_day, gpp, site_ids)
+    if biases:
+        world["site_observation"] = {
+            "sites": [str(x) for x in site_ids],
+            **{k: [round(float(x), 6) for x in v] for k, v in biases.items()}}
     meta["world"] = world
     bar.update()
     bar.close()
     return VirtualFluxnet(site_day, sites_tab, truth, meta)
+
+
+def _noise_ceiling(site_day: pd.DataFrame, signal: np.ndarray,
+                   site_ids: np.ndarray) -> dict[str, Any]:
+    """The world's noise ceiling: each site's daily NSE of the noise-free observed signal
+    (GPP as the site's flux processing delivers it, biases and structural error included,
+    before the random errors) against GPP_obs on the good-quality days, and its median. No
+    model can expect to beat it out of sample; calibration may pass it in sample only by
+    fitting the noise."""
+    from lue_spie.data.io import good_days
+    from lue_spie.metrics import nse
+
+    n = len(site_ids)
+    good = good_days(site_day).to_numpy().reshape(n, -1)
+    obs = site_day["GPP_obs"].to_numpy().reshape(n, -1)
+    v = np.atleast_1d(np.asarray(nse(np.nan_to_num(obs), signal, mask=good), dtype=float))
+    return {"definition": "daily NSE of the noise-free observed signal against GPP_obs on the "
+                          "good-quality days, per site",
+            "median": round(float(np.nanmedian(v)), 6) if np.isfinite(v).any() else None,
+            "sites": [str(x) for x in site_ids],
+            "nse": [None if not np.isfinite(x) else round(float(x), 6) for x in v]}
 
 
 def _check_out(out: Path) -> None:
@@ -288,7 +366,8 @@ def _check_out(out: Path) -> None:
 
 def generate(n_sites: int = 196, n_years: int = 10, seed: int = 0,
              out: str | Path | None = None, *, structural_error: bool = False,
-             start_year: int = 2005, progress: bool = False) -> Path:
+             start_year: int = 2005, progress: bool = False,
+             world: str | World | Mapping[str, Any] | None = "smooth") -> Path:
     """Generate a virtual FLUXNET and write it as a dataset folder.
 
     Writes ``site_day.parquet``, ``sites.parquet``, ``truth.parquet`` (each with its
@@ -297,10 +376,11 @@ def generate(n_sites: int = 196, n_years: int = 10, seed: int = 0,
     only in the provenance records.
 
     Args:
-        n_sites, n_years, seed, structural_error, start_year, progress: As
+        n_sites, n_years, seed, structural_error, start_year, progress, world: As
             :func:`make_tables`.
         out: Dataset folder; default ``data/virtual_<n_sites>x<n_years>_seed<seed>`` (with
-            ``_structural`` appended when ``structural_error``) under the current folder.
+            ``_<world>`` appended for a world other than ``smooth`` and ``_structural`` when
+            ``structural_error``) under the current folder.
 
     Returns:
         The dataset folder.
@@ -311,16 +391,19 @@ def generate(n_sites: int = 196, n_years: int = 10, seed: int = 0,
     """
     from lue_spie.store import atomic_write_json, make_provenance, write_parquet
 
+    w = get_world(world)
     if out is None:
         out = Path("data") / (f"virtual_{n_sites}x{n_years}_seed{seed}"
+                              + ("" if w.name == "smooth" else f"_{w.name}")
                               + ("_structural" if structural_error else ""))
     out = Path(out)
     _check_out(out)                       # before the work, so a bad path fails at once
     vf = make_tables(n_sites, n_years, seed, structural_error=structural_error,
-                     start_year=start_year, progress=progress)
+                     start_year=start_year, progress=progress, world=w)
     out.mkdir(parents=True, exist_ok=True)
     settings = {"n_sites": n_sites, "n_years": n_years, "start_year": start_year,
-                "structural_error": structural_error, "generator_version": GENERATOR_VERSION}
+                "structural_error": structural_error, "generator_version": GENERATOR_VERSION,
+                "world": w.to_dict()}
     files = DataFiles(out)
     for path, table in ((files.site_day, vf.site_day), (files.sites, vf.sites),
                         (files.truth, vf.truth)):

@@ -16,6 +16,13 @@ autumn capacity outlasts it). With it, the true parameters' median daily NSE dro
 gap-filled (low-QC) days for each input, GPP blocks missing entirely (NaN), isolated low-QC
 days (more in cold winters), cloud-contaminated FAPAR days; about 10 % of days fail the
 good-quality rule (every QC > 0.8 and GPP_obs present).
+
+**A world's observation dials** (:class:`lue_spie.data.virtual.worlds.World`; none of them
+acts in the smooth world): the fAPAR product a site's model is given differs from its
+canopy's true fAPAR by a persistent offset and a gain of the seasonal amplitude
+(:func:`_fapar_product`); GPP_obs carries a persistent site scale and a respiration-shaped
+partitioning error before the noise (:func:`_flux_bias`); records are shortened and extra
+gap-filled blocks added (:func:`_records`).
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from scipy.ndimage import uniform_filter1d
 
 from lue_spie.data.virtual.series import _ar1, _ema
 
-__all__ = ["NOISE", "STRUCTURAL_ERROR"]
+__all__ = ["NOISE", "STRUCTURAL_ERROR", "GAP_BLOCK_DAYS", "PARTITION_Q10"]
 
 #: Observation error of GPP_obs: GPP_obs = GPP x (1 + e_p + e_y) + N(0, a + b GPP), with GPP
 #: the noise-free value, e_p a persistent (AR(1), e-folding ``persistent_tau`` days)
@@ -169,3 +176,72 @@ def _qc(rng: np.random.Generator, shape: tuple[int, int], T: np.ndarray,
     qc["GPP_QC"] = _half_hours(np.where(missing, 0.0, q))
     qc["_missing"] = missing
     return qc
+
+
+#: Mean length [d] of the extra gap-filled blocks of a world's ``gap_share``.
+GAP_BLOCK_DAYS = 7.0
+#: Temperature sensitivity of the respiration-shaped partitioning error (``partition_sd``):
+#: the error grows by this factor per 10 K above the site's mean temperature.
+PARTITION_Q10 = 2.0
+
+
+def _fapar_product(rng: np.random.Generator, fapar: np.ndarray, offset_sd: float,
+                   gain_sd: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """A satellite fAPAR product (sites, days) from the canopy's true fAPAR: each site's
+    product is ``mean + gain x (true - mean) + offset`` with ``mean`` the site's mean true
+    fAPAR, ``log(gain) ~ N(0, gain_sd)`` and ``offset ~ N(0, offset_sd)``, clipped to the
+    generator's FAPAR range; returns the product and the site values (``fapar_offset``,
+    ``fapar_gain``)."""
+    n = fapar.shape[0]
+    z = rng.standard_normal((n, 2))
+    offset = offset_sd * z[:, 0]
+    gain = np.exp(gain_sd * z[:, 1])
+    mean = fapar.mean(axis=1, keepdims=True)
+    product = mean + gain[:, None] * (fapar - mean) + offset[:, None]
+    return np.clip(product, 0.01, 0.97), {"fapar_offset": offset, "fapar_gain": gain}
+
+
+def _flux_bias(rng: np.random.Generator, gpp: np.ndarray, T: np.ndarray, scale_sd: float,
+               partition_sd: float) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """GPP (sites, days) as a site's flux processing delivers it, before the random errors:
+    ``GPP x scale + c x mean(GPP) x Q10^((T - mean T)/10)`` with ``log(scale) ~ N(0,
+    scale_sd)`` (energy-balance closure, partitioning level) and ``c ~ N(0, partition_sd)``
+    (respiration extrapolated with a wrong temperature sensitivity, :data:`PARTITION_Q10`);
+    returns it and the site values (``gpp_scale``, ``partition_share``)."""
+    n = gpp.shape[0]
+    z = rng.standard_normal((n, 2))
+    scale = np.exp(scale_sd * z[:, 0])
+    share = partition_sd * z[:, 1]
+    mean_gpp = np.clip(gpp, 0.0, None).mean(axis=1, keepdims=True)
+    shape = PARTITION_Q10 ** ((T - T.mean(axis=1, keepdims=True)) / 10.0)
+    out = gpp * scale[:, None] + share[:, None] * mean_gpp * shape
+    return out, {"gpp_scale": scale, "partition_share": share}
+
+
+def _records(rng: np.random.Generator, dates: pd.DatetimeIndex, n_sites: int,
+             min_share: float, gap_share: float) -> tuple[np.ndarray, np.ndarray,
+                                                           dict[str, np.ndarray]]:
+    """A world's record lengths and extra gaps: ``(missing, gapfilled, record)`` with
+    ``missing`` (sites, days) True outside each site's record (a contiguous span of whole
+    years, ``round(U(min_share, 1) x years)`` of them and at least one, at a random start)
+    and ``gapfilled`` True on the extra gap-filled blocks (mean length
+    :data:`GAP_BLOCK_DAYS`; a site's share of such days drawn uniformly in ``[0, 2 x
+    gap_share]``); ``record`` holds each site's first year and number of years."""
+    years = dates.year.to_numpy()
+    first, n_years = int(years[0]), int(years[-1] - years[0] + 1)
+    u = rng.random((n_sites, 3))
+    length = np.maximum(1, np.rint((min_share + (1.0 - min_share) * u[:, 0]) * n_years))
+    length = np.minimum(length, n_years).astype(int)
+    start = first + np.floor(u[:, 1] * (n_years - length + 1)).astype(int)
+    inside = (years[None, :] >= start[:, None]) & (years[None, :] < (start + length)[:, None])
+    share = 2.0 * gap_share * u[:, 2]
+    rate = share / (GAP_BLOCK_DAYS * np.maximum(1.0 - share, 1e-6))
+    starts = rng.random((n_sites, len(dates))) < rate[:, None]
+    lengths = rng.geometric(1.0 / GAP_BLOCK_DAYS, size=(n_sites, len(dates)))
+    s, d = np.nonzero(starts)
+    diff = np.zeros((n_sites, len(dates) + 1), dtype=np.int64)
+    np.add.at(diff, (s, d), 1)
+    np.add.at(diff, (s, np.minimum(d + lengths[s, d], len(dates))), -1)
+    gapfilled = np.cumsum(diff[:, :len(dates)], axis=1) > 0
+    return ~inside, gapfilled, {"record_first_year": start, "record_years": length,
+                                "gap_share": share}

@@ -38,7 +38,8 @@ from scipy.special import expit, logit
 from lue_spie.data import schema
 from lue_spie.params import LOWER, N_PARAMS, PARAMETERS, UPPER, lag_mask
 
-__all__ = ["Term", "TruthSpec", "TRUTH", "C4_SITE_TERM", "IDEAL_SHORTFALL", "truth_parameters"]
+__all__ = ["Term", "Interaction", "TruthSpec", "TRUTH", "WITHIN_PFT", "C4_SITE_TERM",
+           "IDEAL_SHORTFALL", "truth_parameters"]
 
 
 @dataclass(frozen=True)
@@ -50,6 +51,38 @@ class Term:
     center: float
     scale: float
     coef: float
+
+
+    def value(self, sites: pd.DataFrame) -> np.ndarray:
+        """``coef * tanh(z)`` at every site, ``z = (g(feature) - center) / scale`` (a missing
+        feature value counts as the center)."""
+        return self.coef * np.tanh(self.z(sites))
+
+    def z(self, sites: pd.DataFrame) -> np.ndarray:
+        """The standardised feature ``(g(feature) - center) / scale`` (NaN -> 0)."""
+        x = sites[self.feature].to_numpy(dtype=np.float64)
+        if self.transform == "log":
+            x = np.log(np.clip(x, 1e-6, None))
+        return np.nan_to_num((x - self.center) / self.scale, nan=0.0)
+
+
+@dataclass(frozen=True)
+class Interaction:
+    """A product of two driver terms: ``coef * tanh(z_first) * tanh(z_second)``, with ``z``
+    as in :class:`Term` (the two terms' own ``coef`` are not used)."""
+
+    first: Term
+    second: Term
+    coef: float
+
+    @property
+    def features(self) -> tuple[str, str]:
+        """The two features."""
+        return self.first.feature, self.second.feature
+
+    def value(self, sites: pd.DataFrame) -> np.ndarray:
+        """The term at every site."""
+        return self.coef * np.tanh(self.first.z(sites)) * np.tanh(self.second.z(sites))
 
 
 @dataclass(frozen=True)
@@ -145,6 +178,69 @@ TRUTH: dict[str, TruthSpec] = {
               "B sites only"),
 }
 
+def _P(first: Term, second: Term, coef: float) -> Interaction:
+    return Interaction(first, second, coef)
+
+
+_LN = math.log
+# Standardised within-PFT drivers (centre: the median of a 196-site world, scale: the median
+# within-PFT standard deviation, on the log scale where the feature is skewed).
+_NITROGEN = _T("soil_nitrogen", "log", _LN(1.5), 0.55, 1.0)
+_SAND = _T("soil_sand", "lin", 41.0, 14.0, 1.0)
+_CLAY = _T("soil_clay", "lin", 20.0, 6.5, 1.0)
+_ARIDITY = _T("AI1", "log", _LN(1.26), 0.5, 1.0)
+_RAIN = _T("BIO12", "log", _LN(742.0), 0.45, 1.0)
+_GREEN = _T("VIF1", "lin", 0.65, 0.085, 1.0)
+
+#: Terms of the ``within_pft`` dial (:class:`lue_spie.data.virtual.worlds.World`), added to
+#: ``eta`` of :data:`TRUTH` times the dial: features that vary inside every PFT and climate
+#: type (soil, deposition, greenness), alone and in pairs (:class:`Interaction`), so that a
+#: method reading the features can learn the variation and one grouping by PFT or climate
+#: cannot. A hypothesis of the virtual world, like :data:`TRUTH`; the CO2 parameters get none
+#: (the records cannot identify them). :data:`WITHIN_PFT_STORY` tells each parameter's story.
+WITHIN_PFT: dict[str, tuple[Term | Interaction, ...]] = {
+    "eps_max": (_T("soil_nitrogen", "log", _LN(1.5), 0.55, 0.35),
+                _T("Pdep", "log", _LN(0.27), 0.4, 0.20),
+                _P(_NITROGEN, _ARIDITY, 0.45),
+                _P(_GREEN, _T("NdepNHX", "log", _LN(3.6), 0.6, 1.0), 0.30)),
+    "Topt": (_T("soil_sand", "lin", 41.0, 14.0, 0.30),
+             _T("VIF4", "lin", 0.335, 0.082, 0.25),
+             _P(_T("BIO5", "lin", 26.3, 4.4, 1.0), _ARIDITY, -0.45)),
+    "kT": (_T("soil_clay", "lin", 20.0, 6.5, 0.30),
+           _P(_T("BIO4", "lin", 644.0, 210.0, 1.0), _T("VIF3", "lin", 0.35, 0.082, 1.0), 0.40)),
+    "kappa": (_T("soil_sand", "lin", 41.0, 14.0, -0.35),
+              _P(_RAIN, _T("VIF5", "lin", 0.108, 0.033, 1.0), 0.30)),
+    "kW": (_T("soil_soc", "log", _LN(20.0), 0.5, 0.25),
+           _P(_SAND, _ARIDITY, -0.45)),
+    "WI": (_T("soil_cec", "log", _LN(18.4), 0.32, 0.25),
+           _P(_CLAY, _RAIN, 0.40)),
+    "gamma": (_T("NdepNOY", "log", _LN(2.9), 0.7, 0.25),
+              _P(_T("VIF2", "lin", 0.83, 0.05, 1.0), _NITROGEN, -0.40)),
+    "mu": (_T("VIF5", "lin", 0.108, 0.033, 0.30),
+           _P(_GREEN, _T("BIO15", "lin", 45.7, 15.5, 1.0), 0.30)),
+    "alpha_T": (_T("soil_soc", "log", _LN(20.0), 0.5, 0.30),),
+    "alpha_W": (_P(_SAND, _ARIDITY, -0.30),),
+}
+
+#: What each parameter's :data:`WITHIN_PFT` terms stand for.
+WITHIN_PFT_STORY: dict[str, str] = {
+    "eps_max": "more efficient with soil nitrogen and P deposition; nitrogen pays most where "
+               "water does not limit (AI1), greenness most under NHx deposition",
+    "Topt": "higher on sandy soils and in canopies with a large seasonal amplitude (VIF4); "
+            "hot summers (BIO5) raise it most at dry sites",
+    "kT": "broader on clay; seasonal climates (BIO4) broaden it most in canopies green in "
+          "winter (VIF3)",
+    "kappa": "more VPD-sensitive on sand; variable canopies (VIF5) in wet climates less",
+    "kW": "organic soils soften the water response; sand steepens it at dry sites",
+    "WI": "a higher threshold on high-CEC soils and on clay in wet climates",
+    "gamma": "NOy deposition raises saturation; dense canopies (VIF2) on nitrogen-rich soils "
+             "saturate less",
+    "mu": "variable canopies (VIF5) use diffuse light more; green sites with seasonal rain "
+          "(BIO15) too",
+    "alpha_T": "longer thermal memory on organic soils",
+    "alpha_W": "shorter water memory on sand at dry sites",
+}
+
 #: Shift of the unexplained site term (eta units, see :class:`TruthSpec`) at C4 crop sites:
 #: the C4 pathway's higher light-use efficiency (no photorespiration; maize peaks at 15-25
 #: gC m-2 d-1 where C3 crops reach 10-15). The PFT base of CRO is a C3 crop's; the site
@@ -152,13 +248,18 @@ TRUTH: dict[str, TruthSpec] = {
 C4_SITE_TERM: dict[str, float] = {"eps_max": 1.2}
 
 
-def truth_parameters(sites: pd.DataFrame, site_terms: np.ndarray | None = None) -> np.ndarray:
+def truth_parameters(sites: pd.DataFrame, site_terms: np.ndarray | None = None, *,
+                     feature_spread: float = 1.0, within_pft: float = 0.0) -> np.ndarray:
     """The true parameters (sites, 13) from the sites table by :data:`TRUTH`, lag mask applied.
 
     Args:
-        sites: The sites table (PFT, koeppen and the driver features of :data:`TRUTH`).
+        sites: The sites table (PFT, koeppen and the driver features of :data:`TRUTH` and,
+            with ``within_pft``, of :data:`WITHIN_PFT`).
         site_terms: Unexplained site terms ``e`` (sites, 13) in eta units (None: zeros, the
             part explained by the features and the PFT).
+        feature_spread: Factor on the coefficients of :data:`TRUTH`'s terms (a world's dial,
+            :class:`lue_spie.data.virtual.worlds.World`).
+        within_pft: Factor on the :data:`WITHIN_PFT` terms (0: left out).
     """
     n = len(sites)
     e = np.zeros((n, N_PARAMS)) if site_terms is None else np.asarray(site_terms, float)
@@ -169,11 +270,10 @@ def truth_parameters(sites: pd.DataFrame, site_terms: np.ndarray | None = None) 
         base = np.array([spec.base_of(p) for p in pft])
         eta = logit((base - spec.lo) / (spec.hi - spec.lo))
         for t in spec.terms:
-            x = sites[t.feature].to_numpy(dtype=np.float64)
-            if t.transform == "log":
-                x = np.log(np.clip(x, 1e-6, None))
-            z = np.nan_to_num((x - t.center) / t.scale, nan=0.0)
-            eta = eta + t.coef * np.tanh(z)
+            eta = eta + (t.coef * feature_spread) * np.tanh(t.z(sites))
+        if within_pft:
+            for term in WITHIN_PFT.get(name, ()):
+                eta = eta + within_pft * term.value(sites)
         out[:, j] = spec.lo + (spec.hi - spec.lo) * expit(eta + e[:, j])
     # The truth obeys the calibration's ideal-conditions constraint (lue_spie.cost): the
     # logistic fW must come within IDEAL_SHORTFALL of 1 at Wf = 1, i.e.
@@ -198,12 +298,13 @@ def _wi_max(kW: np.ndarray) -> np.ndarray:
     return 1.0 - math.log((1.0 - IDEAL_SHORTFALL) / IDEAL_SHORTFALL) / np.abs(kW)
 
 
-def _site_terms(rng: np.random.Generator, c4: np.ndarray) -> np.ndarray:
-    """The unexplained site terms ``e`` (sites, 13) in eta units: ``N(0, site_sd)`` of each
-    parameter (:data:`TRUTH`), shifted at the C4 crop sites (``c4``) by
-    :data:`C4_SITE_TERM`."""
+def _site_terms(rng: np.random.Generator, c4: np.ndarray,
+                site_spread: float = 1.0) -> np.ndarray:
+    """The unexplained site terms ``e`` (sites, 13) in eta units: ``N(0, site_sd x
+    site_spread)`` of each parameter (:data:`TRUTH`; ``site_spread`` is a world's dial),
+    shifted at the C4 crop sites (``c4``) by :data:`C4_SITE_TERM`."""
     e = rng.standard_normal((len(c4), N_PARAMS)) \
-        * np.array([TRUTH[p].site_sd for p in PARAMETERS])
+        * np.array([TRUTH[p].site_sd * site_spread for p in PARAMETERS])
     # C4 crops: a larger maximum light-use efficiency that no site feature reveals (the
     # photosynthetic pathway), so it is part of the unexplained site term.
     for name, shift in C4_SITE_TERM.items():
@@ -211,29 +312,58 @@ def _site_terms(rng: np.random.Generator, c4: np.ndarray) -> np.ndarray:
     return e
 
 
-def _parameters_meta() -> dict[str, Any]:
+def _tanh_text(t: Term) -> str:
+    g = f"log({t.feature})" if t.transform == "log" else t.feature
+    return f"tanh(({g} - {t.center:.4g})/{t.scale:g})"
+
+
+def _term_record(t: Term) -> dict[str, Any]:
+    return {"feature": t.feature, "transform": t.transform, "center": t.center,
+            "scale": t.scale, "coef": t.coef}
+
+
+def _parameters_meta(*, feature_spread: float = 1.0, within_pft: float = 0.0,
+                     site_spread: float = 1.0) -> dict[str, Any]:
     """The ``parameters`` entry of ``truth.json``: for each parameter its drivers, formula,
     inner range, bounds, PFT bases, terms, site sd and story, and the constraints of WI, the
-    C4 site term and the lag mask."""
+    C4 site term and the lag mask. The keywords are a world's dials
+    (:class:`lue_spie.data.virtual.worlds.World`); at their neutral values the entry is the
+    smooth world's."""
     params = {}
     for name in PARAMETERS:
         s = TRUTH[name]
-        terms = " + ".join(
-            f"{t.coef:g}*tanh(({'log(' + t.feature + ')' if t.transform == 'log' else t.feature}"
-            f" - {t.center:.4g})/{t.scale:g})" for t in s.terms)
+        coefs = [t.coef * feature_spread for t in s.terms]
+        terms = " + ".join(f"{c:g}*{_tanh_text(t)}" for t, c in zip(s.terms, coefs, strict=True))
+        drivers = ["PFT", *[t.feature for t in s.terms]]
+        extra = WITHIN_PFT.get(name, ()) if within_pft else ()
+        for term in extra:
+            if isinstance(term, Interaction):
+                terms += (f" + {term.coef * within_pft:g}*{_tanh_text(term.first)}"
+                          f"*{_tanh_text(term.second)}")
+                drivers += [f for f in term.features if f not in drivers]
+            else:
+                terms += f" + {term.coef * within_pft:g}*{_tanh_text(term)}"
+                drivers += [term.feature] if term.feature not in drivers else []
+        sd = s.site_sd * site_spread
         params[name] = {
-            "drivers": ["PFT", *[t.feature for t in s.terms]],
+            "drivers": drivers,
             "formula": f"{name} = {s.lo:g} + ({s.hi:g} - {s.lo:g}) * sigmoid(eta); eta = "
                        f"logit((base[PFT] - {s.lo:g})/({s.hi:g} - {s.lo:g})) + {terms} + e, "
-                       f"e ~ N(0, {s.site_sd:g})",
+                       f"e ~ N(0, {sd:g})",
             "inner_range": [s.lo, s.hi],
             "bounds": [float(LOWER[PARAMETERS.index(name)]), float(UPPER[PARAMETERS.index(name)])],
             "base_by_PFT": {p: s.base_of(p) for p in schema.PFTS},
-            "terms": [{"feature": t.feature, "transform": t.transform, "center": t.center,
-                       "scale": t.scale, "coef": t.coef} for t in s.terms],
-            "site_sd": s.site_sd,
+            "terms": [{**_term_record(t), "coef": c}
+                      for t, c in zip(s.terms, coefs, strict=True)],
+            "site_sd": sd,
             "story": s.story,
         }
+        if extra:
+            params[name]["within_pft_terms"] = [
+                {"first": _term_record(t.first), "second": _term_record(t.second),
+                 "coef": t.coef * within_pft} if isinstance(t, Interaction)
+                else {**_term_record(t), "coef": t.coef * within_pft} for t in extra]
+            params[name]["within_pft_story"] = WITHIN_PFT_STORY[name]
     params["WI"]["ideal_constraint"] = (
         f"upper end of the range lowered to min({TRUTH['WI'].hi:g}, 1 - ln((1 - s)/s)/|kW|), "
         f"s = {IDEAL_SHORTFALL:g}, so that fW reaches 1 - s at Wf = 1 (WI = lo + (upper - lo) "
