@@ -749,6 +749,8 @@ class Layout:
     def maps(self) -> MapsFiles:
         """The maps of the virtual continent."""
         return MapsFiles(self._folder(self.maps_dir, self.MAPS, "maps"))
+
+    @property
     def payoff(self) -> PayoffFiles:
         """The pay-off sweep (its own results folders inside, one per dial point)."""
         return PayoffFiles(self._folder(None, self.PAYOFF, "pay-off sweep"))

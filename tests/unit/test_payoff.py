@@ -109,14 +109,17 @@ def test_the_published_sweep_is_readable_when_shipped():
 @pytest.mark.slow
 def test_a_tiny_sweep_runs_resumes_and_draws(tmp_path):
     s = PayoffSettings(n_sites=16, n_years=1, x_factors=(0.0, 1.0), y_factors=(1.0,),
-                       methods=("PFTmean", "SPIE"), n_folds=3, calibrate_max_gen=3,
+                       methods=("PFTmean", "SPIE"), n_folds=3, calibrate_max_gen=40,
                        spie_epochs=2, dtype="float64")
     layout = Layout(tmp_path / "r")
     res = run(layout, s, progress=False, log=lambda *_: None)
     assert sorted(res.ran) == sorted(p.label for p in s.points()) and not res.kept
     t = res.table
     assert set(t["method"]) == {"truth", "noise ceiling", "site-calib", "PFTmean", "SPIE"}
-    assert set(t["x"]) == {0.0, 1.0} and (t["n_sites"] == 16).all()
+    # A site whose calibration failed (flagged, never ok) may leave a method without a
+    # prediction there; the truth is scored at every site.
+    assert set(t["x"]) == {0.0, 1.0} and (t["n_sites"] <= 16).all()
+    assert (t.loc[t["method"] == "truth", "n_sites"] == 16).all()
     assert layout.payoff.figure.is_file() and layout.payoff.scores_csv.is_file()
     record = json.loads(layout.payoff.record.read_text())
     assert record["points"] == [p.label for p in s.points()]

@@ -31,7 +31,8 @@ def _tiny_profile() -> Profile:
     opt = {"max_gen": 2, "restarts": 0, "dtype": "float64"}
     return Profile(
         name="tiny", description="a procedure test",
-        calibrate=CalibrationSettings(max_gen=3, restarts=0, dtype="float64"),
+        # enough generations for calibrated vectors that fit (failed fits feed no method)
+        calibrate=CalibrationSettings(max_gen=40, restarts=0, dtype="float64"),
         extrapolate=ExtrapolationSettings(n_folds=3, method_params={
             "OPT-All": {"settings": dict(opt)}, "OPT-PFT": {"settings": dict(opt)},
             "sRF": {"n_estimators": 5}, "mRF": {"n_estimators": 5},
