@@ -488,7 +488,7 @@ class PayoffFiles(TablesFolder):
     FIGURE = "payoff.png"
     #: The published table of a larger sweep, shipped with the package (with its provenance
     #: beside it), which the demo book shows.
-    PUBLISHED = Path(__file__).resolve().parent / "payoff" / "published" / "payoff_sweep.csv"
+    PUBLISHED = "payoff/published/payoff_sweep.csv"
 
     @property
     def points_dir(self) -> Path:
@@ -530,13 +530,14 @@ class PayoffFiles(TablesFolder):
 
     @classmethod
     def published(cls) -> Path:
-        """The published sweep's table (CSV) in the package."""
-        return cls.PUBLISHED
+        """The published sweep's table (CSV) in the package (:attr:`PUBLISHED`, relative to
+        the package's folder)."""
+        return Path(__file__).resolve().parent / cls.PUBLISHED
 
     @classmethod
     def published_provenance(cls) -> Path:
         """The published sweep's provenance record (command, commit, date, settings)."""
-        return provenance_of(cls.PUBLISHED.with_suffix(""))
+        return provenance_of(cls.published().with_suffix(""))
 
 
 # -------------------------------------------------------------------------------- the book
