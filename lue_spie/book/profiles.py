@@ -226,11 +226,12 @@ PROFILES: dict[str, Profile] = {
         Profile(
             name="demo",
             description="the paper's shape at reduced cost: its 196 sites with 8 of its 10 "
-                        "years, shorter CMA-ES runs in float32 on two Dask workers, SPIE's "
-                        "2000 epochs; no structural-error twin",
+                        "years in the virtual world as hard as the paper's sites (`paper`), "
+                        "shorter CMA-ES runs in float32 on two Dask workers, SPIE's 2000 "
+                        "epochs; no structural-error twin",
             n_show=6,
             execution=ExecutionSettings(workers=2),
-            data=DataSettings(n_sites=196, n_years=8),
+            data=DataSettings(n_sites=196, n_years=8, world="paper"),
             calibrate=CalibrationSettings(max_gen=500, restarts=1, dtype="float32"),
             extrapolate=ExtrapolationSettings(n_folds=10, method_params=_methods(
                 opt={"max_gen": 400, "restarts": 0, "dtype": "float32"}, rf_trees=100)),
@@ -242,11 +243,12 @@ PROFILES: dict[str, Profile] = {
         ),
         Profile(
             name="paper",
-            description="the paper's size (196 sites x 10 years), long CMA-ES runs and the "
-                        "structural-error twin of all twelve methods, on two Dask workers",
+            description="the paper's size (196 sites x 10 years) in the `paper` world, long "
+                        "CMA-ES runs and the structural-error twin of all twelve methods, on two "
+                        "Dask workers",
             n_show=8,
             execution=ExecutionSettings(workers=2),
-            data=DataSettings(n_sites=196, n_years=10),
+            data=DataSettings(n_sites=196, n_years=10, world="paper"),
             calibrate=CalibrationSettings(max_gen=1000, restarts=2, dtype="float64"),
             extrapolate=ExtrapolationSettings(n_folds=10, method_params=_methods(
                 opt={"max_gen": 1000, "restarts": 1, "dtype": "float64"}, rf_trees=100)),

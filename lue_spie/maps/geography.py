@@ -59,11 +59,13 @@ __all__ = [
 EARTH_RADIUS_KM = 6371.0
 #: Correlation length [km] of each random field (a Gaussian covariance): coastline, relief,
 #: moisture and warmth anomalies, vegetation patches, crop regimes, and the generator's
-#: per-site draws (climate jitters, soil, deposition, unexplained site terms).
+#: per-site draws (climate jitters, soil, deposition, unexplained site terms, and the fAPAR
+#: product's offset and gain, which vary with the land cover and the retrieval's conditions,
+#: at the scale of the vegetation patches' neighbourhoods).
 FIELD_LENGTHS_KM: dict[str, float] = {
     "coast": 350.0, "relief": 500.0, "ridge": 800.0, "humid": 600.0, "warm": 700.0,
     "pft": 150.0, "crops": 100.0, "climate": 600.0, "soil": 200.0, "deposition": 800.0,
-    "site_terms": 150.0,
+    "site_terms": 150.0, "fapar_product": 200.0,
 }
 #: Number of random Fourier modes per field.
 _MODES = 256

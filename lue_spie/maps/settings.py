@@ -33,8 +33,8 @@ class MapsSettings:
             averaged), OPT-All and OPT-PFT (their fold vectors averaged), or a method that
             learns from site-calibrated vectors (PFTmean, Climmean, PFTmed, Climmed, sRF, mRF,
             mNN: refitted on all towers).
-        world: The generator's world the continent is drawn in; it must be the world of
-            the towers' dataset.
+        world: The generator's world the continent is drawn in: ``""`` (the default) takes
+            the world of the towers' dataset; a name must be that world's.
         n_years: Years of the cells' daily record (None: as many as the towers', from the
             towers' first year, so that features mean the same at cells and towers).
         distance_bins: Bins of the dissimilarity to the towers in the error-by-distance
@@ -53,7 +53,7 @@ class MapsSettings:
     chunk: int = 16
     time_chunk: int = 365
     methods: tuple[str, ...] = DEFAULT_METHODS
-    world: str = "smooth"
+    world: str = ""
     n_years: int | None = None
     distance_bins: int = 10
     identifiable_r2: float = 0.3

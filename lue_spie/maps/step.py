@@ -166,7 +166,7 @@ def run(layout: Layout, settings: MapsSettings | None = None,
         raise FileNotFoundError(f"{data.folder}: no dataset ({data.sites.name}); the towers "
                                 "come from it (run `lue-spie data synth` or the data chapter)")
     dataset = load_dataset(data.folder)
-    world.check_world(s.world, dataset.truth_meta)
+    towers_world = world.check_world(s.world, dataset.truth_meta)
     meta = dataset.truth_meta
     assert meta is not None  # check_world refuses a dataset without one
     dates = record_dates(meta, s.n_years)
@@ -177,7 +177,7 @@ def run(layout: Layout, settings: MapsSettings | None = None,
     timings["continent"] = time.perf_counter() - t0
     d = continent.describe()
     log(f"maps: a continent of {d['land_cells']} land cells ({d['grid_cells']} grid cells of "
-        f"{s.resolution:g} degrees), {len(dates)} days each, in the world {s.world!r}")
+        f"{s.resolution:g} degrees), {len(dates)} days each, in the world {towers_world.name!r}")
     t0 = time.perf_counter()
     predictors = build_predictors(layout, s.methods, dataset, log=log)
     folds = _folds(layout)
@@ -213,7 +213,7 @@ def run(layout: Layout, settings: MapsSettings | None = None,
             "settings and inputs: skipped")
 
     folder = out.resolve() if execution.distributed else out
-    ctx = MapContext(continent=continent, dates=dates, seed=s.seed, world=s.world,
+    ctx = MapContext(continent=continent, dates=dates, seed=s.seed, world=towers_world,
                      structural_error=structural, predictors=predictors,
                      applicability=applicability, chunk=s.chunk,
                      store=MapsFiles(folder).store, files=MapsFiles(folder), device=device,
@@ -278,7 +278,7 @@ def _attributes(s: MapsSettings, meta: Mapping[str, Any], structural: bool,
                    "its towers (SPIE and baselines; Bao et al. 2023). Nothing here is "
                    "observed: it is a world whose truth is known everywhere.",
         "source": f"lue-spie {__version__} (lue-spie maps); virtual FLUXNET generator "
-                  f"{world.GENERATOR_VERSION}, world {s.world!r}"
+                  f"{world.GENERATOR_VERSION}, world {world.dataset_world(meta).name!r}"
                   + (", with the structural error" if structural else ""),
         "references": "Bao, S. et al. (2023), JAMES, doi:10.1029/2022MS003464",
         "institution": "lue-spie",

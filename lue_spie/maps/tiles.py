@@ -30,6 +30,7 @@ import torch
 
 from lue_spie import store
 from lue_spie.data.features import CONTINUOUS_FEATURES
+from lue_spie.data.virtual.worlds import World
 from lue_spie.layout import MapsFiles
 from lue_spie.maps import world
 from lue_spie.maps.geography import Continent
@@ -57,7 +58,7 @@ class MapContext:
         continent: The continent.
         dates: The days of the cells' record.
         seed: Seed of the cells' own streams.
-        world: The generator's world.
+        world: The generator's world (the towers', with its dials).
         structural_error: Whether the truth includes the structural error (as the towers').
         predictors: Method -> its predictor.
         applicability: The towers in feature space.
@@ -72,7 +73,7 @@ class MapContext:
     continent: Continent
     dates: pd.DatetimeIndex
     seed: int
-    world: str
+    world: World
     structural_error: bool
     predictors: dict[str, Predictor]
     applicability: Applicability
@@ -121,15 +122,24 @@ def chunk_done(files: MapsFiles, tile: tuple[int, int], key: str) -> bool:
 
 
 @torch.no_grad()
-def _gpp(forcing: Mapping[str, np.ndarray], params: Mapping[str, np.ndarray],
-         structural: np.ndarray | None, device: str) -> dict[str, np.ndarray]:
-    """Daily GPP ``(cells, days)`` of every parameter set (float64 model, float32 result);
-    the truth's times the structural error's factor when there is one."""
+def _gpp(rec: world.CellRecord, params: Mapping[str, np.ndarray],
+         device: str) -> dict[str, np.ndarray]:
+    """Daily GPP ``(cells, days)`` of every parameter set (float64 model, float32 result):
+    the methods' from the forcing they are given (the world's fAPAR product), the truth's
+    from the canopy's true fAPAR and times the structural error's factor when there is
+    one."""
     dev = torch.device(device)
-    pf = prepare_forcing({k: torch.as_tensor(np.ascontiguousarray(forcing[k]))
-                          for k in FORCING_KEYS}, dtype=torch.float64, device=dev)
+
+    def prepared(forcing: Mapping[str, np.ndarray]) -> Any:
+        return prepare_forcing({k: torch.as_tensor(np.ascontiguousarray(forcing[k]))
+                                for k in FORCING_KEYS}, dtype=torch.float64, device=dev)
+
+    given = prepared(rec.forcing)
+    true = given if rec.true_fapar is None else prepared(rec.truth_forcing())
+    structural = rec.structural
     out = {}
     for name, p in params.items():
+        pf = true if name == TRUTH else given
         g = simulate(pf, torch.as_tensor(p, dtype=torch.float64, device=dev),
                      outputs=("GPP",))["GPP"].cpu().numpy()
         if name == TRUTH and structural is not None:
@@ -154,7 +164,7 @@ def run_chunk(tile: tuple[int, int], ctx: MapContext) -> dict[str, Any]:
     for name, predictor in ctx.predictors.items():
         params[name] = predictor.predict(sites)
     di, nearest = ctx.applicability.dissimilarity(sites)
-    gpp = _gpp(rec.forcing, params, rec.structural, ctx.device)
+    gpp = _gpp(rec, params, ctx.device)
     del rec
 
     region = tile_region(ctx.continent.grid.shape, ctx.chunk, tile)

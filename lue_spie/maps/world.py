@@ -23,11 +23,18 @@ What differs from the towers is where the randomness comes from:
   episodes draw per site in a loop); the vegetation stages run on a whole chunk at once with
   :class:`RowStreams`, which draws every row from its own cell's stream.
 
-**Worlds.** The generator makes one world today: the one of the book's dataset, named
-:data:`DEFAULT_WORLD`. :func:`check_world` is the seam for named worlds (sets of the
-generator's settings): it accepts the names this module knows and checks that the towers'
-dataset was made in the same world; a world with other settings is passed on from here to
-the generator's functions and to nowhere else.
+**Worlds** (:mod:`lue_spie.data.virtual.worlds`). The cells are drawn in the towers' world:
+:func:`check_world` finds it in the towers' ``truth.json`` (its dials, ``difficulty``) and
+refuses another. Of a world's dials, those of the parameters reach the cells as they reach
+the towers (``feature_spread`` and ``within_pft`` through
+:func:`~lue_spie.data.virtual.truth.truth_parameters`, ``site_spread`` through the site terms),
+and so does the fAPAR product: a cell's methods are given a product that differs from the
+canopy's true fAPAR by an offset and a gain drawn, like the other per-site draws, from
+smooth fields (:data:`FIELD_DRAWS` ``fapar_product``), and the cell's site features are
+computed from that product as the towers' are, while its true GPP is made from the true
+fAPAR (:attr:`CellRecord.true_fapar`). The dials of the flux observations (scale,
+partitioning, record length, gaps) act on GPP_obs only, which a cell does not have: a map's
+truth is the true GPP.
 
 Crops: a cell of PFT CRO grows a C4 crop, and is irrigated, by the generator's crop rule
 (:data:`lue_spie.data.virtual.sites.CROPS`), applied by :func:`crop_regimes` to the cells'
@@ -46,12 +53,13 @@ from lue_spie.data.bucket import pet
 from lue_spie.data.features import site_features_from_site_day
 from lue_spie.data.virtual.drawn_features import _deposition, _soil
 from lue_spie.data.virtual.generator import GENERATOR_ID, GENERATOR_VERSION
-from lue_spie.data.virtual.observe import _structural_factor
+from lue_spie.data.virtual.observe import _fapar_product, _structural_factor
 from lue_spie.data.virtual.sites import CLIMATES, CROPS, KOEPPEN_BY_PFT, PFT_SHARES
 from lue_spie.data.virtual.soil_water import _soil_water, _water_holding_capacity
 from lue_spie.data.virtual.truth import _site_terms, truth_parameters
 from lue_spie.data.virtual.vegetation import _ndvi, _phenology
 from lue_spie.data.virtual.weather import _forcing
+from lue_spie.data.virtual.worlds import World, get_world, world_from_dict, world_names
 
 __all__ = [
     "DEFAULT_WORLD",
@@ -74,10 +82,10 @@ __all__ = [
     "generate_cells",
 ]
 
-#: The world of the generator as it is today (the book's dataset is made in it).
+#: The world of a dataset whose ``truth.json`` names none (made before worlds existed).
 DEFAULT_WORLD = "smooth"
-#: The worlds this module can make cells of.
-WORLDS: tuple[str, ...] = (DEFAULT_WORLD,)
+#: The named worlds the cells can be drawn in (every registered world of the generator).
+WORLDS: tuple[str, ...] = tuple(world_names())
 
 #: The per-cell draws of each stage function that the continent makes spatially coherent:
 #: stage -> number of standard normal fields it takes (in the order it draws them).
@@ -86,6 +94,7 @@ FIELD_DRAWS: dict[str, int] = {
     "soil": 16,       # lue_spie.data.virtual.drawn_features._soil
     "deposition": 3,  # _deposition: NHx and NOy (correlated), then P
     "site_terms": 13,  # lue_spie.data.virtual.truth._site_terms: one per parameter
+    "fapar_product": 2,  # lue_spie.data.virtual.observe._fapar_product: offset, log gain
 }
 
 #: The generator's random streams that each cell draws from on its own (daily series and
@@ -98,19 +107,20 @@ _SITE_DAY_KEYS = ("T", "VPD", "CO2", "W", "PAR", "FAPAR", "CI", "SW_IN", "SW_IN_
                   "PA", "PPFD", "NDVI", "TMIN", "TMAX")
 
 
-def check_world(world: str, truth_meta: Mapping[str, Any] | None) -> str:
-    """The world to make cells in, checked against the towers' dataset.
+def check_world(world: str, truth_meta: Mapping[str, Any] | None) -> World:
+    """The world to make cells in: the towers' world, checked against the one asked for.
 
     Args:
-        world: A name of :data:`WORLDS`.
+        world: A world's name, or ``""`` for the world of the towers' dataset.
         truth_meta: The towers' ``truth.json`` (None: not a virtual FLUXNET).
 
+    Returns:
+        The towers' world with its dials as their ``truth.json`` records them.
+
     Raises:
-        ValueError: for an unknown world, a dataset that is not a virtual FLUXNET, or one
-            made in another world or by another version of the generator (one line each).
+        ValueError: for a dataset that is not a virtual FLUXNET, one made by another version
+            of the generator, or a world other than the towers' (one line each).
     """
-    if world not in WORLDS:
-        raise ValueError(f"maps: world {world!r} is not known; expected one of {list(WORLDS)}")
     if truth_meta is None:
         raise ValueError("maps: the towers' dataset has no truth.json; the continent needs a "
                          "virtual FLUXNET (its generator and world) to be drawn from the same "
@@ -118,23 +128,32 @@ def check_world(world: str, truth_meta: Mapping[str, Any] | None) -> str:
     if truth_meta.get("generator") != GENERATOR_ID:
         raise ValueError(f"maps: the towers' truth.json names the generator "
                          f"{truth_meta.get('generator')!r}, expected {GENERATOR_ID!r}")
-    made_in = dataset_world(truth_meta)
-    if made_in != world:
-        raise ValueError(f"maps: the towers' dataset was made in the world {made_in!r}, the "
-                         f"continent is asked for in {world!r}; give world={made_in!r}")
     version = truth_meta.get("generator_version")
     if version != GENERATOR_VERSION:
         raise ValueError(f"maps: the towers' dataset was made by generator version {version!r}, "
                          f"this one is {GENERATOR_VERSION!r}; regenerate the dataset")
-    return world
+    made_in = dataset_world(truth_meta)
+    if world and world != made_in.name:
+        raise ValueError(f"maps: the towers' dataset was made in the world {made_in.name!r}, "
+                         f"the continent is asked for in {world!r}; give world={made_in.name!r} "
+                         "(or leave it empty for the towers' world)")
+    return made_in
 
 
-def dataset_world(truth_meta: Mapping[str, Any]) -> str:
-    """The world a virtual FLUXNET was made in (its ``truth.json``; datasets that do not name
-    one were made in :data:`DEFAULT_WORLD`)."""
-    named = truth_meta.get("world", {}).get("name") if isinstance(
-        truth_meta.get("world"), Mapping) else None
-    return str(named) if named else DEFAULT_WORLD
+def dataset_world(truth_meta: Mapping[str, Any]) -> World:
+    """The world a virtual FLUXNET was made in, with its dials (``truth.json``'s
+    ``difficulty``; a dataset that records none was made in :data:`DEFAULT_WORLD`).
+
+    Raises:
+        ValueError: for a ``difficulty`` record that is not a world's.
+    """
+    record = truth_meta.get("difficulty")
+    if record is None:
+        return get_world(DEFAULT_WORLD)
+    if not isinstance(record, Mapping):
+        raise ValueError(f"maps: the towers' truth.json has a 'difficulty' of type "
+                         f"{type(record).__name__}, expected a world's dials")
+    return world_from_dict(record)
 
 
 class FieldDraws:
@@ -267,19 +286,29 @@ class CellRecord:
             series (keys as the site-day table's columns).
         truth: ``(cells, 13)`` true parameters (lag mask applied).
         structural: ``(cells, days)`` factor of the structural error (None when off).
+        true_fapar: ``(cells, days)`` the canopy's true fAPAR, which makes the true GPP,
+            when the world's fAPAR product (``forcing["FAPAR"]``, what the methods are given
+            and the features are computed from) differs from it; None when they are one.
     """
 
     def __init__(self, sites: pd.DataFrame, forcing: dict[str, np.ndarray], truth: np.ndarray,
-                 structural: np.ndarray | None) -> None:
+                 structural: np.ndarray | None, true_fapar: np.ndarray | None = None) -> None:
         self.sites = sites
         self.forcing = forcing
         self.truth = truth
         self.structural = structural
+        self.true_fapar = true_fapar
+
+    def truth_forcing(self) -> dict[str, np.ndarray]:
+        """The forcing that makes the true GPP: ``forcing`` with the true fAPAR."""
+        if self.true_fapar is None:
+            return self.forcing
+        return {**self.forcing, "FAPAR": self.true_fapar}
 
 
 def generate_cells(cells: pd.DataFrame, fields: Mapping[str, np.ndarray], dates: pd.DatetimeIndex,
                    seed: int, *, structural_error: bool = False,
-                   world: str = DEFAULT_WORLD) -> CellRecord:
+                   world: str | World = DEFAULT_WORLD) -> CellRecord:
     """Climate, daily forcing, soil, vegetation, features and true parameters of some cells.
 
     The stages of :func:`lue_spie.data.virtual.generator.make_tables`, in its order, with the
@@ -294,10 +323,14 @@ def generate_cells(cells: pd.DataFrame, fields: Mapping[str, np.ndarray], dates:
         dates: The days of the record.
         seed: Seed of the cells' own streams (:func:`cell_streams`).
         structural_error: Also make the structural error's factor (as the dataset did).
-        world: A world of :data:`WORLDS`.
+        world: The world (a name of :data:`WORLDS` or a
+            :class:`~lue_spie.data.virtual.worlds.World`); see the module docstring for
+            which of its dials reach the cells.
     """
-    if world not in WORLDS:
-        raise ValueError(f"maps: world {world!r} is not known; expected one of {list(WORLDS)}")
+    try:
+        w = get_world(world)
+    except ValueError as exc:
+        raise ValueError(f"maps: {exc}") from None
     n = len(cells)
     streams = cell_streams(seed, cells["row"].to_numpy(), cells["col"].to_numpy())
     table = cells.reset_index(drop=True)
@@ -324,6 +357,16 @@ def generate_cells(cells: pd.DataFrame, fields: Mapping[str, np.ndarray], dates:
                             f["W"], AI1_pre, dates)
     f["NDVI"] = _ndvi(RowStreams([s["ndvi"] for s in streams]), f["FAPAR"], f["cloud"])
 
+    # The methods are given the world's fAPAR product (the generator's order: after NDVI,
+    # before the features, which are computed from the product as the towers' are).
+    true_fapar = None
+    if w.biased_fapar:
+        product_draws = FieldDraws(fields["fapar_product"], "fapar_product")
+        product, _ = _fapar_product(product_draws, f["FAPAR"], w.fapar_offset_sd,
+                                    w.fapar_gain_sd)
+        product_draws.finish()
+        true_fapar, f["FAPAR"] = f["FAPAR"], product
+
     site_day = pd.DataFrame({"site": np.repeat(table["site"].to_numpy(), len(dates)),
                              "date": np.tile(dates.to_numpy(), n)})
     for k in _SITE_DAY_KEYS:
@@ -339,9 +382,13 @@ def generate_cells(cells: pd.DataFrame, fields: Mapping[str, np.ndarray], dates:
         for c in frame.columns:
             sites[c] = frame[c].to_numpy()
     term_draws = FieldDraws(fields["site_terms"], "site_terms")
-    e = _site_terms(term_draws, table["c4"].to_numpy())
+    e = _site_terms(term_draws, table["c4"].to_numpy(), w.site_spread)
     term_draws.finish()
-    theta = truth_parameters(sites, e)
-    structural = _structural_factor(f, dates) if structural_error else None
+    theta = truth_parameters(sites, e, feature_spread=w.feature_spread,
+                             within_pft=w.within_pft)
+    structural = None
+    if structural_error:  # the generator's factor, of the canopy's true fAPAR
+        structural = _structural_factor(
+            f if true_fapar is None else {**f, "FAPAR": true_fapar}, dates)
     forcing = {k: f[k] for k in _SITE_DAY_KEYS}
-    return CellRecord(sites, forcing, theta, structural)
+    return CellRecord(sites, forcing, theta, structural, true_fapar)

@@ -19,6 +19,7 @@ from lue_spie import store
 from lue_spie.data import virtual
 from lue_spie.data.features import FEATURE_NAMES, feature_matrix
 from lue_spie.data.io import load_dataset
+from lue_spie.data.virtual.worlds import get_world
 from lue_spie.extrapolate.cv import make_folds, write_folds
 from lue_spie.layout import ExtrapolationFiles, Layout, MapsTable
 from lue_spie.maps import geography, predictors, product, skill, world
@@ -139,15 +140,59 @@ def test_cells_are_the_same_whatever_chunk_makes_them():
 
 def test_check_world_names_what_does_not_fit():
     meta = {"generator": world.GENERATOR_ID, "generator_version": world.GENERATOR_VERSION}
-    assert world.check_world("smooth", meta) == "smooth"
-    with pytest.raises(ValueError, match="world 'paper' is not known"):
+    # A dataset that records no world was made in the smooth one.
+    assert world.check_world("smooth", meta) == get_world("smooth")
+    assert world.check_world("", meta).name == "smooth"
+    paper = {**meta, "difficulty": get_world("paper").to_dict()}
+    assert world.check_world("", paper) == get_world("paper")
+    assert world.check_world("paper", paper) == get_world("paper")
+    with pytest.raises(ValueError, match="made in the world 'smooth'.*give world='smooth'"):
         world.check_world("paper", meta)
+    with pytest.raises(ValueError, match="made in the world 'paper'"):
+        world.check_world("smooth", paper)
+    # Dials as the dataset recorded them, not as the name reads today.
+    custom = {**meta, "difficulty": get_world("paper").replace(site_spread=0.5).to_dict()}
+    assert world.check_world("paper", custom).site_spread == 0.5
     with pytest.raises(ValueError, match="no truth.json"):
         world.check_world("smooth", None)
-    with pytest.raises(ValueError, match="made in the world 'other'"):
-        world.check_world("smooth", {**meta, "world": {"name": "other"}})
     with pytest.raises(ValueError, match="generator version"):
         world.check_world("smooth", {**meta, "generator_version": "0.0.1"})
+    with pytest.raises(ValueError, match="'difficulty' of type str"):
+        world.check_world("", {**meta, "difficulty": "paper"})
+
+
+def test_cells_of_the_paper_world_get_its_dials():
+    """The paper world's cells: the same climate and canopy as the smooth world's, a wider
+    truth, and a biased fAPAR product for the methods while the truth keeps the canopy's."""
+    c = geography.make_continent(GRID, 5)
+    cells = c.cells.iloc[:8]
+    fields = c.stage_fields(cells)
+    dates = pd.date_range("2005-01-01", "2005-12-31")
+    smooth = world.generate_cells(cells, fields, dates, 5)
+    paper_world = get_world("paper")
+    paper = world.generate_cells(cells, fields, dates, 5, world=paper_world)
+    assert smooth.true_fapar is None and smooth.truth_forcing() is smooth.forcing
+    for k in ("T", "W", "VPD", "PAR"):
+        assert np.array_equal(paper.forcing[k], smooth.forcing[k]), k
+    # The canopy is the smooth world's; the product is mean + gain (true - mean) + offset,
+    # with the offset and log gain from the cells' fapar_product fields.
+    assert np.array_equal(paper.true_fapar, smooth.forcing["FAPAR"])
+    z = fields["fapar_product"]
+    true = paper.true_fapar
+    mean = true.mean(axis=1, keepdims=True)
+    expected = np.clip(mean + np.exp(paper_world.fapar_gain_sd * z[:, 1:2]) * (true - mean)
+                       + paper_world.fapar_offset_sd * z[:, 0:1], 0.01, 0.97)
+    assert np.allclose(paper.forcing["FAPAR"], expected)
+    assert not np.allclose(paper.forcing["FAPAR"], true)
+    assert np.array_equal(paper.truth_forcing()["FAPAR"], true)
+    # The truth is the generator's function of the world's dials.
+    e = world._site_terms(world.FieldDraws(fields["site_terms"], "site_terms"),
+                          cells["c4"].to_numpy(), paper_world.site_spread)
+    theta = world.truth_parameters(paper.sites, e, feature_spread=paper_world.feature_spread,
+                                   within_pft=paper_world.within_pft)
+    assert np.array_equal(paper.truth, theta)
+    assert not np.allclose(paper.truth, smooth.truth)
+    assert np.all(paper.truth >= LOWER) and np.all(paper.truth <= UPPER)
 
 
 # ---------------------------------------------------------------------------- predictors
