@@ -102,6 +102,19 @@ def lab(rest: list[str]) -> int:
     return _run([_bin("jupyter"), "lab", *theirs, course])
 
 
+def _test_processes(rest: list[str]) -> list[str]:
+    """pytest-xdist's ``-n``: two processes where two cores are free to this process (the
+    modules are shared out whole, tests/conftest.py), none on one core or when the caller
+    chose (``-n``, ``--numprocesses``, ``-p no:xdist``)."""
+    if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest):
+        return []
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        cores = os.cpu_count() or 1
+    return ["-n", "2"] if cores >= 2 else []
+
+
 def main(argv: list[str]) -> int:
     if not argv or argv[0] not in {"book", "test", "lab"}:
         print(__doc__)
@@ -112,7 +125,7 @@ def main(argv: list[str]) -> int:
         return lab(rest)
     if what == "test":
         # pytest's own exit code is returned as is: 1 = failures, 5 = no test ran, both fail.
-        return _run([_bin("python"), "-m", "pytest", *rest])
+        return _run([_bin("python"), "-m", "pytest", *_test_processes(rest), *rest])
     if not any(a.startswith("--profile") for a in rest):
         rest = ["--profile", "demo", *rest]
     return _run([_bin("lue-spie"), "book", *rest])

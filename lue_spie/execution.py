@@ -178,10 +178,14 @@ def ensure_threads() -> None:
 
 
 def _on_a_page() -> bool:
-    """In a Jupyter kernel that no person drives (a chapter run by papermill for the book)."""
+    """In a running Jupyter kernel that no person drives (a chapter run by papermill for the
+    book); a process that merely imported ipykernel (a test run) is not one."""
     from lue_spie.progress import progress_mode
 
-    return "ipykernel" in sys.modules and progress_mode() != "bar"
+    kernelapp = sys.modules.get("ipykernel.kernelapp")
+    if kernelapp is None or not kernelapp.IPKernelApp.initialized():
+        return False
+    return progress_mode() != "bar"
 
 
 class SchedulerUnreachable(ValueError):
