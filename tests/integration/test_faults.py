@@ -279,6 +279,51 @@ def test_kill_9_during_extrapolation_then_rerun_equals_an_uninterrupted_run(worl
     assert _bytes(out) == _bytes(world / "exA")
 
 
+#: A book chapter run small: the ci profile's chapters on 10 sites x 2 years, a calibration
+#: long enough to be killed after its first checkpoint.
+BOOK = ["book", "--profile", "ci", "--no-build", "-p", "data_n_sites", "10", "-p",
+        "data_n_years", "2", "-p", "calibrate_max_gen", "300"]
+
+
+def _book(folder: Path, chapter: str) -> list[str]:
+    return [sys.executable, "-m", "lue_spie.cli", *BOOK, "--build-dir", str(folder / "build"),
+            "--results", str(folder / "results"), "--only", chapter]
+
+
+def test_kill_9_of_a_book_chapter_then_rerun_equals_an_uninterrupted_run(tmp_path):
+    # The book pipeline killed as a crash or a closed terminal would (the whole process group:
+    # `lue-spie book` and the chapter's kernel), then run again: the chapter's results equal
+    # those of a run that was never interrupted.
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "LUE_SPIE_DEBUG": ""}
+    whole, killed = tmp_path / "whole", tmp_path / "killed"
+    for folder, chapter in ((whole, "02"), (whole, "03"), (killed, "02")):
+        done = subprocess.run(_book(folder, chapter), env=env, capture_output=True, text=True,
+                              timeout=600)
+        assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    calibration = killed / "results" / "calibration"
+    running = subprocess.Popen(_book(killed, "03"), env=env, start_new_session=True,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while not any(calibration.rglob("checkpoint*.pkl")):
+        assert running.poll() is None, "the chapter ended before it could be killed"
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    os.killpg(running.pid, signal.SIGKILL)
+    running.wait()
+    assert not (calibration / "calibration.parquet").exists()  # killed mid-calibration
+    done = subprocess.run(_book(killed, "03"), env=env, capture_output=True, text=True,
+                          timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert _bytes(calibration) == _bytes(whole / "results" / "calibration")
+    assert _bytes(killed / "results" / "data") == _bytes(whole / "results" / "data")
+    # The rerun's executed chapter is whole (its last cell, the provenance, ran).
+    import nbformat
+
+    (executed,) = (killed / "build").rglob("03_calibration.ipynb")
+    last = nbformat.read(executed, as_version=4).cells[-1]
+    assert last.get("outputs"), "the rerun's chapter 3 did not run to its end"
+
+
 # --- failed fits --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("seed", [2, 4])
