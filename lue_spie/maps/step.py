@@ -207,6 +207,11 @@ def run(layout: Layout, settings: MapsSettings | None = None,
                                            time_chunk=s.time_chunk, attrs=attrs))
     tiles = chunks_with_land(continent, s.chunk)
     todo = [t for t in tiles if not chunk_done(files, t, unit_key(run_key, t))]
+    for t in todo:
+        table = files.chunk_table(*t)
+        why = store.verify(table) if table.exists() else None
+        if why is not None:
+            log(f"maps: chunk {t[0]}-{t[1]} is made again: its table {table.name} {why}")
     skipped = [t for t in tiles if t not in set(todo)]
     if skipped:
         log(f"maps: {len(skipped)} of {len(tiles)} chunks already written with the same "

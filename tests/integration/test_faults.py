@@ -279,6 +279,34 @@ def test_kill_9_during_extrapolation_then_rerun_equals_an_uninterrupted_run(worl
     assert _bytes(out) == _bytes(world / "exA")
 
 
+#: A pooled optimisation long enough to be killed after its first checkpoint.
+OPT = ["--methods", "OPT-PFT", "--param", "OPT-PFT.settings={max_gen: 300}", "--folds", "3",
+       "--seed", "1", "--no-progress"]
+
+
+def test_a_damaged_pooled_optimisation_checkpoint_is_set_aside(world, tmp_path):
+    # OPT-PFT killed once it has checkpointed a search, its checkpoint cut short: the rerun
+    # says it set the checkpoint aside, restarts that search, and ends where an uninterrupted
+    # run ends.
+    whole = lue_spie("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
+                     tmp_path / "whole", *OPT)
+    assert whole.returncode == 0, whole.stderr
+    out = tmp_path / "ex"
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "extrapolate", "--data",
+                                str(world / "A"), "--calib", str(world / "calA"), "--out",
+                                str(out), *OPT], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _kill_when(running, lambda: any(out.glob("OPT-PFT/work/**/checkpoint.pkl")), after=0.0)
+    ckpt = sorted(out.glob("OPT-PFT/work/**/checkpoint.pkl"))[0]
+    ckpt.write_bytes(ckpt.read_bytes()[:100])
+    done = lue_spie("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
+                    out, *OPT)
+    assert done.returncode == 0, done.stderr
+    assert "set aside" in done.stdout + done.stderr, done.stdout + done.stderr
+    assert _bytes(out) == _bytes(tmp_path / "whole")
+
+
 #: A book chapter run small: the ci profile's chapters on 10 sites x 2 years, a calibration
 #: long enough to be killed after its first checkpoint.
 BOOK = ["book", "--profile", "ci", "--no-build", "-p", "data_n_sites", "10", "-p",

@@ -373,6 +373,18 @@ def test_maps_step_writes_a_cf_store_tables_and_resumes(towers):
     again = run(layout, s, progress=False, with_figures=False, log=None)
     assert not again.ran and len(again.skipped) == len(res.ran)
     pd.testing.assert_frame_equal(again.cells, res.cells)
+    # A damaged chunk table (cut short) is not trusted: that chunk, and only it, is made again.
+    gpp_before = xr.open_zarr(layout.maps.store)["gpp_mean"].values.copy()
+    damaged = layout.maps.chunk_table(*res.ran[0]["chunk"])
+    damaged.write_bytes(damaged.read_bytes()[:200])
+    lines: list[str] = []
+    repaired = run(layout, s, progress=False, with_figures=False, log=lines.append)
+    assert [r["chunk"] for r in repaired.ran] == [res.ran[0]["chunk"]]
+    assert any(line.startswith(f"maps: chunk {res.ran[0]['chunk'][0]}-") and damaged.name
+               in line for line in lines), lines
+    pd.testing.assert_frame_equal(repaired.cells, res.cells)
+    gpp_again = xr.open_zarr(layout.maps.store)["gpp_mean"].values
+    assert np.array_equal(gpp_again, gpp_before, equal_nan=True)
     # Other settings make the store anew.
     other = run(layout, MapsSettings(resolution=5.0, chunk=4, seed=2, methods=("PFTmean",)),
                 progress=False, with_figures=False, log=None)
