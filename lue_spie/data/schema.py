@@ -342,6 +342,11 @@ def coerce_sites(df: pd.DataFrame) -> pd.DataFrame:
 # Validation
 # --------------------------------------------------------------------------------------------
 
+def _unit_words(unit: str) -> str:
+    """A column's unit as a message names it: the schema's ``"-"`` reads "dimensionless"."""
+    return "dimensionless" if unit in ("-", "") else unit
+
+
 def _fail(source: str, column: str | None, problem: str) -> None:
     where = f"{source}: column {column!r}: " if column else f"{source}: "
     raise DataError(where + problem)
@@ -400,7 +405,8 @@ def _check_column(df: pd.DataFrame, spec: ColumnSpec, source: str) -> None:
         values = col.to_numpy(dtype="float64")
     else:
         if not pd.api.types.is_float_dtype(col.dtype):
-            _fail(source, name, f"expected a float dtype ({spec.unit}), got {col.dtype}")
+            _fail(source, name, f"expected a float dtype ({_unit_words(spec.unit)}), got "
+                                f"{col.dtype}")
         values = col.to_numpy(dtype="float64")
     missing = np.isnan(values)
     if not spec.nullable and missing.any():
@@ -417,7 +423,8 @@ def _check_column(df: pd.DataFrame, spec: ColumnSpec, source: str) -> None:
             bad |= values > spec.vmax
     if bad.any():
         _fail(source, name, f"{int(bad.sum())} values outside the valid range "
-                            f"[{spec.vmin}, {spec.vmax}] {spec.unit}, {_example(df, bad, name)}")
+                            f"[{spec.vmin}, {spec.vmax}] ({_unit_words(spec.unit)}), "
+                            f"{_example(df, bad, name)}")
 
 
 def _check_frame(df: pd.DataFrame, specs: tuple[ColumnSpec, ...], source: str,

@@ -118,8 +118,16 @@ def test_out_of_range_reports_count_and_first_example():
     with pytest.raises(ValueError) as err:
         schema.validate_site_day(sd, source="x.parquet")
     msg = str(err.value)
-    assert "x.parquet: column 'VPD': 2 values outside the valid range [0.0, 10000.0] Pa" in msg
+    assert "x.parquet: column 'VPD': 2 values outside the valid range [0.0, 10000.0] (Pa)" in msg
     assert "first at row 3 (site S0, date 2010-01-04): 25000" in msg
+
+
+def test_a_dimensionless_column_is_named_so_in_messages():
+    sd = make_site_day()
+    sd.loc[2, "FAPAR"] = 1.5
+    with pytest.raises(ValueError, match=r"column 'FAPAR': 1 values outside the valid range "
+                                         r"\[0.0, 1.0\] \(dimensionless\)"):
+        schema.validate_site_day(sd, source="x.parquet")
 
 
 def test_nan_allowed_where_nullable_but_not_inf():
