@@ -354,15 +354,16 @@ LITERATURE = World(
 #: (every feature term and the unexplained term alike) and the observation biases
 #: (:meth:`World.multiplied`); record lengths and gaps, which are measured, stay. Set by
 #: ``benchmarks/set_paper_world.py`` at the demo size (196 sites x 8 years, demo settings;
-#: its log is in ``benchmarks/RESULTS.md``): at 2 and 2.5 a baseline stays positive
-#: at 68 % and 53 % of the sites; at 3 each of the ten is positive at no more than 40 % of
-#: them (the paper's Figure 2: 41 %; the pooled optimisations run afterwards with the
-#: procedure's settings, 27 % and 28 %) and site calibration's median
-#: in-sample daily NSE is 0.833, far above the true parameters' (0.492) but 0.043 below the
-#: world's noise ceiling (0.876), so the procedure's own calibration check (0.03) is missed
-#: by 0.013; at 4 calibration falls 0.096 below it. No factor met both checks; 3 is the
-#: smallest that meets the baselines'.
-PAPER_FACTOR = 3.0
+#: its log is in ``benchmarks/RESULTS.md``). First (2026-12-07, before the site calibration
+#: restarted and flagged failed fits) k = 3 was the smallest factor at which each of the ten
+#: baselines was positive at no more than 40 % of the sites. With the calibration of today
+#: the regressions of calibrated vectors do better, and the tries were run again: at 3, 3.5,
+#: 3.75 and 4 the largest share of a baseline is 53, 45, 39 and 36 % (sRF, sRF, mRF, mRF),
+#: site calibration's median in-sample daily NSE 0.841, 0.806, 0.802 and 0.793 against noise
+#: ceilings of 0.876, 0.871, 0.867 and 0.863. No factor meets the procedure's calibration
+#: check (within 0.03 of the ceiling); 3.75 is the smallest tried that meets the baselines'
+#: target (the paper's Figure 2: 41 %).
+PAPER_FACTOR = 3.75
 
 #: The named worlds (see the module docstring); :func:`register_world` adds more.
 WORLDS: dict[str, World] = {
