@@ -103,7 +103,7 @@ def lab(rest: list[str]) -> int:
 
 
 def _test_processes(rest: list[str]) -> list[str]:
-    """pytest-xdist's ``-n``: two processes where two cores are free to this process (the
+    """pytest-xdist's ``-n``: two processes where this process may use two cores or more (the
     modules are shared out whole, tests/conftest.py), none on one core or when the caller
     chose (``-n``, ``--numprocesses``, ``-p no:xdist``)."""
     if any(a.startswith(("-n", "--numprocesses", "--dist")) or a == "no:xdist" for a in rest):
