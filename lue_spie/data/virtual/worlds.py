@@ -54,7 +54,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -186,14 +186,8 @@ class World:
         Raises:
             ValueError: for an unknown dial or group, or a negative factor.
         """
-        names = dial_names(dials)
-        if not factor >= 0:
-            raise ValueError(f"World.multiplied: factor = {factor!r}: expected a number >= 0")
-        changes = {d: round(min(max(getattr(self, d) * float(factor), _RANGES[d][0]),
-                                _RANGES[d][1]), 10) for d in names}
-        label = dials if isinstance(dials, str) else "+".join(dials)
-        return dataclasses.replace(self, name=name or f"{self.name}[{label}*{factor:g}]",
-                                   **changes)
+        return self._moved("multiplied", dials, factor, name, "*",
+                           lambda d, f: getattr(self, d) * f)
 
     def scaled(self, dials: str | tuple[str, ...], factor: float, *,
                name: str | None = None) -> World:
@@ -210,17 +204,20 @@ class World:
         Raises:
             ValueError: for an unknown dial or group, or a negative factor.
         """
+        return self._moved("scaled", dials, factor, name, "x",
+                           lambda d, f: NEUTRAL[d] + f * (getattr(self, d) - NEUTRAL[d]))
+
+    def _moved(self, method: str, dials: str | tuple[str, ...], factor: float,
+               name: str | None, sign: str, value: Callable[[str, float], float]) -> World:
+        """The world with each of ``dials`` set to ``value(dial, factor)``, kept inside the
+        dial's valid range (:meth:`multiplied` and :meth:`scaled`)."""
         names = dial_names(dials)
         if not factor >= 0:
-            raise ValueError(f"World.scaled: factor = {factor!r}: expected a number >= 0")
-        changes: dict[str, float] = {}
-        for d in names:
-            neutral = NEUTRAL[d]
-            lo, hi = _RANGES[d]
-            value = neutral + float(factor) * (getattr(self, d) - neutral)
-            changes[d] = round(min(max(value, lo), hi), 10)
+            raise ValueError(f"World.{method}: factor = {factor!r}: expected a number >= 0")
+        changes = {d: round(min(max(value(d, float(factor)), _RANGES[d][0]), _RANGES[d][1]), 10)
+                   for d in names}
         label = dials if isinstance(dials, str) else "+".join(dials)
-        return dataclasses.replace(self, name=name or f"{self.name}[{label}x{factor:g}]",
+        return dataclasses.replace(self, name=name or f"{self.name}[{label}{sign}{factor:g}]",
                                    **changes)
 
 
