@@ -26,6 +26,7 @@ from lue_spie.data import virtual
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
+_ENV = {**os.environ, "PYTHONPATH": str(ROOT), "LUE_SPIE_DEBUG": ""}
 #: A calibration short enough for a test, long enough to be killed between checkpoints.
 CALIBRATE = ["--max-gen", "40", "--popsize", "6", "--checkpoint-every", "3", "--no-progress"]
 EXTRAPOLATE = ["--methods", "PFTmean", "Sitesim", "SPIE", "--param", "SPIE.epochs=100",
@@ -34,9 +35,16 @@ EXTRAPOLATE = ["--methods", "PFTmean", "Sitesim", "SPIE", "--param", "SPIE.epoch
 
 def lue_spie(*args: str | Path) -> subprocess.CompletedProcess:
     """``lue-spie ARGS`` in a new process (as a user runs it)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LUE_SPIE_DEBUG": ""}
-    return subprocess.run([sys.executable, "-m", "lue_spie.cli", *map(str, args)], env=env,
+    return subprocess.run([sys.executable, "-m", "lue_spie.cli", *map(str, args)], env=_ENV,
                           capture_output=True, text=True, timeout=600)
+
+
+def started(*args: str | Path, new_session: bool = False) -> subprocess.Popen:
+    """``lue-spie ARGS`` started in a new process (its own process group with
+    ``new_session``), its output discarded: a run to be killed."""
+    return subprocess.Popen([sys.executable, "-m", "lue_spie.cli", *map(str, args)], env=_ENV,
+                            start_new_session=new_session, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL)
 
 
 def one_line(err: str) -> str:
@@ -225,15 +233,20 @@ def test_an_invalid_provenance_record_is_named(world, tmp_path, capsys):
 
 # --- kill -9 and resume -------------------------------------------------------------------
 
-def _kill_when(process: subprocess.Popen, ready, *, after: float) -> None:
-    """``kill -9`` the process ``after`` seconds once ``ready()`` holds."""
+def _kill_when(process: subprocess.Popen, ready, *, after: float,
+               group: bool = False) -> None:
+    """``kill -9`` the process (its whole process group with ``group``) ``after`` seconds
+    once ``ready()`` holds."""
     deadline = time.monotonic() + 300
     while not ready():
         assert process.poll() is None, "the run ended before it could be killed"
         assert time.monotonic() < deadline
         time.sleep(0.02)
     time.sleep(after)
-    os.kill(process.pid, signal.SIGKILL)
+    if group:
+        os.killpg(process.pid, signal.SIGKILL)
+    else:
+        os.kill(process.pid, signal.SIGKILL)
     process.wait()
 
 
@@ -241,10 +254,7 @@ def _kill_when(process: subprocess.Popen, ready, *, after: float) -> None:
 def test_kill_9_during_calibration_then_rerun_equals_an_uninterrupted_run(world, tmp_path,
                                                                            after):
     out = tmp_path / "cal"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "calibrate", "--data",
-                                str(world / "A"), "--out", str(out), *CALIBRATE], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = started("calibrate", "--data", world / "A", "--out", out, *CALIBRATE)
     _kill_when(running, (out / "checkpoint" / "checkpoint.pkl").is_file, after=after)
     assert running.returncode == -signal.SIGKILL
     assert not (out / "calibration.parquet").exists()  # killed mid-run
@@ -263,11 +273,8 @@ def test_kill_9_during_calibration_then_rerun_equals_an_uninterrupted_run(world,
 def test_kill_9_during_extrapolation_then_rerun_equals_an_uninterrupted_run(world, tmp_path,
                                                                              when, after):
     out = tmp_path / "ex"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "extrapolate", "--data",
-                                str(world / "A"), "--calib", str(world / "calA"), "--out",
-                                str(out), *EXTRAPOLATE], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = started("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
+                      out, *EXTRAPOLATE)
     ready = {"a first fold is written": lambda: any(out.glob("*/fold*.params.parquet")),
              "SPIE has checkpointed its training":
                  lambda: any(out.glob("SPIE/work/*/spie_checkpoint.pt"))}[when]
@@ -292,11 +299,8 @@ def test_a_damaged_pooled_optimisation_checkpoint_is_set_aside(world, tmp_path):
                      tmp_path / "whole", *OPT)
     assert whole.returncode == 0, whole.stderr
     out = tmp_path / "ex"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "extrapolate", "--data",
-                                str(world / "A"), "--calib", str(world / "calA"), "--out",
-                                str(out), *OPT], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = started("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
+                      out, *OPT)
     _kill_when(running, lambda: any(out.glob("OPT-PFT/work/**/checkpoint.pkl")), after=0.0)
     ckpt = sorted(out.glob("OPT-PFT/work/**/checkpoint.pkl"))[0]
     ckpt.write_bytes(ckpt.read_bytes()[:100])
@@ -313,34 +317,26 @@ BOOK = ["book", "--profile", "ci", "--no-build", "-p", "data_n_sites", "10", "-p
         "data_n_years", "2", "-p", "calibrate_max_gen", "300"]
 
 
-def _book(folder: Path, chapter: str) -> list[str]:
-    return [sys.executable, "-m", "lue_spie.cli", *BOOK, "--build-dir", str(folder / "build"),
-            "--results", str(folder / "results"), "--only", chapter]
+def _book(folder: Path, chapter: str) -> list[str | Path]:
+    """The arguments of ``lue-spie book`` for one chapter of the small book in ``folder``."""
+    return [*BOOK, "--build-dir", folder / "build", "--results", folder / "results", "--only",
+            chapter]
 
 
 def test_kill_9_of_a_book_chapter_then_rerun_equals_an_uninterrupted_run(tmp_path):
     # The book pipeline killed as a crash or a closed terminal would (the whole process group:
     # `lue-spie book` and the chapter's kernel), then run again: the chapter's results equal
     # those of a run that was never interrupted.
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "LUE_SPIE_DEBUG": ""}
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     for folder, chapter in ((whole, "02"), (whole, "03"), (killed, "02")):
-        done = subprocess.run(_book(folder, chapter), env=env, capture_output=True, text=True,
-                              timeout=600)
+        done = lue_spie(*_book(folder, chapter))
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     calibration = killed / "results" / "calibration"
-    running = subprocess.Popen(_book(killed, "03"), env=env, start_new_session=True,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 300
-    while not any(calibration.rglob("checkpoint*.pkl")):
-        assert running.poll() is None, "the chapter ended before it could be killed"
-        assert time.monotonic() < deadline
-        time.sleep(0.02)
-    os.killpg(running.pid, signal.SIGKILL)
-    running.wait()
+    running = started(*_book(killed, "03"), new_session=True)
+    _kill_when(running, lambda: any(calibration.rglob("checkpoint*.pkl")), after=0.0,
+               group=True)
     assert not (calibration / "calibration.parquet").exists()  # killed mid-calibration
-    done = subprocess.run(_book(killed, "03"), env=env, capture_output=True, text=True,
-                          timeout=600)
+    done = lue_spie(*_book(killed, "03"))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert _bytes(calibration) == _bytes(whole / "results" / "calibration")
     assert _bytes(killed / "results" / "data") == _bytes(whole / "results" / "data")
@@ -381,11 +377,8 @@ def test_with_default_settings_no_site_far_below_its_truth_is_marked_ok(tmp_path
 
 def test_a_damaged_spie_checkpoint_is_set_aside_and_training_restarts(world, tmp_path):
     out = tmp_path / "ex"
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    running = subprocess.Popen([sys.executable, "-m", "lue_spie.cli", "extrapolate", "--data",
-                                str(world / "A"), "--calib", str(world / "calA"), "--out",
-                                str(out), *EXTRAPOLATE], env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    running = started("extrapolate", "--data", world / "A", "--calib", world / "calA", "--out",
+                      out, *EXTRAPOLATE)
     _kill_when(running, lambda: any(out.glob("SPIE/work/*/spie_checkpoint.pt")), after=0.0)
     (ckpt,) = out.glob("SPIE/work/*/spie_checkpoint.pt")
     ckpt.write_bytes(ckpt.read_bytes()[:300])
