@@ -10,13 +10,13 @@ The procedure, in one dimension so that it chooses nothing but a single number:
 
 1. The ``literature`` world (:data:`lue_spie.data.virtual.worlds.LITERATURE`) puts every dial
    at its published value (the data chapter's table of dials).
-2. Record lengths and gaps are well measured (FLUXNET2015's site-years, the share of
-   gap-filled half-hours) and stay at their values. The rest is published only as ranges or
-   not at all for this model: the spread of its parameters between sites of one PFT, and how
-   far a site's fAPAR product and its flux processing stray. A factor ``k`` multiplies all of
-   those together (``literature.multiplied(UNCERTAIN, k)``), each term of the truth's spread,
-   explained or not, and each bias alike, so their proportions stay those of the literature
-   world.
+2. What is measured stays at its published value: record lengths and gaps (FLUXNET2015's
+   site-years, the share of gap-filled half-hours) and the observation biases (the spread
+   of fAPAR products, energy-balance closure, the disagreement of partitioning methods).
+   What no study measures for this model is the spread of its 13 parameters between sites
+   of one PFT. A factor ``k`` multiplies that spread (``literature.multiplied(UNCERTAIN,
+   k)``), each term of the truth's spread alike, explained by features or not, so their
+   proportions stay those of the literature world.
 3. For a ``k``, one point is run (:func:`lue_spie.payoff.points.run_point`): the world is
    generated, calibrated, and the ten parameter baselines are cross-validated with the
    demo profile's settings. The eight cheap ones (grouping, similarity, regression) run
@@ -33,12 +33,19 @@ The procedure, in one dimension so that it chooses nothing but a single number:
    sites x 8 years); if the ten baselines exceed ``--confirm-max`` there, ``k`` grows by
    ``--confirm-step`` and the confirmation repeats (at most ``--confirm-tries`` times).
 
-Two earlier designs, tried at 60 sites x 3 years, are described in the messages of commits
-893513b and 97d34e0 (their logs were not kept in ``benchmarks/RESULTS.md``): moving every
-dial from its neutral value (records and gaps too: sites without a single good day at twice the
-published values) and multiplying the parameters' spread alone (the baselines still above
-the target at four times the literature spread, with the parameters piling up at their
-bounds).
+Three earlier designs were rejected. At 60 sites x 3 years (commits 893513b and 97d34e0, logs
+not kept): moving every dial from its neutral value (records and gaps too: sites without a
+single good day at twice the published values), and multiplying the parameters' spread
+alone up to ``k = 4`` (the baselines still above the target there; the search stopped at
+its ``--k-max`` of 4). At 196 sites x 8 years (``benchmarks/RESULTS.md``, sections on the
+`paper` world): multiplying the parameters' spread *and* the observation biases by one
+factor (``k`` = 3 and then 3.75), which met the baselines' target only with calibration
+0.04-0.07 below the noise ceiling: multiplied, the biases make the observations unfittable
+rather than the calibrations equifinal (a fAPAR product offset of -1 clipped at 0.01 for a
+whole record, a respiration-shaped partitioning error of 85 % of mean GPP; calibration then
+piles eps_max at its bound and still fails). The present design keeps the biases at their
+published values, where calibration absorbs them, and raises ``--k-max`` so that the
+parameters' spread alone can be searched far enough.
 
 It reads only what :func:`~lue_spie.payoff.points.score_point` reads for the ten baselines:
 the dataset's truth, the calibration table and the baselines' rows of the extrapolation
@@ -87,9 +94,9 @@ from lue_spie.payoff.points import (
 #: The ten parameter baselines: the paper's methods but SPIE and the P-model (which predicts
 #: GPP, not parameters), in the paper's order.
 BASELINES: tuple[str, ...] = tuple(m for m in paper_order() if m not in ("SPIE", "P-model"))
-#: The dials the factor multiplies: the parameters' spread and the observation biases (the
-#: measured record lengths and gaps stay at their published values).
-UNCERTAIN: tuple[str, ...] = (*GROUPS["parameters"], *GROUPS["observation"])
+#: The dials the factor multiplies: the parameters' spread (the measured observation biases,
+#: record lengths and gaps stay at their published values).
+UNCERTAIN: tuple[str, ...] = GROUPS["parameters"]
 #: The pooled optimisations, run only when the cheap baselines meet the target.
 POOLED: tuple[str, ...] = ("OPT-All", "OPT-PFT")
 #: The paper's share of sites with a positive daily NSE that no baseline exceeds (Figure 2).
@@ -106,8 +113,9 @@ def _check_methods(methods: Sequence[str]) -> None:
 
 
 def world_at(k: float) -> World:
-    """The literature world with its uncertain dials (:data:`UNCERTAIN`) multiplied by ``k``."""
-    return get_world("literature").multiplied(UNCERTAIN, k, name=f"literature uncertain*{k:g}")
+    """The literature world with its parameters' spread (:data:`UNCERTAIN`) multiplied by
+    ``k``."""
+    return get_world("literature").multiplied(UNCERTAIN, k, name=f"literature parameters*{k:g}")
 
 
 def _settings(profile: Profile, methods: Sequence[str], device: str
@@ -244,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=None,
                    help="seed (default: the profile's, that of its book's data)")
     p.add_argument("--k-start", type=float, default=1.0, help="first factor (default 1)")
-    p.add_argument("--k-max", type=float, default=4.0, help="largest factor (default 4)")
+    p.add_argument("--k-max", type=float, default=12.0, help="largest factor (default 12)")
     p.add_argument("--tries", type=int, default=3, help="bisection steps (default 3)")
     p.add_argument("--target", type=float, default=TARGET,
                    help=f"largest share of positive sites of any baseline (default {TARGET})")
