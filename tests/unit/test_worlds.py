@@ -98,13 +98,13 @@ def test_scaled_moves_dials_from_their_neutral_value_and_clips():
         lit.scaled("nope", 1.0)
 
 
-def test_the_paper_world_is_the_literature_world_with_its_uncertain_dials_multiplied():
+def test_the_paper_world_is_the_literature_world_with_its_parameters_spread_multiplied():
     from lue_spie.data.virtual.worlds import LITERATURE, PAPER_FACTOR
 
     paper = WORLDS["paper"]
-    uncertain = (*GROUPS["parameters"], *GROUPS["observation"])
-    assert paper.dials() == LITERATURE.multiplied(uncertain, PAPER_FACTOR).dials()
-    for d in GROUPS["identifiability"]:
+    assert PAPER_FACTOR > 1.0
+    assert paper.dials() == LITERATURE.multiplied("parameters", PAPER_FACTOR).dials()
+    for d in (*GROUPS["observation"], *GROUPS["identifiability"]):  # measured: kept
         assert getattr(paper, d) == getattr(LITERATURE, d)
     assert paper.within_pft / paper.site_spread == pytest.approx(
         LITERATURE.within_pft / LITERATURE.site_spread)

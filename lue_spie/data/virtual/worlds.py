@@ -11,10 +11,10 @@ are each documented in the literature. A :class:`World` names one value per reas
 - ``smooth``: the world as first built (every dial at its neutral value). Its tables are
   byte-identical to what the generator wrote before worlds existed.
 - ``literature``: every dial at its published value (:data:`LITERATURE`).
-- ``paper``: the literature world with its uncertain dials (the spread of the parameters and
-  the observation biases) multiplied by one factor (:data:`PAPER_FACTOR`), the smallest at
-  which the ten parameter baselines fail about as often as on the paper's real sites, set by
-  a procedure that reads only site calibration and baseline results
+- ``paper``: the literature world with the spread of its parameters (the one dial group no
+  study measures for this model) multiplied by one factor (:data:`PAPER_FACTOR`), the
+  smallest at which the ten parameter baselines fail about as often as on the paper's real
+  sites, set by a procedure that reads only site calibration and baseline results
   (``benchmarks/set_paper_world.py``; the log of its tries is in ``benchmarks/RESULTS.md``).
 
 The dials, by mechanism (each documented in :data:`DIALS` with its unit and anchor):
@@ -346,21 +346,19 @@ LITERATURE = World(
     fapar_gain_sd=0.20, gpp_scale_sd=0.10, partition_sd=0.10, record_min_share=0.20,
     gap_share=0.25)
 
-#: The factor by which the ``paper`` world multiplies the dials of :data:`LITERATURE` whose
-#: published values are ranges or missing for this model: the spread of the true parameters
-#: (every feature term and the unexplained term alike) and the observation biases
-#: (:meth:`World.multiplied`); record lengths and gaps, which are measured, stay. Set by
-#: ``benchmarks/set_paper_world.py`` at the demo size (196 sites x 8 years, demo settings;
-#: its log is in ``benchmarks/RESULTS.md``). First (2026-12-07, before the site calibration
-#: restarted and flagged failed fits) k = 3 was the smallest factor at which each of the ten
-#: baselines was positive at no more than 40 % of the sites. With the calibration of today
-#: the regressions of calibrated vectors do better, and the tries were run again: at 3, 3.5,
-#: 3.75 and 4 the largest share of a baseline is 53, 45, 39 and 36 % (sRF, sRF, mRF, mRF),
-#: site calibration's median in-sample daily NSE 0.841, 0.806, 0.802 and 0.793 against noise
-#: ceilings of 0.876, 0.871, 0.867 and 0.863. No factor meets the procedure's calibration
-#: check (within 0.03 of the ceiling); 3.75 is the smallest tried that meets the baselines'
-#: target (the paper's Figure 2: 41 %).
-PAPER_FACTOR = 3.75
+#: The factor by which the ``paper`` world multiplies the spread of the parameters of
+#: :data:`LITERATURE` (every feature term, within-PFT term and unexplained site term alike,
+#: :meth:`World.multiplied`); the observation biases, record lengths and gaps, which are
+#: measured, stay at their published values. Set by ``benchmarks/set_paper_world.py`` at the
+#: demo size (196 sites x 8 years, demo settings; its log is in ``benchmarks/RESULTS.md``):
+#: the smallest factor tried at which each of the ten parameter baselines is positive in
+#: daily NSE at no more than 41 % of the sites (the paper's Figure 2) while site
+#: calibration's median in-sample daily NSE stays within 0.03 of the world's noise ceiling.
+#: An earlier design multiplied the observation biases as well (k = 3, then 3.75): it met the
+#: baselines' target only with calibration 0.04-0.07 below the ceiling, because multiplied
+#: biases make records the LUE model cannot fit (a fAPAR product clipped at its floor for a
+#: whole record, partitioning errors of most of a site's mean GPP).
+PAPER_FACTOR = 6.0
 
 #: The named worlds (see the module docstring); :func:`register_world` adds more.
 WORLDS: dict[str, World] = {
@@ -368,11 +366,9 @@ WORLDS: dict[str, World] = {
         "smooth",
         "the world as first built: small, smooth parameter variation and random noise only"),
     "literature": LITERATURE,
-    "paper": LITERATURE.multiplied(
-        (*GROUPS["parameters"], *GROUPS["observation"]), PAPER_FACTOR, name="paper").replace(
-        description="the literature world with its uncertain dials (parameter spread, "
-                    "observation biases) multiplied until the ten parameter baselines fail as "
-                    "often as on the paper's real sites"),
+    "paper": LITERATURE.multiplied(GROUPS["parameters"], PAPER_FACTOR, name="paper").replace(
+        description="the literature world with the spread of its parameters multiplied until "
+                    "the ten parameter baselines fail as often as on the paper's real sites"),
 }
 
 
@@ -500,8 +496,8 @@ def world_sentences(world: str | World | Mapping[str, Any] | None) -> dict[str, 
     if w.name == "paper" and w.dials() == WORLDS["paper"].dials():
         return {
             "world_sentence": "Its virtual world is `paper`: the literature world's dials with "
-                              "the spread of the parameters and the observation biases "
-                              f"multiplied by {PAPER_FACTOR:g}, the factor chosen by a procedure "
+                              "the spread of the parameters between sites multiplied by "
+                              f"{PAPER_FACTOR:g}, the factor chosen by a procedure "
                               "that reads only site calibration and the ten parameter "
                               "baselines, never SPIE, to make the baselines fail about as often "
                               "as on the paper's sites (its Figure 2; the data chapter's "
