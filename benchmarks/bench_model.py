@@ -38,6 +38,12 @@ import os
 import platform
 import time
 
+# isort: off
+# lue_spie first: it sets OMP_WAIT_POLICY=PASSIVE before torch loads libgomp; a process that
+# imported torch first keeps the fused kernel on one thread (lue_spie.execution.apply_threads),
+# and the two-thread rows would not measure two kernel threads.
+import lue_spie  # noqa: F401
+# isort: on
 import numpy as np
 import scipy.signal
 import torch
@@ -312,7 +318,8 @@ def main() -> None:
         for threads in (args.threads if device == "cpu" else [torch.get_num_threads()]):
             set_to = apply_threads(kernel=threads, torch_threads=threads)
             if set_to["kernel"] != threads:
-                print(f"[{device}/{threads}t] only {set_to['kernel']} core(s) usable here")
+                print(f"[{device}/{threads}t] the kernel runs {set_to['kernel']} thread(s) here "
+                      "(usable cores, or torch imported before lue_spie)")
             key = f"{device}/{threads}t"
             r = {"forward_backward_float32": forward_backward(args, device)}
             for dt in (torch.float32, torch.float64):
