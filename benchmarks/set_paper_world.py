@@ -11,12 +11,13 @@ The procedure, in one dimension so that it chooses nothing but a single number:
 1. The ``literature`` world (:data:`lue_spie.data.virtual.worlds.LITERATURE`) puts every dial
    at its published value (the data chapter's table of dials).
 2. What is measured stays at its published value: record lengths and gaps (FLUXNET2015's
-   site-years, the share of gap-filled half-hours) and the observation biases (the spread
-   of fAPAR products, energy-balance closure, the disagreement of partitioning methods).
-   What no study measures for this model is the spread of its 13 parameters between sites
-   of one PFT. A factor ``k`` multiplies that spread (``literature.multiplied(UNCERTAIN,
-   k)``), each term of the truth's spread alike, explained by features or not, so their
-   proportions stay those of the literature world.
+   site-years, the share of gap-filled half-hours) and the observation biases (the spread of
+   fAPAR products, energy-balance closure, the disagreement of partitioning methods). What
+   is measured for two of this model's 13 parameters only (the spread of eps_max and of Topt
+   across flux sites) is the spread of its parameters between sites. A factor ``k``
+   multiplies that spread (``literature.multiplied(UNCERTAIN, k)``), each term of the
+   truth's spread alike, explained by features or not, so their proportions stay those of
+   the literature world.
 3. For a ``k``, one point is run (:func:`lue_spie.payoff.points.run_point`): the world is
    generated, calibrated, and the ten parameter baselines are cross-validated with the
    demo profile's settings. The eight cheap ones (grouping, similarity, regression) run

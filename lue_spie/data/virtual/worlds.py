@@ -11,11 +11,12 @@ are each documented in the literature. A :class:`World` names one value per reas
 - ``smooth``: the world as first built (every dial at its neutral value). Its tables are
   byte-identical to what the generator wrote before worlds existed.
 - ``literature``: every dial at its published value (:data:`LITERATURE`).
-- ``paper``: the literature world with the spread of its parameters (the one dial group no
-  study measures for this model) multiplied by one factor (:data:`PAPER_FACTOR`), the
-  smallest at which the ten parameter baselines fail about as often as on the paper's real
-  sites, set by a procedure that reads only site calibration and baseline results
-  (``benchmarks/set_paper_world.py``; the log of its tries is in ``benchmarks/RESULTS.md``).
+- ``paper``: the literature world with the spread of its parameters (measured across flux
+  sites for two of the 13 only, eps_max and Topt) multiplied by one factor
+  (:data:`PAPER_FACTOR`), the smallest at which the ten parameter baselines fail about as
+  often as on the paper's real sites, set by a procedure that reads only site calibration
+  and baseline results (``benchmarks/set_paper_world.py``; the log of its tries is in
+  ``benchmarks/RESULTS.md``).
 
 The dials, by mechanism (each documented in :data:`DIALS` with its unit and anchor):
 
